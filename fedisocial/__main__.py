@@ -1,0 +1,3 @@
+from fedisocial.cli import main
+
+main()

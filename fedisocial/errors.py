@@ -1,0 +1,114 @@
+"""The exception tree of fedisocial.
+
+Every error a user or a remote server can cause maps to one HTTP status, so the
+web layer turns any of them into a clear answer with a single handler::
+
+    FedisocialError                 500  base class, never raised itself
+    ├── ConfigError                 --   invalid configuration; stops start-up
+    ├── BadRequest                  400  malformed input (JSON, resource, handle)
+    │   └── InvalidDocument         400  a remote document we cannot use
+    ├── Unauthorized                401  missing or wrong credentials
+    │   └── SignatureError          401  an HTTP signature that does not verify
+    ├── Forbidden                   403  credentials fine, action not allowed
+    ├── NotFound                    404  no such user, object or route
+    ├── Gone                        410  it existed and was deleted
+    ├── PayloadTooLarge             413  a body over the configured cap
+    ├── UnsupportedMediaType        415  a body of the wrong content type
+    ├── RateLimited                 429  too many requests or jobs
+    └── RemoteError                 502  another server failed us
+        ├── BlockedAddress          502  a fetch to a refused (private) address
+        └── RemoteStatus            502  a remote answer with an error status
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "BlockedAddress",
+    "ConfigError",
+    "FedisocialError",
+    "Forbidden",
+    "Gone",
+    "InvalidDocument",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RemoteError",
+    "RemoteStatus",
+    "SignatureError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+]
+
+
+class FedisocialError(Exception):
+    """Base class: ``status`` is the HTTP status the web layer answers with."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(FedisocialError):
+    """A configuration value is invalid; names the field and what would be valid."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class BadRequest(FedisocialError):
+    status = 400
+
+
+class InvalidDocument(BadRequest):
+    pass
+
+
+class Unauthorized(FedisocialError):
+    status = 401
+
+
+class SignatureError(Unauthorized):
+    pass
+
+
+class Forbidden(FedisocialError):
+    status = 403
+
+
+class NotFound(FedisocialError):
+    status = 404
+
+
+class Gone(FedisocialError):
+    status = 410
+
+
+class PayloadTooLarge(FedisocialError):
+    status = 413
+
+
+class UnsupportedMediaType(FedisocialError):
+    status = 415
+
+
+class RateLimited(FedisocialError):
+    status = 429
+
+
+class RemoteError(FedisocialError):
+    status = 502
+
+
+class BlockedAddress(RemoteError):
+    pass
+
+
+class RemoteStatus(RemoteError):
+    def __init__(self, url: str, status_code: int) -> None:
+        super().__init__(f"{url} answered HTTP {status_code}")
+        self.url = url
+        self.status_code = status_code
