@@ -1,0 +1,265 @@
+"""Local accounts: users, their actors and keys, the instance actor, usage counts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from fedisocial.ap import httpsig
+from fedisocial.ap.jsonld import ACTOR_CONTEXT
+from fedisocial.errors import BadRequest, NotFound
+from fedisocial.store.db import Database
+from fedisocial.store.models import Actor, Object, User, utcnow
+from fedisocial.urls import USERNAME_RE, Urls
+
+__all__ = [
+    "RESERVED_USERNAMES",
+    "Usage",
+    "create_user",
+    "ensure_instance_actor",
+    "find_local_actor",
+    "hash_password",
+    "list_users",
+    "render_actor",
+    "usage",
+    "verify_password",
+]
+
+#: Names that would shadow routes or confuse people (Mastodon keeps a similar list).
+RESERVED_USERNAMES = frozenset(
+    {"admin", "administrator", "root", "support", "help", "about", "actor", "inbox", "outbox",
+     "users", "settings", "api", "oauth", "media", "static", "nodeinfo", "webfinger",
+     "instance", "system", "postmaster", "webmaster", "abuse", "security"}
+)  # fmt: skip
+
+_hasher = PasswordHasher()
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+def _new_actor(urls: Urls, username: str, actor_type: str, uri: str, key_id: str) -> Actor:
+    rsa_key = httpsig.generate_rsa_key()
+    ed_key = httpsig.generate_ed25519_key()
+    return Actor(
+        uri=uri,
+        type=actor_type,
+        username=username,
+        domain=urls.netloc,
+        local=True,
+        name="",
+        summary="",
+        inbox=urls.inbox(username) if actor_type == "Person" else f"{uri}/inbox",
+        shared_inbox=urls.shared_inbox,
+        public_key_id=key_id,
+        public_key_pem=httpsig.public_key_to_pem(rsa_key.public_key()),
+        private_key_pem=httpsig.private_key_to_pem(rsa_key),
+        ed25519_public_multibase=httpsig.ed25519_multibase(ed_key.public_key()),
+        ed25519_private_pem=httpsig.private_key_to_pem(ed_key),
+        fields=[],
+    )
+
+
+async def create_user(
+    db: Database,
+    urls: Urls,
+    username: str,
+    password: str,
+    *,
+    is_admin: bool = False,
+    display_name: str = "",
+) -> User:
+    """Create a user and its Person actor with fresh RSA-2048 and Ed25519 keys."""
+    if not USERNAME_RE.match(username):
+        raise BadRequest(
+            f"username {username!r} is not valid: use 1-30 letters, digits or underscores"
+        )
+    if username.lower() in RESERVED_USERNAMES:
+        raise BadRequest(f"username {username!r} is reserved; pick another one")
+    if len(password) < 8:
+        raise BadRequest("the password must have at least 8 characters")
+    password_hash = hash_password(password)
+    actor = _new_actor(urls, username, "Person", urls.actor(username), urls.actor_key(username))
+    actor.name = display_name or username
+    actor.url = urls.profile(username)
+    actor.outbox = urls.outbox(username)
+    actor.followers_url = urls.followers(username)
+    actor.following_url = urls.following(username)
+    actor.featured_url = urls.featured(username)
+    actor.icon_url = urls.avatar(username)
+    actor.image_url = urls.header(username)
+    async with db.transaction() as session:
+        taken = await session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(func.lower(User.username) == username.lower())
+        )
+        if taken:
+            raise BadRequest(f"username {username!r} is already taken")
+        session.add(actor)
+        await session.flush()
+        user = User(
+            actor_id=actor.id, username=username, password_hash=password_hash, is_admin=is_admin
+        )
+        session.add(user)
+    return user
+
+
+async def ensure_instance_actor(db: Database, urls: Urls) -> Actor:
+    """The Application actor whose key signs the server's own fetches; made once."""
+    query = select(Actor).where(Actor.uri == urls.instance_actor)
+    async with db.session() as session:
+        existing = await session.scalar(query)
+    if existing is not None:
+        return existing
+    actor = _new_actor(urls, urls.netloc, "Application", urls.instance_actor,
+                       urls.instance_actor_key)  # fmt: skip
+    actor.name = urls.netloc
+    actor.url = urls.about
+    actor.outbox = f"{urls.instance_actor}/outbox"
+    actor.manually_approves_followers = True
+    actor.discoverable = False
+    actor.indexable = False
+    try:
+        async with db.transaction() as session:
+            session.add(actor)
+    except IntegrityError:  # another process made it first
+        async with db.session() as session:
+            return (await session.scalars(query)).one()
+    return actor
+
+
+async def find_local_actor(db: Database, urls: Urls, username: str) -> Actor:
+    """The local actor called ``username`` (case-insensitive), or NotFound."""
+    async with db.session() as session:
+        actor = await session.scalar(
+            select(Actor).where(
+                Actor.local.is_(True),
+                Actor.domain == urls.netloc,
+                func.lower(Actor.username) == username.lower(),
+            )
+        )
+    if actor is None:
+        raise NotFound(f"no user called {username!r} on this instance")
+    return actor
+
+
+async def list_users(db: Database) -> list[tuple[User, Actor]]:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(User, Actor).join(Actor, User.actor_id == Actor.id).order_by(User.id)
+        )
+        return [(user, actor) for user, actor in rows]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The counts NodeInfo reports."""
+
+    users_total: int
+    active_month: int
+    active_halfyear: int
+    local_posts: int
+
+
+async def usage(db: Database) -> Usage:
+    now = utcnow()
+    async with db.session() as session:
+        total = await session.scalar(select(func.count()).select_from(User)) or 0
+
+        async def active_since(days: int) -> int:
+            since = now - timedelta(days=days)
+            query = select(func.count()).select_from(User).where(User.last_active_at >= since)
+            return await session.scalar(query) or 0
+
+        month = await active_since(30)
+        halfyear = await active_since(180)
+        posts = await session.scalar(
+            select(func.count())
+            .select_from(Object)
+            .where(Object.local.is_(True), Object.type.in_(("Note", "Article", "Question")))
+            .where(Object.deleted_at.is_(None))
+        )
+    return Usage(total, month, halfyear, posts or 0)
+
+
+def _iso(actor: Actor) -> str:
+    return actor.created_at.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _image(url: str) -> dict[str, Any]:
+    return {"type": "Image", "mediaType": "image/png", "url": url}
+
+
+def render_actor(actor: Actor, urls: Urls) -> dict[str, Any]:
+    """The AS2 document of a local actor, with every field Mastodon reads.
+
+    See https://docs.joinmastodon.org/spec/activitypub/#as and FEP-521a for
+    ``assertionMethod``.
+    """
+    doc: dict[str, Any] = {
+        "@context": ACTOR_CONTEXT,
+        "id": actor.uri,
+        "type": actor.type,
+        "preferredUsername": actor.username,
+        "name": actor.name,
+        "summary": actor.summary,
+        "url": actor.url,
+        "published": _iso(actor),
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "manuallyApprovesFollowers": actor.manually_approves_followers,
+        "discoverable": actor.discoverable,
+        "indexable": actor.indexable,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "publicKey": {
+            "id": actor.public_key_id,
+            "owner": actor.uri,
+            "publicKeyPem": actor.public_key_pem,
+        },
+        "assertionMethod": [
+            {
+                "id": f"{actor.uri}#ed25519-key",
+                "type": "Multikey",
+                "controller": actor.uri,
+                "publicKeyMultibase": actor.ed25519_public_multibase,
+            }
+        ],
+        "attachment": [
+            {"type": "PropertyValue", "name": field["name"], "value": field["value"]}
+            for field in actor.fields
+        ],
+    }
+    for key, value in (
+        ("followers", actor.followers_url),
+        ("following", actor.following_url),
+        ("featured", actor.featured_url),
+    ):
+        if value:
+            doc[key] = value
+    if actor.icon_url:
+        doc["icon"] = _image(actor.icon_url)
+    if actor.image_url:
+        doc["image"] = _image(actor.image_url)
+    return doc
+
+
+def plain_summary(actor: Actor) -> str:
+    """The bio without markup, for meta tags."""
+    return _TAGS.sub("", actor.summary)

@@ -1,0 +1,136 @@
+"""The composition root: builds the engine, HTTP client, queue and routes once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from fedisocial.accounts import ensure_instance_actor
+from fedisocial.ap.client import FederationClient
+from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.config import Settings, load_settings
+from fedisocial.errors import ConfigError, FedisocialError
+from fedisocial.jobs import Handler, JobQueue, Worker
+from fedisocial.store.db import Database, pending_migrations
+from fedisocial.urls import Urls
+from fedisocial.web import federation, pages, wellknown
+from fedisocial.web.context import Context
+
+__all__ = ["app_from_environment", "create_app", "job_handlers"]
+
+log = logging.getLogger(__name__)
+
+#: set by ``fedisocial serve`` so that each web process also runs a job worker
+RUN_WORKER_ENV = "FEDISOCIAL_RUN_WORKER"
+
+
+def job_handlers(context: Context) -> dict[str, Handler]:
+    """The job kinds this instance knows, bound to their services."""
+    return {}
+
+
+async def build_context(settings: Settings, database: Database | None = None) -> Context:
+    """Open the database, check its schema, load the instance key, build the client."""
+    urls = Urls(settings.base_url)
+    db = database or Database(settings.effective_database_url)
+    pending = await pending_migrations(db)
+    if pending:
+        await db.close()
+        raise ConfigError(
+            "database_url",
+            f"the database schema is not current ({len(pending)} migrations pending); "
+            "run `fedisocial migrate` first",
+        )
+    instance = await ensure_instance_actor(db, urls)
+    assert instance.private_key_pem is not None
+    auth = HttpSignatureAuth(instance.public_key_id, load_private_key(instance.private_key_pem))
+    client = FederationClient(
+        allow_private=settings.allow_private_networks,
+        timeout=settings.http_timeout,
+        max_bytes=settings.max_fetch_bytes,
+        user_agent_url=settings.base_url,
+        auth=auth,
+    )
+    templates = Environment(
+        loader=PackageLoader("fedisocial.web", "templates"),
+        autoescape=select_autoescape(),
+        enable_async=False,
+    )
+    return Context(settings, urls, db, client, JobQueue(db), templates)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def _error_response(request: Request, status: int, message: str) -> Response:
+    if _wants_html(request) and hasattr(request.app.state, "context"):
+        return pages.render_page(request, "error.html", status, status=status, message=message)
+    body = orjson.dumps({"error": message})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _on_fedisocial_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FedisocialError)
+    return await _error_response(request, exc.status, exc.message)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "nothing here" if exc.status_code == 404 else str(exc.detail)
+    return await _error_response(request, exc.status_code, message)
+
+
+def create_app(
+    settings: Settings, *, database: Database | None = None, run_worker: bool = False
+) -> Starlette:
+    """The ASGI app of one instance; ``run_worker`` adds an in-process job worker."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        context = await build_context(settings, database)
+        app.state.context = context
+        worker_task = None
+        worker = Worker(context.queue, job_handlers(context))
+        if run_worker:
+            worker_task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            worker.stop()
+            if worker_task is not None:
+                with suppress(asyncio.CancelledError):
+                    await worker_task
+            await context.client.aclose()
+            if database is None:
+                await context.db.close()
+
+    static = StaticFiles(directory=Path(__file__).parent / "web" / "static")
+    return Starlette(
+        routes=[
+            *wellknown.routes,
+            *federation.routes,
+            *pages.routes,
+            Mount("/static", static, name="static"),
+        ],
+        lifespan=lifespan,
+        exception_handlers={FedisocialError: _on_fedisocial_error, HTTPException: _on_http_error},
+    )
+
+
+def app_from_environment() -> Starlette:
+    """Factory for ``uvicorn --factory`` (one call per web process)."""
+    return create_app(load_settings(), run_worker=os.environ.get(RUN_WORKER_ENV) == "1")

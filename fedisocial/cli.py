@@ -1,0 +1,282 @@
+"""The ``fedisocial`` command: run, administer and debug an instance."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fedisocial import __version__
+from fedisocial.accounts import create_user, ensure_instance_actor, list_users
+from fedisocial.app import RUN_WORKER_ENV, build_context, job_handlers
+from fedisocial.config import Settings, config_path, example_toml, load_settings
+from fedisocial.errors import FedisocialError
+from fedisocial.jobs import Worker
+from fedisocial.remote import lookup
+from fedisocial.store.db import Database, migrate
+from fedisocial.urls import Urls
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+# -- init / migrate / config ------------------------------------------------------
+
+
+async def _migrate(settings: Settings) -> None:
+    db = Database(settings.effective_database_url)
+    try:
+        await migrate(db)
+        await ensure_instance_actor(db, Urls(settings.base_url))
+    finally:
+        await db.close()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    if path.exists():
+        print(f"Using the existing configuration in {path}")
+    else:
+        text = example_toml(base_url=args.base_url, data_dir=args.data_dir)
+        path.write_text(text, encoding="utf-8")
+        print(f"Wrote {path} (edit it to set your domain, name and database)")
+    settings = load_settings(path)
+    asyncio.run(_migrate(settings))
+    print(f"Database ready: {_mask_url(settings)}")
+    print("Next: `fedisocial user create NAME --admin`, then `fedisocial serve`.")
+    return 0
+
+
+def _mask_url(settings: Settings) -> str:
+    return dict((name, value) for name, value, _ in settings.describe())["(effective database)"]
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    asyncio.run(_migrate(settings))
+    print(f"Database schema is current: {_mask_url(settings)}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    path = config_path(args.config)
+    print(f"# from {path if path.exists() else 'defaults'} and FEDISOCIAL_* variables")
+    rows = settings.describe()
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, env in rows:
+        print(f"{name:<{width}}  {value:<40}  {env}")
+    return 0
+
+
+# -- serve / worker -----------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    if args.config:
+        os.environ["FEDISOCIAL_CONFIG"] = str(args.config)
+    os.environ[RUN_WORKER_ENV] = "0" if args.no_worker else "1"
+    asyncio.run(_startup_banner(settings, args.host, args.port))
+    uvicorn.run(
+        "fedisocial.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        server_header=False,
+        access_log=settings.log_level == "debug",
+    )
+    return 0
+
+
+async def _startup_banner(settings: Settings, host: str, port: int) -> None:
+    db = Database(settings.effective_database_url)
+    try:
+        users = await list_users(db)
+    except Exception:
+        users = []
+    finally:
+        await db.close()
+    print(f"fedisocial {__version__}: {settings.instance_name} at {settings.base_url}")
+    print(f"listening on http://{host}:{port}")
+    if not users:
+        print("No accounts yet. Create the first one in another terminal:")
+        print("    fedisocial user create alice --admin")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> None:
+        context = await build_context(settings)
+        worker = Worker(context.queue, job_handlers(context), concurrency=args.concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stop)
+        print(f"worker {worker.name} running; Ctrl-C stops it after the running jobs")
+        try:
+            await worker.run()
+        finally:
+            await context.client.aclose()
+            await context.db.close()
+
+    asyncio.run(run())
+    return 0
+
+
+# -- users ---------------------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated?)"""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password (empty: generate one): ")
+        if not first:
+            return secrets.token_urlsafe(12), True
+        if getpass.getpass("Repeat it: ") != first:
+            raise FedisocialError("the two passwords differ")
+        return first, False
+    return secrets.token_urlsafe(12), True
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    urls = Urls(settings.base_url)
+    password, generated = _read_password(args)
+
+    async def run() -> None:
+        db = Database(settings.effective_database_url)
+        try:
+            await create_user(db, urls, args.name, password, is_admin=args.admin,
+                              display_name=args.display_name or "")  # fmt: skip
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+    print(f"Created {'admin ' if args.admin else ''}@{args.name}@{urls.netloc}")
+    print(f"  profile: {urls.profile(args.name)}")
+    print(f"  actor:   {urls.actor(args.name)}")
+    if generated:
+        print(f"  password: {password}   (shown once; keep it somewhere safe)")
+    print(f"Others find this account by searching for @{args.name}@{urls.netloc}.")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> list[Any]:
+        db = Database(settings.effective_database_url)
+        try:
+            return await list_users(db)
+        finally:
+            await db.close()
+
+    rows = asyncio.run(run())
+    if not rows:
+        print("No accounts yet: `fedisocial user create NAME --admin` makes the first.")
+    for user, actor in rows:
+        role = "admin" if user.is_admin else "user"
+        print(f"{user.username:<20} {role:<6} {actor.uri}  joined {user.created_at:%Y-%m-%d}")
+    return 0
+
+
+# -- lookup --------------------------------------------------------------------------
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> dict[str, Any]:
+        context = await build_context(settings)
+        try:
+            return await lookup(context.db, context.client, args.target)
+        finally:
+            await context.client.aclose()
+            await context.db.close()
+
+    print(json.dumps(asyncio.run(run()), indent=2, ensure_ascii=False))
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedisocial",
+        description="A self-hostable ActivityPub server with an AI image studio.",
+    )
+    parser.add_argument("--version", action="version", version=f"fedisocial {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help="config file (default: $FEDISOCIAL_CONFIG or ./fedisocial.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
+                parent: Any = sub) -> argparse.ArgumentParser:  # fmt: skip
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("init", cmd_init, "write a config file (if none) and create the database")
+    p.add_argument("--base-url", default="http://127.0.0.1:8000", help="public URL of the instance")
+    p.add_argument("--data-dir", default="data", help="folder for the database and media")
+    command("migrate", cmd_migrate, "bring the database schema up to date (Alembic)")
+    command("config", cmd_config, "print the effective configuration, secrets masked")
+
+    p = command("serve", cmd_serve, "run the web server and an in-process job worker")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="web processes (default 1)")
+    p.add_argument("--no-worker", action="store_true",
+                   help="serve web requests only; run `fedisocial worker` separately")  # fmt: skip
+
+    p = command("worker", cmd_worker, "run a job worker alone (to scale out deliveries)")
+    p.add_argument("--concurrency", type=int, default=32, help="jobs run at once (default 32)")
+
+    users = command("user", lambda a: 2, "manage local accounts").add_subparsers(
+        dest="user_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = command("create", cmd_user_create, "create an account", users)
+    p.add_argument("name", help="username: letters, digits and underscores")
+    p.add_argument("--admin", action="store_true", help="give the account admin rights")
+    p.add_argument("--display-name", help="name shown on the profile (default: the username)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input")  # fmt: skip
+    command("list", cmd_user_list, "list local accounts", users)
+
+    p = command("lookup", cmd_lookup, "fetch a remote actor or object (WebFinger + signed GET)")
+    p.add_argument("target", metavar="HANDLE|URL", help="@user@host, user@host or an https URL")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = args.handler(args)
+    except FedisocialError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,247 @@
+"""One frozen, typed settings object.
+
+Values come from, in rising order of precedence: the defaults declared below,
+the TOML file (``fedisocial.toml`` in the working directory, or the path in
+``FEDISOCIAL_CONFIG`` / ``--config``), and ``FEDISOCIAL_*`` environment
+variables. Settings are read once at start-up and validated; an invalid value
+stops start-up with a :class:`~fedisocial.errors.ConfigError` that names the
+field and says what would be valid. ``fedisocial config`` prints the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import textwrap
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from fedisocial.errors import ConfigError
+
+__all__ = ["REGISTRATION_MODES", "Settings", "config_path", "example_toml", "load_settings"]
+
+REGISTRATION_MODES = ("open", "approval", "closed")
+DEFAULT_CONFIG_FILE = "fedisocial.toml"
+
+
+def _setting(default: Any, doc: str, env: str, secret: bool = False) -> Any:
+    """A settings field: its documentation and environment variable live beside it."""
+    return field(default=default, metadata={"doc": doc, "env": env, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one instance (see conf/fedisocial.example.toml)."""
+
+    base_url: str = _setting(
+        "http://127.0.0.1:8000",
+        "Public URL of the instance, as remote servers and browsers reach it. Must be "
+        "https unless its host is loopback (127.0.0.1, ::1, localhost). Do not change it "
+        "once others follow you: it is part of every account's identity.",
+        "FEDISOCIAL_BASE_URL",
+    )
+    data_dir: str = _setting(
+        "data", "Folder for the SQLite database, media and other local state.",
+        "FEDISOCIAL_DATA_DIR",
+    )
+    database_url: str = _setting(
+        "",
+        "SQLAlchemy URL of the database; empty means SQLite in data_dir. "
+        "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB.",
+        "FEDISOCIAL_DATABASE_URL",
+        secret=True,
+    )
+    allow_private_networks: bool = _setting(
+        False,
+        "Let the server fetch from and deliver to loopback and private addresses. Keep it "
+        "off in production (it would open the door to SSRF); turn it on for tests and for "
+        "instances federating on one machine or a LAN.",
+        "FEDISOCIAL_ALLOW_PRIVATE_NETWORKS",
+    )
+    registrations: str = _setting(
+        "approval",
+        "Who may sign up on the web: open, approval (an admin approves) or closed.",
+        "FEDISOCIAL_REGISTRATIONS",
+    )
+    instance_name: str = _setting(
+        "fedisocial", "Name shown on pages and in NodeInfo.", "FEDISOCIAL_INSTANCE_NAME"
+    )
+    instance_description: str = _setting(
+        "A small fediverse server with an AI image studio.",
+        "One or two sentences about the instance, shown on pages and in NodeInfo.",
+        "FEDISOCIAL_INSTANCE_DESCRIPTION",
+    )
+    actor_cache_seconds: int = _setting(
+        86400,
+        "Seconds a remote actor document stays fresh before it is fetched again.",
+        "FEDISOCIAL_ACTOR_CACHE_SECONDS",
+    )
+    http_timeout: float = _setting(
+        10.0, "Seconds an outbound HTTP request may take in all.", "FEDISOCIAL_HTTP_TIMEOUT"
+    )
+    max_fetch_bytes: int = _setting(
+        1_048_576, "Largest remote document we read, in bytes.", "FEDISOCIAL_MAX_FETCH_BYTES"
+    )
+    log_level: str = _setting(
+        "info", "Log level: debug, info, warning or error.", "FEDISOCIAL_LOG_LEVEL"
+    )
+
+    # -- derived values -------------------------------------------------------
+
+    @property
+    def netloc(self) -> str:
+        """host[:port] of base_url: the domain part of our handles (alice@netloc)."""
+        return urlsplit(self.base_url).netloc.lower()
+
+    @property
+    def hostname(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'fedisocial.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value, source doc) rows for ``fedisocial config``, secrets masked."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = _mask(str(value)) if f.metadata["secret"] else str(value)
+            rows.append((f.name, shown, f.metadata["env"]))
+        rows.append(("(effective database)", _mask(self.effective_database_url), ""))
+        return rows
+
+
+def example_toml(**overrides: Any) -> str:
+    """A documented config file with every setting (``fedisocial init`` writes it)."""
+    lines = [
+        "# fedisocial configuration. Every setting can also be set by the environment",
+        "# variable named beside it, which wins over this file. `fedisocial config`",
+        "# prints the effective values.",
+    ]
+    for f in dataclasses.fields(Settings):
+        value = overrides.get(f.name, f.default)
+        lines.append("")
+        lines.extend("# " + line for line in textwrap.wrap(f.metadata["doc"], 76))
+        lines.append(f"# env: {f.metadata['env']}")
+        lines.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _mask(value: str) -> str:
+    """Hide a password inside a URL (postgresql://user:secret@host → user:***@host)."""
+    parts = urlsplit(value)
+    if parts.password:
+        return value.replace(f":{parts.password}@", ":***@", 1)
+    return value
+
+
+def config_path(explicit: str | None = None) -> Path:
+    """The config file to read: --config, then $FEDISOCIAL_CONFIG, then ./fedisocial.toml."""
+    return Path(explicit or os.environ.get("FEDISOCIAL_CONFIG") or DEFAULT_CONFIG_FILE)
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the file (if it exists) and the environment, validate, return Settings."""
+    environ = os.environ if environ is None else environ
+    file = config_path(str(path) if path else environ.get("FEDISOCIAL_CONFIG"))
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"is not valid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    for key, value in raw.items():
+        if key not in known:
+            valid = ", ".join(sorted(known))
+            raise ConfigError(key, f"unknown setting in {file}; valid settings are: {valid}")
+        values[key] = _coerce(known[key], value)
+    for f in known.values():
+        if f.metadata["env"] in environ:
+            values[f.name] = _coerce(f, environ[f.metadata["env"]])
+    if "base_url" in values:
+        values["base_url"] = values["base_url"].rstrip("/")
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
+    kind = type(f.default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f.name, f"must be true or false, not {value!r}")
+    if kind in (int, float):
+        try:
+            return kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f.name, f"must be a number, not {value!r}") from exc
+    if not isinstance(value, str):
+        raise ConfigError(f.name, f"must be a string, not {value!r}")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate(settings: Settings) -> None:
+    parts = urlsplit(settings.base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("base_url", "must be an absolute URL like https://social.example")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("base_url", "must not have a path, query or fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            "base_url",
+            f"must be https unless its host is loopback; got {settings.base_url} "
+            "(put the instance behind a reverse proxy with TLS, see conf/nginx.conf)",
+        )
+    if settings.registrations not in REGISTRATION_MODES:
+        raise ConfigError("registrations", f"must be one of {', '.join(REGISTRATION_MODES)}")
+    url = settings.effective_database_url
+    if not url.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database_url",
+            "must start with sqlite+aiosqlite:/// or postgresql+asyncpg://",
+        )
+    if settings.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("log_level", "must be one of debug, info, warning, error")
+    for name in ("actor_cache_seconds", "http_timeout", "max_fetch_bytes"):
+        if cast(float, getattr(settings, name)) <= 0:
+            raise ConfigError(name, "must be greater than zero")

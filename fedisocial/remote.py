@@ -1,0 +1,94 @@
+"""Remote actors and objects: resolve handles, fetch documents, cache actors.
+
+``lookup`` is what ``fedisocial lookup`` runs; ``fetch_actor`` is the cached
+path every key lookup and delivery takes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from fedisocial.ap.client import FederationClient
+from fedisocial.ap.vocab import ACTOR_TYPES, RemoteActor, extract_actor, normalize, parse_handle
+from fedisocial.errors import InvalidDocument
+from fedisocial.store.db import Database
+from fedisocial.store.models import Actor, utcnow
+
+__all__ = ["fetch_actor", "lookup", "store_actor"]
+
+
+def _handle_domain(remote: RemoteActor) -> str:
+    return urlsplit(remote.id).netloc.lower()
+
+
+async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
+    """Insert or refresh the cached row of a remote actor from its document."""
+    remote = extract_actor(normalize(doc))
+    async with db.transaction() as session:
+        actor = await session.scalar(select(Actor).where(Actor.uri == remote.id))
+        if actor is None:
+            actor = Actor(uri=remote.id, local=False)
+            session.add(actor)
+        elif actor.local:
+            raise InvalidDocument(f"{remote.id} is one of our own actors")
+        actor.type = remote.type
+        actor.username = remote.preferred_username or remote.id.rsplit("/", 1)[-1]
+        actor.domain = _handle_domain(remote)
+        actor.name = remote.name or ""
+        actor.summary = remote.summary or ""
+        actor.url = remote.url
+        actor.inbox = remote.inbox
+        actor.shared_inbox = remote.shared_inbox
+        actor.outbox = remote.outbox
+        actor.followers_url = remote.followers
+        actor.following_url = remote.following
+        actor.featured_url = remote.featured
+        actor.icon_url = remote.icon_url
+        actor.image_url = remote.image_url
+        actor.public_key_id = remote.public_key_id or ""
+        actor.public_key_pem = remote.public_key_pem or ""
+        actor.manually_approves_followers = remote.manually_approves_followers
+        actor.discoverable = remote.discoverable
+        actor.fields = []
+        actor.data = doc
+        actor.fetched_at = utcnow()
+    return actor
+
+
+async def fetch_actor(
+    db: Database, client: FederationClient, uri: str, *, max_age: timedelta, refresh: bool = False
+) -> Actor:
+    """The actor at ``uri``: from the cache while fresh, else fetched (signed) and stored."""
+    async with db.session() as session:
+        actor = await session.scalar(select(Actor).where(Actor.uri == uri))
+    if actor is not None:
+        age = utcnow() - actor.fetched_at if actor.fetched_at else None
+        if actor.local or (not refresh and age is not None and age < max_age):
+            return actor
+    doc = await client.get_json(uri)
+    if urlsplit(str(doc.get("id", ""))).netloc != urlsplit(uri).netloc:
+        raise InvalidDocument(f"{uri} returned a document whose id is on another host")
+    return await store_actor(db, doc)
+
+
+async def lookup(db: Database, client: FederationClient, query: str) -> dict[str, Any]:
+    """Resolve a handle (WebFinger) or URL and return the remote document.
+
+    Actors found this way are cached, so ``lookup`` also warms the actor table.
+    """
+    if query.startswith(("https://", "http://")):
+        url = query
+    else:
+        username, host = parse_handle(query)
+        finger = await client.webfinger(username, host)
+        if not finger.actor_url:
+            raise InvalidDocument(f"WebFinger for {query} names no ActivityPub actor")
+        url = finger.actor_url
+    doc = await client.get_json(url)
+    if normalize(doc).get("type") in ACTOR_TYPES:
+        await store_actor(db, doc)
+    return doc

@@ -1,0 +1,169 @@
+"""Typed tables. The raw JSON is the record, the columns are the index.
+
+The same models run on SQLite and PostgreSQL: JSON becomes JSONB on PostgreSQL,
+timestamps are always timezone-aware UTC (SQLite stores them naive, the
+:class:`UTCDateTime` type puts the zone back).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Actor", "Base", "Job", "Object", "User", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONDocument}
+
+
+class Actor(Base):
+    """A local or remote actor, with its keys. Remote rows are a cache of ``data``."""
+
+    __tablename__ = "actors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    username: Mapped[str] = mapped_column(String(255))
+    #: host[:port] of the actor's handle, lower case (our own netloc for local actors)
+    domain: Mapped[str] = mapped_column(String(255))
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(2048))
+    inbox: Mapped[str] = mapped_column(String(2048))
+    shared_inbox: Mapped[str | None] = mapped_column(String(2048))
+    outbox: Mapped[str | None] = mapped_column(String(2048))
+    followers_url: Mapped[str | None] = mapped_column(String(2048))
+    following_url: Mapped[str | None] = mapped_column(String(2048))
+    featured_url: Mapped[str | None] = mapped_column(String(2048))
+    icon_url: Mapped[str | None] = mapped_column(String(2048))
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    public_key_id: Mapped[str] = mapped_column(String(2048))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    #: PKCS8 PEM; local actors only
+    private_key_pem: Mapped[str | None] = mapped_column(Text)
+    #: FEP-521a Ed25519 key: multibase public key, PKCS8 PEM private key (local only)
+    ed25519_public_multibase: Mapped[str | None] = mapped_column(String(64))
+    ed25519_private_pem: Mapped[str | None] = mapped_column(Text)
+    manually_approves_followers: Mapped[bool] = mapped_column(Boolean, default=False)
+    discoverable: Mapped[bool] = mapped_column(Boolean, default=True)
+    indexable: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: profile fields: [{"name": ..., "value": ...}] (PropertyValue attachments)
+    fields: Mapped[list[dict[str, str]]] = mapped_column(JSONDocument, default=list)
+    #: the document as last fetched (remote actors)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    fetched_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_actors_handle", "domain", "username"),
+        Index("ix_actors_public_key_id", "public_key_id"),
+    )
+
+
+class User(Base):
+    """An account that can log in; its public face is a local :class:`Actor`."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), unique=True)
+    username: Mapped[str] = mapped_column(String(30), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    #: argon2id hash
+    password_hash: Mapped[str] = mapped_column(Text)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: false while a sign-up waits for an admin (registrations = "approval")
+    approved: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Object(Base):
+    """Any AS2 object or activity, local or remote, kept exactly as sent or received."""
+
+    __tablename__ = "objects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    actor_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    published: Mapped[datetime] = mapped_column(default=utcnow)
+    #: public, unlisted, followers or direct
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    in_reply_to: Mapped[str | None] = mapped_column(String(2048), index=True)
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    deleted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_objects_actor_published", "actor_uri", "published"),)
+
+
+class Job(Base):
+    """A unit of background work in the database-backed queue (see jobs.py)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    #: queued, running, done or failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: while running: the claim expires then and another worker may take the job
+    lease_until: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_jobs_ready", "status", "run_at"),)

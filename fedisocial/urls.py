@@ -1,0 +1,102 @@
+"""The only place that mints and parses our URIs.
+
+Handlers and services call ``urls.actor("alice")``, never an f-string, so the
+URI scheme can change in one file. Shapes follow Mastodon where remote software
+has expectations (``/users/NAME``, ``/@NAME``, ``#main-key``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+__all__ = ["USERNAME_RE", "Urls"]
+
+#: Local usernames: what Mastodon allows (letters, digits, underscore), up to 30.
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+
+
+@dataclass(frozen=True)
+class Urls:
+    """URIs of one instance, rooted at its ``base_url`` (no trailing slash)."""
+
+    base_url: str
+
+    @property
+    def netloc(self) -> str:
+        return urlsplit(self.base_url).netloc.lower()
+
+    # -- actors -------------------------------------------------------------
+    def actor(self, username: str) -> str:
+        return f"{self.base_url}/users/{username}"
+
+    def actor_key(self, username: str) -> str:
+        return f"{self.actor(username)}#main-key"
+
+    def actor_ed25519_key(self, username: str) -> str:
+        return f"{self.actor(username)}#ed25519-key"
+
+    def inbox(self, username: str) -> str:
+        return f"{self.actor(username)}/inbox"
+
+    def outbox(self, username: str) -> str:
+        return f"{self.actor(username)}/outbox"
+
+    def followers(self, username: str) -> str:
+        return f"{self.actor(username)}/followers"
+
+    def following(self, username: str) -> str:
+        return f"{self.actor(username)}/following"
+
+    def featured(self, username: str) -> str:
+        return f"{self.actor(username)}/collections/featured"
+
+    def avatar(self, username: str) -> str:
+        return f"{self.actor(username)}/avatar.png"
+
+    def header(self, username: str) -> str:
+        return f"{self.actor(username)}/header.png"
+
+    def profile(self, username: str) -> str:
+        return f"{self.base_url}/@{username}"
+
+    def acct(self, username: str) -> str:
+        return f"acct:{username}@{self.netloc}"
+
+    @property
+    def shared_inbox(self) -> str:
+        return f"{self.base_url}/inbox"
+
+    # -- the instance actor (signs the server's own fetches) ------------------
+    @property
+    def instance_actor(self) -> str:
+        return f"{self.base_url}/actor"
+
+    @property
+    def instance_actor_key(self) -> str:
+        return f"{self.instance_actor}#main-key"
+
+    @property
+    def about(self) -> str:
+        return f"{self.base_url}/about"
+
+    # -- discovery ----------------------------------------------------------
+    def nodeinfo(self, version: str) -> str:
+        return f"{self.base_url}/nodeinfo/{version}"
+
+    @property
+    def webfinger_template(self) -> str:
+        return f"{self.base_url}/.well-known/webfinger?resource={{uri}}"
+
+    # -- parsing ------------------------------------------------------------
+    def local_username(self, uri: str) -> str | None:
+        """The username of a local actor URI or profile URL, else None."""
+        for prefix in (f"{self.base_url}/users/", f"{self.base_url}/@"):
+            if uri.startswith(prefix):
+                name = uri[len(prefix) :]
+                return name if USERNAME_RE.match(name) else None
+        return None
+
+    def is_local(self, uri: str) -> bool:
+        return uri == self.base_url or uri.startswith(self.base_url + "/")

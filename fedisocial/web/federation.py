@@ -1,0 +1,76 @@
+"""ActivityPub documents for servers, with HTML on the same URLs for browsers.
+
+Content negotiation follows Mastodon: ``application/activity+json`` and
+``application/ld+json; profile="https://www.w3.org/ns/activitystreams"`` get
+the AS2 document (always served as ``application/activity+json``), anything
+else the HTML page; ``Vary: Accept`` keeps caches honest.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from fedisocial.accounts import find_local_actor, render_actor
+from fedisocial.ap.vocab import ACTIVITY_JSON, accepts_activity_json
+from fedisocial.avatars import default_avatar_png, default_header_png
+from fedisocial.web.context import get_context
+from fedisocial.web.pages import profile_page
+
+__all__ = ["routes"]
+
+_VARY = {"Vary": "Accept", "Cache-Control": "max-age=60"}
+
+
+def wants_activity_json(request: Request) -> bool:
+    return accepts_activity_json(request.headers.get("accept", ""))
+
+
+async def actor_document(request: Request, username: str) -> Response:
+    context = get_context(request)
+
+    async def render() -> bytes:
+        actor = await find_local_actor(context.db, context.urls, username)
+        return orjson.dumps(render_actor(actor, context.urls))
+
+    body = await context.cache.get_or_render(f"actor:{username.lower()}", render)
+    return Response(body, media_type=ACTIVITY_JSON, headers=_VARY)
+
+
+async def actor(request: Request) -> Response:
+    username = request.path_params["username"]
+    if wants_activity_json(request):
+        return await actor_document(request, username)
+    response = await profile_page(request, username)
+    response.headers.update(_VARY)
+    return response
+
+
+async def instance_actor(request: Request) -> Response:
+    context = get_context(request)
+    if not wants_activity_json(request):
+        return RedirectResponse(context.urls.about, status_code=302, headers=_VARY)
+    return await actor_document(request, context.urls.netloc)
+
+
+async def avatar(request: Request) -> Response:
+    return _png(default_avatar_png(request.path_params["username"].lower()))
+
+
+async def header(request: Request) -> Response:
+    return _png(default_header_png(request.path_params["username"].lower()))
+
+
+def _png(body: bytes) -> Response:
+    return Response(body, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+routes = [
+    Route("/users/{username}", actor),
+    Route("/@{username}", actor),
+    Route("/actor", instance_actor),
+    Route("/users/{username}/avatar.png", avatar),
+    Route("/users/{username}/header.png", header),
+]

@@ -1,0 +1,78 @@
+"""Configuration: file < environment, validation that names the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedisocial.config import example_toml, load_settings
+from fedisocial.errors import ConfigError
+
+REPO = Path(__file__).parent.parent
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    # Given a config file naming one URL
+    path = tmp_path / "fedisocial.toml"
+    path.write_text('base_url = "https://file.example"\ninstance_name = "From file"\n')
+    # When the environment names another
+    settings = load_settings(path, environ={"FEDISOCIAL_BASE_URL": "https://env.example/"})
+    # Then the environment wins, the file fills the rest, the slash is trimmed
+    assert settings.base_url == "https://env.example"
+    assert settings.instance_name == "From file"
+    assert settings.netloc == "env.example"
+
+
+@pytest.mark.parametrize(
+    ("environ", "field", "hint"),
+    [
+        ({"FEDISOCIAL_BASE_URL": "http://social.example"}, "base_url", "https"),
+        ({"FEDISOCIAL_BASE_URL": "social.example"}, "base_url", "absolute URL"),
+        ({"FEDISOCIAL_BASE_URL": "https://a.example/sub"}, "base_url", "path"),
+        ({"FEDISOCIAL_REGISTRATIONS": "maybe"}, "registrations", "open, approval, closed"),
+        ({"FEDISOCIAL_DATABASE_URL": "mysql://x"}, "database_url", "postgresql+asyncpg"),
+        ({"FEDISOCIAL_ALLOW_PRIVATE_NETWORKS": "perhaps"}, "allow_private_networks", "true"),
+        ({"FEDISOCIAL_HTTP_TIMEOUT": "soon"}, "http_timeout", "number"),
+        ({"FEDISOCIAL_HTTP_TIMEOUT": "0"}, "http_timeout", "greater than zero"),
+    ],
+)
+def test_invalid_values_name_the_field(
+    tmp_path: Path, environ: dict[str, str], field: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "absent.toml", environ=environ)
+    assert caught.value.field == field
+    assert hint in caught.value.message
+
+
+def test_loopback_http_is_allowed(tmp_path: Path) -> None:
+    for url in ("http://127.0.0.1:8001", "http://localhost:8000", "http://[::1]:9000"):
+        assert load_settings(tmp_path / "x.toml", environ={"FEDISOCIAL_BASE_URL": url}).base_url
+
+
+def test_unknown_keys_and_bad_toml_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fedisocial.toml"
+    path.write_text('base_uri = "https://typo.example"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(path, environ={})
+    path.write_text("base_url = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(path, environ={})
+
+
+def test_secrets_are_masked() -> None:
+    settings = load_settings(
+        "/nonexistent.toml",
+        environ={"FEDISOCIAL_DATABASE_URL": "postgresql+asyncpg://u:hunter2@db.example/social"},
+    )
+    shown = " ".join(value for _, value, _ in settings.describe())
+    assert "hunter2" not in shown
+    assert "u:***@db.example" in shown
+
+
+def test_example_config_is_current_and_loads(tmp_path: Path) -> None:
+    # The shipped example is exactly what `fedisocial init` writes, and it is valid.
+    example = REPO / "conf" / "fedisocial.example.toml"
+    assert example.read_text() == example_toml()
+    assert load_settings(example, environ={}).base_url == "http://127.0.0.1:8000"

@@ -1,0 +1,185 @@
+"""Store contract: every test here runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, update
+
+from fedisocial.accounts import (
+    create_user,
+    ensure_instance_actor,
+    find_local_actor,
+    list_users,
+    usage,
+    verify_password,
+)
+from fedisocial.errors import BadRequest, NotFound
+from fedisocial.jobs import JobQueue, PermanentFailure, Worker, retry_delay
+from fedisocial.store.db import Database, migrate, pending_migrations
+from fedisocial.store.models import Base, Job, utcnow
+from fedisocial.urls import Urls
+
+URLS = Urls("https://social.example")
+
+
+def _diff(connection: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+
+async def test_migrations_match_the_models(db: Database) -> None:
+    # Given a database migrated from the very first revision
+    assert await pending_migrations(db) == []
+    # When Alembic compares it with the models
+    async with db.engine.connect() as connection:
+        differences = await connection.run_sync(_diff)
+    # Then nothing is missing or different, and migrating again is harmless
+    assert differences == []
+    await migrate(db)
+
+
+async def test_create_user_makes_an_actor_with_keys(db: Database) -> None:
+    user = await create_user(db, URLS, "alice", "correct horse", is_admin=True)
+    actor = await find_local_actor(db, URLS, "ALICE")
+    assert actor.id == user.actor_id
+    assert actor.uri == "https://social.example/users/alice"
+    assert actor.public_key_pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert actor.private_key_pem and "PRIVATE KEY" in actor.private_key_pem
+    assert actor.ed25519_public_multibase and actor.ed25519_public_multibase.startswith("z6Mk")
+    assert verify_password(user.password_hash, "correct horse")
+    assert not verify_password(user.password_hash, "wrong horse")
+    assert user.password_hash.startswith("$argon2id$")
+
+
+@pytest.mark.parametrize(
+    ("name", "password", "message"),
+    [
+        ("bad name", "long enough", "not valid"),
+        ("admin", "long enough", "reserved"),
+        ("bob", "short", "at least 8"),
+    ],
+)
+async def test_create_user_refuses_bad_input(
+    db: Database, name: str, password: str, message: str
+) -> None:
+    with pytest.raises(BadRequest, match=message):
+        await create_user(db, URLS, name, password)
+    assert await list_users(db) == []
+
+
+async def test_usernames_are_unique_regardless_of_case(db: Database) -> None:
+    await create_user(db, URLS, "Carol", "long enough")
+    with pytest.raises(BadRequest, match="already taken"):
+        await create_user(db, URLS, "carol", "long enough")
+    assert len(await list_users(db)) == 1
+
+
+async def test_instance_actor_is_made_once(db: Database) -> None:
+    first, second = await asyncio.gather(
+        ensure_instance_actor(db, URLS), ensure_instance_actor(db, URLS)
+    )
+    assert first.uri == second.uri == "https://social.example/actor"
+    assert first.public_key_pem == second.public_key_pem
+    assert first.type == "Application"
+
+
+async def test_unknown_user_is_not_found(db: Database) -> None:
+    with pytest.raises(NotFound, match="no user called 'nobody'"):
+        await find_local_actor(db, URLS, "nobody")
+
+
+async def test_usage_counts_users(db: Database) -> None:
+    await create_user(db, URLS, "dave", "long enough")
+    await create_user(db, URLS, "erin", "long enough")
+    counts = await usage(db)
+    assert (counts.users_total, counts.active_month, counts.local_posts) == (2, 2, 0)
+
+
+# -- the job queue ------------------------------------------------------------------
+
+
+async def test_jobs_run_once_and_finish(db: Database) -> None:
+    queue = JobQueue(db)
+    seen: list[int] = []
+
+    async def handler(payload: dict[str, int]) -> None:
+        seen.append(payload["n"])
+
+    await queue.enqueue_many("count", [{"n": n} for n in range(25)])
+    await Worker(queue, {"count": handler}, concurrency=8).run_until_idle()
+    assert sorted(seen) == list(range(25))
+    assert await queue.counts() == {"done": 25}
+
+
+async def test_concurrent_claims_never_share_a_job(db: Database) -> None:
+    # Given 60 queued jobs
+    queue = JobQueue(db)
+    await queue.enqueue_many("noop", [{"n": n} for n in range(60)])
+    # When four workers claim at the same moment
+    batches = await asyncio.gather(*(queue.claim(f"w{i}", 20) for i in range(4)))
+    # Then every job is claimed exactly once
+    ids = [job.id for batch in batches for job in batch]
+    assert len(ids) == len(set(ids)) == 60
+
+
+async def test_failed_jobs_retry_later_then_give_up(db: Database) -> None:
+    queue = JobQueue(db)
+
+    async def flaky(payload: dict[str, str]) -> None:
+        raise ConnectionError("remote down")
+
+    async def hopeless(payload: dict[str, str]) -> None:
+        raise PermanentFailure("gone for good")
+
+    retry_id = await queue.enqueue("flaky", {})
+    final_id = await queue.enqueue("hopeless", {})
+    await Worker(queue, {"flaky": flaky, "hopeless": hopeless}).run_until_idle()
+    async with db.session() as session:
+        retry = await session.get(Job, retry_id)
+        final = await session.get(Job, final_id)
+    assert retry is not None and final is not None
+    assert retry.status == "queued" and retry.run_at > utcnow() + timedelta(seconds=20)
+    assert "remote down" in (retry.last_error or "")
+    assert final.status == "failed" and final.last_error == "gone for good"
+
+
+async def test_a_dead_workers_job_is_claimed_again_after_its_lease(db: Database) -> None:
+    # Given a job claimed by a worker that then died
+    queue = JobQueue(db, lease=timedelta(minutes=5))
+    job_id = await queue.enqueue("deliver", {"to": "x"})
+    assert [j.id for j in await queue.claim("dead-worker")] == [job_id]
+    assert await queue.claim("other") == []
+    # When its lease runs out
+    async with db.transaction() as session:
+        await session.execute(
+            update(Job).where(Job.id == job_id).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    # Then another worker picks it up, as a second attempt
+    (again,) = await queue.claim("other")
+    assert again.id == job_id and again.attempts == 2
+
+
+async def test_unknown_job_kind_fails_with_a_message(db: Database) -> None:
+    queue = JobQueue(db)
+    job_id = await queue.enqueue("mystery", {})
+    await Worker(queue, {}).run_until_idle()
+    async with db.session() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None and job.status == "failed"
+    assert job.last_error == "no handler for job kind 'mystery'"
+
+
+def test_retry_delay_policy() -> None:
+    """Exponential backoff with jitter and a cap; Retry-After wins; gives up in the end."""
+    no_jitter = {"jitter": lambda: 0.0}
+    assert retry_delay(1, **no_jitter) == timedelta(seconds=30)
+    assert retry_delay(2, **no_jitter) == timedelta(seconds=60)
+    assert retry_delay(5, **no_jitter) == timedelta(seconds=480)
+    assert retry_delay(11, **no_jitter) == timedelta(hours=6)  # capped
+    assert retry_delay(12, **no_jitter) is None  # gives up
+    assert retry_delay(1, retry_after=600, **no_jitter) == timedelta(seconds=600)
+    assert retry_delay(3, jitter=lambda: 1.0) == timedelta(seconds=150)  # +25% at most
