@@ -1,0 +1,86 @@
+"""Real instances for end-to-end tests: `fedisocial serve` processes on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+FEDISOCIAL = [sys.executable, "-m", "fedisocial"]
+
+
+@dataclass
+class Instance:
+    """One instance: its folder, config, port and (while running) server process."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def netloc(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "FEDISOCIAL_CONFIG": str(self.root / "fedisocial.toml")}
+
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Run a `fedisocial` command against this instance; returns the finished process."""
+        return subprocess.run(
+            [*FEDISOCIAL, *args], env=self.env, cwd=self.root, input=stdin,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        with (self.root / "serve.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [*FEDISOCIAL, "serve", "--port", str(self.port)],
+                env=self.env, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.root / "serve.log").read_text())
+            try:
+                httpx.get(f"{self.base_url}/.well-known/nodeinfo", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"instance on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def make_instance(root: Path) -> Instance:
+    """A new, initialised (not yet started) instance in ``root`` on a free port."""
+    root.mkdir(parents=True, exist_ok=True)
+    instance = Instance(root, free_port())
+    done = instance.cli("init", "--base-url", instance.base_url, "--data-dir", str(root / "data"))
+    assert done.returncode == 0, done.stderr
+    config = root / "fedisocial.toml"
+    config.write_text(
+        config.read_text().replace(
+            "allow_private_networks = false", "allow_private_networks = true"
+        )
+    )
+    return instance
