@@ -24,7 +24,7 @@ from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
 from fedisocial.config import Settings, load_settings
 from fedisocial.errors import ConfigError, FedisocialError
 from fedisocial.jobs import Handler, JobQueue, Worker
-from fedisocial.store.db import Database, pending_migrations
+from fedisocial.store.db import Database, require_current_schema
 from fedisocial.urls import Urls
 from fedisocial.web import federation, pages, wellknown
 from fedisocial.web.context import Context
@@ -46,14 +46,11 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     """Open the database, check its schema, load the instance key, build the client."""
     urls = Urls(settings.base_url)
     db = database or Database(settings.effective_database_url)
-    pending = await pending_migrations(db)
-    if pending:
+    try:
+        await require_current_schema(db)
+    except ConfigError:
         await db.close()
-        raise ConfigError(
-            "database_url",
-            f"the database schema is not current ({len(pending)} migrations pending); "
-            "run `fedisocial migrate` first",
-        )
+        raise
     instance = await ensure_instance_actor(db, urls)
     assert instance.private_key_pem is not None
     auth = HttpSignatureAuth(instance.public_key_id, load_private_key(instance.private_key_pem))

@@ -56,7 +56,9 @@ def default_header_png(seed: str, width: int = 1500, height: int = 500) -> bytes
     for x in range(32):
         for y in range(32):
             t = (x + y) / 62
-            small.putpixel((x, y), tuple(round(a + (b - a) * t) for a, b in zip(paper, ink, strict=True)))
+            small.putpixel(
+                (x, y), tuple(round(a + (b - a) * t) for a, b in zip(paper, ink, strict=True))
+            )
     return _png(small.resize((width, height), Image.Resampling.BICUBIC))
 
 

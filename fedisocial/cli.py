@@ -11,7 +11,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fedisocial import __version__
@@ -21,7 +21,7 @@ from fedisocial.config import Settings, config_path, example_toml, load_settings
 from fedisocial.errors import FedisocialError
 from fedisocial.jobs import Worker
 from fedisocial.remote import lookup
-from fedisocial.store.db import Database, migrate
+from fedisocial.store.db import Database, migrate, require_current_schema
 from fedisocial.urls import Urls
 
 __all__ = ["main"]
@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["FEDISOCIAL_CONFIG"] = str(args.config)
     os.environ[RUN_WORKER_ENV] = "0" if args.no_worker else "1"
-    asyncio.run(_startup_banner(settings, args.host, args.port))
+    asyncio.run(_preflight(settings, args.host, args.port))
     uvicorn.run(
         "fedisocial.app:app_from_environment",
         factory=True,
@@ -105,19 +105,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _startup_banner(settings: Settings, host: str, port: int) -> None:
+async def _preflight(settings: Settings, host: str, port: int) -> None:
+    """Refuse to start on an outdated schema; greet the admin with what to do next."""
     db = Database(settings.effective_database_url)
     try:
+        await require_current_schema(db)
         users = await list_users(db)
-    except Exception:
-        users = []
     finally:
         await db.close()
     print(f"fedisocial {__version__}: {settings.instance_name} at {settings.base_url}")
     print(f"listening on http://{host}:{port}")
     if not users:
         print("No accounts yet. Create the first one in another terminal:")
-        print("    fedisocial user create alice --admin")
+        print("    .venv/bin/fedisocial user create alice --admin")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fedisocial {__version__}")
     parser.add_argument(
-        "--config", metavar="PATH", help="config file (default: $FEDISOCIAL_CONFIG or ./fedisocial.toml)"
+        "--config",
+        metavar="PATH",
+        help="config file (default: $FEDISOCIAL_CONFIG or ./fedisocial.toml)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -47,7 +47,8 @@ class Settings:
         "FEDISOCIAL_BASE_URL",
     )
     data_dir: str = _setting(
-        "data", "Folder for the SQLite database, media and other local state.",
+        "data",
+        "Folder for the SQLite database, media and other local state.",
         "FEDISOCIAL_DATA_DIR",
     )
     database_url: str = _setting(
@@ -191,7 +192,7 @@ def load_settings(
 
 
 def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
-    kind = type(f.default)
+    kind: type[Any] = type(f.default)
     if kind is bool:
         if isinstance(value, bool):
             return value

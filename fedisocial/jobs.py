@@ -12,6 +12,7 @@ registers them by kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -181,10 +182,8 @@ class Worker:
                 running.add(task)
                 task.add_done_callback(running.discard)
             if not jobs:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
             elif free <= len(jobs):
                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         if running:

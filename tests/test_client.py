@@ -84,7 +84,9 @@ async def test_concurrent_fetches_of_one_url_share_one_request() -> None:
     async with serve(remote_server(hits)) as base:
         client = make_client()
         try:
-            docs = await asyncio.gather(*(client.get_json(f"{base}/users/alice") for _ in range(20)))
+            docs = await asyncio.gather(
+                *(client.get_json(f"{base}/users/alice") for _ in range(20))
+            )
         finally:
             await client.aclose()
     assert len(docs) == 20 and len(hits) == 1

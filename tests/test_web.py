@@ -138,7 +138,10 @@ async def test_actor_document_has_what_mastodon_reads(
     parse_multibase_ed25519(multikey["publicKeyMultibase"])
     # and our own reader, which handles real servers' actors, reads it back
     remote = extract_actor(normalize(actor))
-    assert (remote.inbox, remote.shared_inbox) == (actor["inbox"], actor["endpoints"]["sharedInbox"])
+    assert (remote.inbox, remote.shared_inbox) == (
+        actor["inbox"],
+        actor["endpoints"]["sharedInbox"],
+    )
 
 
 async def test_actor_terms_expand_to_their_iris(client: httpx.AsyncClient, alice: None) -> None:
@@ -174,6 +177,11 @@ async def test_instance_actor_is_an_application(client: httpx.AsyncClient) -> No
     actor = (await client.get("/actor", headers={"Accept": AS2})).json()
     assert actor["type"] == "Application" and actor["id"] == "http://127.0.0.1:8000/actor"
     assert actor["publicKey"]["id"] == "http://127.0.0.1:8000/actor#main-key"
+    links = (await client.get("/.well-known/nodeinfo")).json()["links"]
+    assert {
+        "rel": "https://www.w3.org/ns/activitystreams#Application",
+        "href": "http://127.0.0.1:8000/actor",
+    } in links  # FEP-2677
     finger = await client.get(
         "/.well-known/webfinger", params={"resource": "http://127.0.0.1:8000/actor"}
     )

@@ -24,7 +24,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database", "alembic_config", "migrate", "pending_migrations"]
+from fedisocial.errors import ConfigError
+
+__all__ = [
+    "Database",
+    "alembic_config",
+    "migrate",
+    "pending_migrations",
+    "require_current_schema",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -104,11 +112,25 @@ async def migrate(db: Database) -> None:
 def _pending(connection: Connection) -> list[str]:
     script = ScriptDirectory(str(MIGRATIONS))
     current = MigrationContext.configure(connection).get_current_heads()
-    return [rev.revision for rev in script.iterate_revisions("heads", current or "base")
-            if rev is not None and rev.revision not in current]
+    return [
+        rev.revision
+        for rev in script.iterate_revisions("heads", current or "base")
+        if rev is not None and rev.revision not in current
+    ]
 
 
 async def pending_migrations(db: Database) -> list[str]:
     """Revisions not yet applied (empty when the schema is current)."""
     async with db.engine.connect() as connection:
         return await connection.run_sync(_pending)
+
+
+async def require_current_schema(db: Database) -> None:
+    """Raise ConfigError, saying what to run, unless every migration is applied."""
+    pending = await pending_migrations(db)
+    if pending:
+        raise ConfigError(
+            "database_url",
+            f"the database schema is not current ({len(pending)} migrations pending); "
+            "run `fedisocial migrate` (or `fedisocial init` for a new instance)",
+        )

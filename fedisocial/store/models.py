@@ -8,7 +8,7 @@ timestamps are always timezone-aware UTC (SQLite stores them naive, the
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -57,7 +57,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements 
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONDocument}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONDocument,
+    }
 
 
 class Actor(Base):

@@ -64,7 +64,9 @@ async def header(request: Request) -> Response:
 
 
 def _png(body: bytes) -> Response:
-    return Response(body, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+    return Response(
+        body, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 routes = [

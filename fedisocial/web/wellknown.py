@@ -58,23 +58,19 @@ async def webfinger(request: Request) -> Response:
     async def render() -> bytes:
         actor = await find_local_actor(context.db, context.urls, username)
         profile = actor.url or actor.uri
+        links = [
+            {"rel": "self", "type": ACTIVITY_JSON, "href": actor.uri},
+            {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html",
+             "href": profile},
+        ]  # fmt: skip
+        if actor.icon_url:
+            links.append({"rel": "http://webfinger.net/rel/avatar", "type": "image/png",
+                          "href": actor.icon_url})  # fmt: skip
         jrd = {
             "subject": f"acct:{actor.username}@{context.urls.netloc}",
             "aliases": [actor.uri, profile],
-            "links": [
-                {"rel": "self", "type": ACTIVITY_JSON, "href": actor.uri},
-                {
-                    "rel": "http://webfinger.net/rel/profile-page",
-                    "type": "text/html",
-                    "href": profile,
-                },
-            ],
+            "links": links,
         }
-        if actor.icon_url:
-            jrd["links"].append(
-                {"rel": "http://webfinger.net/rel/avatar", "type": "image/png",
-                 "href": actor.icon_url}
-            )  # fmt: skip
         return orjson.dumps(jrd)
 
     body = await context.cache.get_or_render(f"webfinger:{username.lower()}", render)
@@ -100,10 +96,13 @@ async def host_meta_json(request: Request) -> Response:
 
 async def nodeinfo_links(request: Request) -> Response:
     urls = get_context(request).urls
-    links = [
+    links: list[dict[str, str]] = [
         {"rel": _NODEINFO_SCHEMA.format(version=v), "href": urls.nodeinfo(v)}
         for v in ("2.1", "2.0")
     ]
+    # FEP-2677: where the instance (Application) actor lives
+    links.append({"rel": "https://www.w3.org/ns/activitystreams#Application",
+                  "href": urls.instance_actor})  # fmt: skip
     return _json(orjson.dumps({"links": links}), "application/json", 3600)
 
 
