@@ -20,13 +20,26 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Actor", "Base", "Job", "Object", "User", "utcnow"]
+__all__ = [
+    "Actor",
+    "Base",
+    "Block",
+    "Engagement",
+    "Follow",
+    "Host",
+    "Job",
+    "Object",
+    "TimelineEntry",
+    "User",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -141,8 +154,12 @@ class Object(Base):
     #: public, unlisted, followers or direct
     visibility: Mapped[str] = mapped_column(String(16), default="public")
     in_reply_to: Mapped[str | None] = mapped_column(String(2048), index=True)
+    #: for activities: the id of their object (what a Like likes, a Create creates)
+    object_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    #: local posts pinned to the author's profile (the featured collection)
+    pinned_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -166,7 +183,90 @@ class Job(Base):
     lease_until: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: what the job is about (e.g. the object a delivery carries), to cancel it
+    ref: Mapped[str | None] = mapped_column(String(2048), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_jobs_ready", "status", "run_at"),)
+
+
+class Follow(Base):
+    """``follower_uri`` follows ``followee_uri`` (either side local or remote)."""
+
+    __tablename__ = "follows"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    follower_uri: Mapped[str] = mapped_column(String(2048))
+    followee_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    #: id of the Follow activity (Accept/Reject/Undo refer to it)
+    activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    #: pending or accepted
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("follower_uri", "followee_uri"),)
+
+
+class Engagement(Base):
+    """A like, boost (announce) or emoji reaction of an object."""
+
+    __tablename__ = "engagements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: like, announce or reaction
+    kind: Mapped[str] = mapped_column(String(16))
+    actor_uri: Mapped[str] = mapped_column(String(2048))
+    object_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    #: the emoji of a reaction ("" for likes and boosts)
+    content: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("kind", "actor_uri", "object_uri", "content"),)
+
+
+class Block(Base):
+    """``blocker_uri`` blocks ``blocked_uri``."""
+
+    __tablename__ = "blocks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    blocker_uri: Mapped[str] = mapped_column(String(2048))
+    blocked_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("blocker_uri", "blocked_uri"),)
+
+
+class TimelineEntry(Base):
+    """One item of a local actor's home feed (fan-out on write)."""
+
+    __tablename__ = "timeline_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    #: the Note (or other post), or the Announce that brought it
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"))
+    published: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("owner_id", "object_id"),
+        Index("ix_timeline_owner_published", "owner_id", "published"),
+    )
+
+
+class Host(Base):
+    """Delivery health of a remote host (see delivery.py)."""
+
+    __tablename__ = "hosts"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    #: set when the host kept failing for days; deliveries skip it, one probe at a time
+    unreachable_since: Mapped[datetime | None]
