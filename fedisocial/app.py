@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -22,11 +23,15 @@ from fedisocial.accounts import ensure_instance_actor
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
 from fedisocial.config import Settings, load_settings
+from fedisocial.delivery import DELIVER, FANOUT, Delivery
 from fedisocial.errors import ConfigError, FedisocialError
+from fedisocial.inbox import PROCESS, Inbox
 from fedisocial.jobs import Handler, JobQueue, Worker
+from fedisocial.outbox import Outbox
 from fedisocial.store.db import Database, require_current_schema
 from fedisocial.urls import Urls
-from fedisocial.web import federation, pages, wellknown
+from fedisocial.web import federation, objects, pages, wellknown
+from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.context import Context
 
 __all__ = ["app_from_environment", "create_app", "job_handlers"]
@@ -39,7 +44,11 @@ RUN_WORKER_ENV = "FEDISOCIAL_RUN_WORKER"
 
 def job_handlers(context: Context) -> dict[str, Handler]:
     """The job kinds this instance knows, bound to their services."""
-    return {}
+    return {
+        FANOUT: context.delivery.fan_out,
+        DELIVER: context.delivery.deliver,
+        PROCESS: context.inbox.process,
+    }
 
 
 async def build_context(settings: Settings, database: Database | None = None) -> Context:
@@ -66,7 +75,12 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         autoescape=select_autoescape(),
         enable_async=False,
     )
-    return Context(settings, urls, db, client, JobQueue(db), templates)
+    queue = JobQueue(db)
+    actor_max_age = timedelta(seconds=settings.actor_cache_seconds)
+    outbox = Outbox(db, client, urls, actor_max_age)
+    delivery = Delivery(db, client, queue, actor_max_age)
+    inbox = Inbox(db, client, queue, outbox, urls, settings)
+    return Context(settings, urls, db, client, queue, templates, outbox, delivery, inbox)
 
 
 def _wants_html(request: Request) -> bool:
@@ -120,6 +134,8 @@ def create_app(
         routes=[
             *wellknown.routes,
             *federation.routes,
+            *inbox_routes.routes,
+            *objects.routes,
             *pages.routes,
             Mount("/static", static, name="static"),
         ],

@@ -78,6 +78,18 @@ class Settings:
         "One or two sentences about the instance, shown on pages and in NodeInfo.",
         "FEDISOCIAL_INSTANCE_DESCRIPTION",
     )
+    authorized_fetch: bool = _setting(
+        False,
+        "Secure mode (Mastodon's AUTHORIZED_FETCH): ActivityPub documents are served "
+        "only to signed GET requests, so blocked servers cannot read public posts "
+        "anonymously. Our own fetches are always signed by the instance actor.",
+        "FEDISOCIAL_AUTHORIZED_FETCH",
+    )
+    max_inbox_bytes: int = _setting(
+        1_048_576,
+        "Largest activity accepted by the inbox, in bytes; larger ones get 413.",
+        "FEDISOCIAL_MAX_INBOX_BYTES",
+    )
     actor_cache_seconds: int = _setting(
         86400,
         "Seconds a remote actor document stays fresh before it is fetched again.",
@@ -243,6 +255,6 @@ def _validate(settings: Settings) -> None:
         )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level", "must be one of debug, info, warning, error")
-    for name in ("actor_cache_seconds", "http_timeout", "max_fetch_bytes"):
+    for name in ("actor_cache_seconds", "http_timeout", "max_fetch_bytes", "max_inbox_bytes"):
         if cast(float, getattr(settings, name)) <= 0:
             raise ConfigError(name, "must be greater than zero")

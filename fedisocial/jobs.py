@@ -1,12 +1,12 @@
 """A persistent job queue in the database, shared by every worker process.
 
-Jobs move ``queued → running → done | failed``. A worker claims a batch by
-setting a lease; on PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED`` so
-workers on many hosts share one queue without blocking each other; SQLite
-serializes writers, so one claim runs at a time there. A job whose worker died
-is claimed again once its lease expires. Failures are retried on the schedule
-of :func:`retry_delay`. This module never imports its handlers: the app
-registers them by kind.
+Jobs move ``queued → running → done | failed`` (or ``cancelled`` while
+queued). A worker claims a batch by setting a lease; on PostgreSQL the claim
+uses ``FOR UPDATE SKIP LOCKED`` so workers on many hosts share one queue
+without blocking each other; SQLite serializes writers, so one claim runs at a
+time there. A job whose worker died is claimed again once its lease expires.
+Failures are retried on the schedule of :func:`retry_delay`. This module never
+imports its handlers: the app registers them by kind.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.store.db import Database
 from fedisocial.store.models import Job, utcnow
@@ -77,20 +78,54 @@ class JobQueue:
         self.db = db
         self.lease = lease
 
+    @staticmethod
+    def add(
+        session: AsyncSession,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        ref: str | None = None,
+        run_at: datetime | None = None,
+    ) -> Job:
+        """Queue a job inside the caller's transaction: it exists iff that work commits."""
+        job = Job(kind=kind, payload=payload, ref=ref, run_at=run_at or utcnow())
+        session.add(job)
+        return job
+
     async def enqueue(
-        self, kind: str, payload: dict[str, Any], *, run_at: datetime | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        ref: str | None = None,
+        run_at: datetime | None = None,
     ) -> int:
         async with self.db.transaction() as session:
-            job = Job(kind=kind, payload=payload, run_at=run_at or utcnow())
-            session.add(job)
+            job = self.add(session, kind, payload, ref=ref, run_at=run_at)
             await session.flush()
             return job.id
 
-    async def enqueue_many(self, kind: str, payloads: list[dict[str, Any]]) -> None:
+    async def enqueue_many(
+        self, kind: str, payloads: list[dict[str, Any]], *, ref: str | None = None
+    ) -> None:
         """Insert many jobs in one transaction (row-at-a-time inserts are slow on SQLite)."""
+        if not payloads:
+            return
         now = utcnow()
+        rows = [{"kind": kind, "payload": p, "ref": ref, "run_at": now, "status": "queued",
+                 "attempts": 0, "created_at": now} for p in payloads]  # fmt: skip
         async with self.db.transaction() as session:
-            session.add_all(Job(kind=kind, payload=p, run_at=now) for p in payloads)
+            await session.execute(insert(Job), rows)
+
+    @staticmethod
+    async def cancel(session: AsyncSession, ref: str) -> int:
+        """Cancel the queued jobs about ``ref`` (e.g. deliveries of a deleted post)."""
+        result = await session.execute(
+            update(Job)
+            .where(Job.ref == ref, Job.status == "queued")
+            .values(status="cancelled", finished_at=utcnow())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def claim(self, worker: str, limit: int = 10) -> list[ClaimedJob]:
         """Take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker``."""

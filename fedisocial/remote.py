@@ -6,19 +6,67 @@ path every key lookup and delivery takes.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from fedisocial.ap.addressing import visibility_of
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import ACTOR_TYPES, RemoteActor, extract_actor, normalize, parse_handle
-from fedisocial.errors import InvalidDocument
+from fedisocial.ap.vocab import (
+    ACTOR_TYPES,
+    RemoteActor,
+    extract_actor,
+    get_id,
+    normalize,
+    parse_handle,
+)
+from fedisocial.errors import InvalidDocument, NotFound
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, utcnow
+from fedisocial.store.models import Actor, Object, utcnow
 
-__all__ = ["fetch_actor", "lookup", "store_actor"]
+__all__ = [
+    "fetch_actor",
+    "fetch_object",
+    "lookup",
+    "object_columns",
+    "resolve_handle",
+    "same_origin",
+    "store_actor",
+]
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URIs share scheme, host and port (the trust boundary of AP)."""
+    left, right = urlsplit(a), urlsplit(b)
+    return (left.scheme, left.netloc.lower()) == (right.scheme, right.netloc.lower())
+
+
+def _published(doc: dict[str, Any]) -> datetime:
+    text = doc.get("published")
+    if isinstance(text, str):
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return utcnow()
+        if moment.tzinfo is not None:
+            return moment
+    return utcnow()
+
+
+def object_columns(doc: dict[str, Any], followers: str | None = None) -> dict[str, Any]:
+    """The indexed columns of an ``objects`` row, read from a normalized document."""
+    actor = get_id(doc.get("attributedTo")) or get_id(doc.get("actor"))
+    return {
+        "type": str(doc.get("type") or "Object")[:64],
+        "actor_uri": actor,
+        "published": _published(doc),
+        "visibility": visibility_of(doc.get("to", []), doc.get("cc", []), followers),
+        "in_reply_to": get_id(doc.get("inReplyTo")),
+        "object_uri": get_id(doc.get("object")),
+    }
 
 
 def _handle_domain(remote: RemoteActor) -> str:
@@ -73,6 +121,45 @@ async def fetch_actor(
     if urlsplit(str(doc.get("id", ""))).netloc != urlsplit(uri).netloc:
         raise InvalidDocument(f"{uri} returned a document whose id is on another host")
     return await store_actor(db, doc)
+
+
+async def resolve_handle(
+    db: Database, client: FederationClient, username: str, host: str, *, max_age: timedelta
+) -> Actor:
+    """The actor behind ``username@host``: our own, a cached one, or found by WebFinger."""
+    async with db.session() as session:
+        cached = await session.scalar(
+            select(Actor).where(
+                Actor.domain == host.lower(), func.lower(Actor.username) == username.lower()
+            )
+        )
+    if cached is not None and (cached.local or (
+        cached.fetched_at is not None and utcnow() - cached.fetched_at < max_age
+    )):  # fmt: skip
+        return cached
+    finger = await client.webfinger(username, host)
+    if not finger.actor_url:
+        raise NotFound(f"@{username}@{host} has no ActivityPub actor")
+    return await fetch_actor(db, client, finger.actor_url, max_age=max_age)
+
+
+async def fetch_object(db: Database, client: FederationClient, uri: str) -> Object:
+    """An object by id: from the store, else fetched from its origin and stored."""
+    async with db.session() as session:
+        stored = await session.scalar(select(Object).where(Object.uri == uri))
+    if stored is not None:
+        return stored
+    doc = normalize(await client.get_json(uri))
+    if doc.get("id") != uri and not same_origin(str(doc.get("id", "")), uri):
+        raise InvalidDocument(f"{uri} returned a document whose id is on another host")
+    row = Object(uri=str(doc.get("id") or uri), local=False, data=doc, **object_columns(doc))
+    try:
+        async with db.transaction() as session:
+            session.add(row)
+    except IntegrityError:  # fetched concurrently by someone else
+        async with db.session() as session:
+            return (await session.scalars(select(Object).where(Object.uri == row.uri))).one()
+    return row
 
 
 async def lookup(db: Database, client: FederationClient, query: str) -> dict[str, Any]:

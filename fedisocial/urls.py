@@ -8,13 +8,23 @@ has expectations (``/users/NAME``, ``/@NAME``, ``#main-key``).
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-__all__ = ["USERNAME_RE", "Urls"]
+__all__ = ["USERNAME_RE", "Urls", "new_id"]
 
 #: Local usernames: what Mastodon allows (letters, digits, underscore), up to 30.
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+
+
+def new_id() -> str:
+    """A time-ordered id (milliseconds << 16 | 16 random bits), like Mastodon's snowflakes.
+
+    Ids sort by creation time, so collections page by id.
+    """
+    return str((int(time.time() * 1000) << 16) | secrets.randbits(16))
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,25 @@ class Urls:
 
     def acct(self, username: str) -> str:
         return f"acct:{username}@{self.netloc}"
+
+    # -- objects and activities of a local actor ------------------------------
+    def note(self, username: str, note_id: str) -> str:
+        return f"{self.actor(username)}/statuses/{note_id}"
+
+    def activity(self, username: str, activity_id: str) -> str:
+        return f"{self.actor(username)}/activities/{activity_id}"
+
+    def replies(self, object_uri: str) -> str:
+        return f"{object_uri}/replies"
+
+    def likes(self, object_uri: str) -> str:
+        return f"{object_uri}/likes"
+
+    def shares(self, object_uri: str) -> str:
+        return f"{object_uri}/shares"
+
+    def hashtag(self, tag: str) -> str:
+        return f"{self.base_url}/tags/{quote(tag.lower())}"
 
     @property
     def shared_inbox(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -30,7 +31,7 @@ from fedisocial import __version__
 from fedisocial.ap.vocab import ACTIVITY_JSON, LD_JSON_PROFILE, WebfingerResult, parse_webfinger
 from fedisocial.errors import BlockedAddress, InvalidDocument, RemoteError, RemoteStatus
 
-__all__ = ["AS2_ACCEPT", "FederationClient", "GuardedResolver", "check_address"]
+__all__ = ["AS2_ACCEPT", "Answer", "FederationClient", "GuardedResolver", "check_address"]
 
 AS2_ACCEPT = f"{ACTIVITY_JSON}, {LD_JSON_PROFILE}"
 _MAX_REDIRECTS = 5
@@ -52,6 +53,15 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A remote server's answer to a POST."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
 
 
 class GuardedResolver(AbstractResolver):
@@ -192,6 +202,31 @@ class FederationClient:
                 raise RemoteError(f"{response.url} is larger than {self.max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def post(self, url: str, body: bytes, auth: httpx.Auth) -> Answer:
+        """POST an activity, signed by ``auth``; the answer's body is read (capped) and kept.
+
+        Transport failures raise RemoteError; HTTP error statuses are returned for
+        the caller to classify (see delivery.py).
+        """
+        headers = {"Content-Type": ACTIVITY_JSON, "Accept": AS2_ACCEPT}
+        try:
+            response = await self.http.send(
+                self.http.build_request("POST", url, content=body, headers=headers),
+                auth=auth,
+                stream=True,
+            )
+        except httpx.TimeoutException as exc:
+            raise RemoteError(f"{url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"could not deliver to {url}: {exc or type(exc).__name__}") from exc
+        try:
+            content = await self._capped_body(response)
+        except RemoteError:
+            content = b""  # an oversized error page does not matter, its status does
+        finally:
+            await response.aclose()
+        return Answer(response.status_code, response.headers, content)
 
     async def webfinger(self, username: str, host: str) -> WebfingerResult:
         """Resolve acct:username@host through the host's WebFinger endpoint (RFC 7033)."""

@@ -1,4 +1,4 @@
-"""HTTP signatures for ActivityPub: keys, digests, draft-cavage and RFC 9421.
+"""HTTP signatures for ActivityPub: digests, draft-cavage and RFC 9421.
 
 We sign every outgoing request the way Mastodon does (draft-cavage
 ``rsa-sha256`` over ``(request-target) host date digest``) through
@@ -11,7 +11,9 @@ happens elsewhere, in between::
     verify_signature(parsed, key, body, now=now)      # raises SignatureError
 
 Every failure raises :class:`~fedisocial.errors.SignatureError` with a reason
-a remote admin can act on. Parsed public keys are cached by their PEM.
+a remote admin can act on. Keys (generate, PEM, Multikey) live in
+:mod:`fedisocial.ap.keys` and are re-exported here; Structured Fields are
+parsed and serialized by ``http_sf``.
 
 Specs: draft-cavage-http-signatures-12, RFC 9421 (HTTP Message Signatures),
 RFC 8941 (Structured Fields), RFC 9530 (Digest Fields), RFC 3230 (Digest),
@@ -21,7 +23,6 @@ FEP-521a (Multikey). Policy follows Mastodon's ``app/lib/signed_request.rb``.
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 import hmac
@@ -30,15 +31,30 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Literal, NoReturn, TypeAlias
+from typing import Literal, TypeAlias, cast
 from urllib.parse import SplitResult, urlsplit
 
+import http_sf
 import httpx
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from http_sf.innerlist import ser_innerlist
+from http_sf.types import BareItemType, ParamsType
 
+from fedisocial.ap.keys import (
+    PrivateKey,
+    PublicKey,
+    ed25519_multibase,
+    generate_ed25519_key,
+    generate_rsa_key,
+    load_private_key,
+    load_public_key,
+    parse_multibase_ed25519,
+    private_key_to_pem,
+    public_key_to_pem,
+)
 from fedisocial.errors import SignatureError
 
 __all__ = [
@@ -65,8 +81,6 @@ __all__ = [
     "verify_signature",
 ]
 
-PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-PublicKey: TypeAlias = rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 #: What ``verify_signature`` accepts: a public key, or the shared secret of an HMAC signature.
 VerifyKey: TypeAlias = PublicKey | bytes
 Scheme: TypeAlias = Literal["draft-cavage", "rfc9421"]
@@ -75,273 +89,33 @@ _MAX_AGE = timedelta(hours=12)
 _CLOCK_SKEW = timedelta(hours=1)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
-# --------------------------------------------------------------------- keys
-
-
-def generate_rsa_key() -> rsa.RSAPrivateKey:
-    """Generate the 2048-bit RSA key (e=65537) every fediverse server can verify."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def generate_ed25519_key() -> ed25519.Ed25519PrivateKey:
-    """Generate an Ed25519 key, for FEP-521a Multikey and RFC 9421 ``ed25519``."""
-    return ed25519.Ed25519PrivateKey.generate()
-
-
-def private_key_to_pem(key: PrivateKey) -> str:
-    """Serialize a private key as unencrypted PKCS#8 PEM."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-
-
-def public_key_to_pem(key: PublicKey | PrivateKey) -> str:
-    """Serialize a public key (or the public half of a private key) as SPKI PEM."""
-    if isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        key = key.public_key()
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
-
-
-@functools.lru_cache(maxsize=64)
-def load_private_key(pem: str) -> PrivateKey:
-    """Load our own PEM private key, once: parsing costs ~56 ms under OpenSSL 3.
-
-    Raises ``ValueError`` for anything but an unencrypted RSA or Ed25519 key.
-    """
-    key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        raise ValueError(f"unsupported private key type {type(key).__name__}")
-    return key
-
-
-_PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
-
-
-@functools.lru_cache(maxsize=4096)
-def load_public_key(pem: str) -> PublicKey:
-    """Load a remote actor's ``publicKeyPem``, tolerating odd folding; cached.
-
-    Real servers publish PEMs with spaces instead of newlines, literal ``\\n``
-    or unusual line lengths, so the base64 body is re-wrapped before parsing.
-    Accepts SPKI (``PUBLIC KEY``) and PKCS#1 (``RSA PUBLIC KEY``) RSA, Ed25519
-    and EC keys. Raises SignatureError on anything else.
-    """
-    match = _PEM_RE.search(pem.replace("\\n", "\n"))
-    if match is None:
-        raise SignatureError("The public key is not in PEM format")
-    label, body = match.group(1), "".join(match.group(2).split())
-    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-    text = f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n"
-    try:
-        key = serialization.load_pem_public_key(text.encode("ascii"))
-    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm) as exc:
-        raise SignatureError(f"The public key PEM cannot be parsed: {exc}") from exc
-    if not isinstance(key, rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
-        raise SignatureError(f"Unsupported public key type {type(key).__name__}")
-    return key
-
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {char: index for index, char in enumerate(_B58)}
-_ED25519_PUB = b"\xed\x01"  # multicodec varint of ed25519-pub
-
-
-def _b58encode(data: bytes) -> str:
-    number, digits = int.from_bytes(data, "big"), []
-    while number:
-        number, rest = divmod(number, 58)
-        digits.append(_B58[rest])
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(digits))
-
-
-def _b58decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        if char not in _B58_INDEX:
-            raise ValueError(f"{char!r} is not a base58btc character")
-        number = number * 58 + _B58_INDEX[char]
-    zeros = len(text) - len(text.lstrip("1"))
-    return b"\0" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
-
-
-def ed25519_multibase(public_key: ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey) -> str:
-    """Encode an Ed25519 key as FEP-521a ``publicKeyMultibase`` (``z6Mk...``)."""
-    if isinstance(public_key, ed25519.Ed25519PrivateKey):
-        public_key = public_key.public_key()
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "z" + _b58encode(_ED25519_PUB + raw)
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_multibase_ed25519(value: str) -> ed25519.Ed25519PublicKey:
-    """Decode a FEP-521a ``publicKeyMultibase`` Ed25519 key; cached.
-
-    Raises SignatureError unless it is ``z`` + base58btc(0xed 0x01 + 32 bytes).
-    """
-    if not value.startswith("z"):
-        raise SignatureError("publicKeyMultibase must be base58btc (start with 'z')")
-    try:
-        data = _b58decode(value[1:])
-    except ValueError as exc:
-        raise SignatureError(f"publicKeyMultibase is not base58btc: {exc}") from exc
-    if len(data) != 34 or not data.startswith(_ED25519_PUB):
-        raise SignatureError("publicKeyMultibase is not an Ed25519 public key")
-    return ed25519.Ed25519PublicKey.from_public_bytes(data[2:])
-
-
 # ---------------------------------------------------- RFC 8941 structured fields
 
-
-class _Token(str):
-    """An RFC 8941 Token: serialized bare, where a String is quoted."""
-
-    __slots__ = ()
-
-
-_Bare: TypeAlias = bool | int | float | str | bytes
-_Params: TypeAlias = dict[str, _Bare]
-_Item: TypeAlias = tuple[_Bare, _Params]
-_InnerList: TypeAlias = tuple[list[_Item], _Params]
-_Member: TypeAlias = _Item | _InnerList
-
-_SF_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
-_SF_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
-_SF_NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,3})?")
-_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
-_SF_BYTES = re.compile(r":([A-Za-z0-9+/]*=*):")
-_SF_BOOL = re.compile(r"\?[01]")
-_SF_UNESCAPE = re.compile(r"\\(.)")
+# What http_sf.parse gives for dictionary members and inner-list items: always
+# ``(value, params)`` pairs, though its own types also allow bare values.
+_Item: TypeAlias = tuple[BareItemType, ParamsType]
+_InnerList: TypeAlias = tuple[list[_Item], ParamsType]
+_Member: TypeAlias = tuple[BareItemType | list[_Item], ParamsType]
 
 
-class _SFParser:
-    """Just enough of RFC 8941 section 4.2 for signature and digest fields."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.pos = text, 0
-
-    def fail(self, what: str) -> NoReturn:
-        raise ValueError(f"{what} at offset {self.pos} of {self.text!r}")
-
-    def peek(self) -> str:
-        return self.text[self.pos : self.pos + 1]
-
-    def skip(self, chars: str = " ") -> None:
-        while self.pos < len(self.text) and self.text[self.pos] in chars:
-            self.pos += 1
-
-    def take(self, pattern: re.Pattern[str], what: str) -> re.Match[str]:
-        match = pattern.match(self.text, self.pos)
-        if match is None:
-            self.fail(f"expected {what}")
-        self.pos = match.end()
-        return match
-
-    def bare(self) -> _Bare:
-        char = self.peek()
-        if char == '"':
-            return _SF_UNESCAPE.sub(r"\1", self.take(_SF_STRING, "a string").group(1))
-        if char == ":":
-            return base64.b64decode(self.take(_SF_BYTES, "a byte sequence").group(1), validate=True)
-        if char == "?":
-            return self.take(_SF_BOOL, "a boolean").group() == "?1"
-        if char == "-" or char.isdigit():
-            number = self.take(_SF_NUMBER, "a number").group()
-            if "." in number:
-                if len(number.lstrip("-").split(".")[0]) > 12:
-                    self.fail("decimal too long")
-                return float(number)
-            return int(number)
-        if char == "*" or char.isalpha():
-            return _Token(self.take(_SF_TOKEN, "a token").group())
-        self.fail("expected an item")
-
-    def params(self) -> _Params:
-        params: _Params = {}
-        while self.peek() == ";":
-            self.pos += 1
-            self.skip()
-            key = self.take(_SF_KEY, "a parameter key").group()
-            params[key] = True
-            if self.peek() == "=":
-                self.pos += 1
-                params[key] = self.bare()
-        return params
-
-    def member(self) -> _Member:
-        if self.peek() != "(":
-            return self.bare(), self.params()
-        self.pos += 1
-        items: list[_Item] = []
-        while True:
-            self.skip()
-            if self.peek() == ")":
-                self.pos += 1
-                return items, self.params()
-            items.append((self.bare(), self.params()))
-            if self.peek() not in (" ", ")"):
-                self.fail("expected ' ' or ')' in an inner list")
-
-    def more(self) -> bool:
-        self.skip(" \t")
-        if self.pos >= len(self.text):
-            return False
-        if self.peek() != ",":
-            self.fail("expected ','")
-        self.pos += 1
-        self.skip(" \t")
-        if self.pos >= len(self.text):
-            self.fail("trailing ','")
-        return True
-
-    def dictionary(self) -> dict[str, _Member]:
-        result: dict[str, _Member] = {}
-        self.skip()
-        while self.pos < len(self.text):
-            key = self.take(_SF_KEY, "a dictionary key").group()
-            if self.peek() == "=":
-                self.pos += 1
-                result[key] = self.member()
-            else:
-                result[key] = (True, self.params())
-            if not self.more():
-                break
-        return result
+def _sf_dictionary(value: str, field: str) -> dict[str, _Member]:
+    """Parse a structured-field dictionary header; SignatureError if it is not one."""
+    try:
+        parsed = http_sf.parse(value.encode(), tltype="dictionary")
+    except ValueError as exc:  # StructuredFieldError, or a str that is not UTF-8
+        raise SignatureError(f"{field} is not a structured-field dictionary: {exc}") from exc
+    return cast(dict[str, _Member], parsed)
 
 
-def _sf_dictionary(text: str) -> dict[str, _Member]:
-    return _SFParser(text.strip()).dictionary()
+@functools.lru_cache(maxsize=256)
+def _ser_string(value: str) -> str:
+    """``"content-digest"``: a component name serialized; the same few names recur."""
+    return http_sf.ser(value)
 
 
-def _ser_bare(value: _Bare) -> str:
-    if isinstance(value, bool):
-        return "?1" if value else "?0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = f"{value:.3f}".rstrip("0")
-        return text + "0" if text.endswith(".") else text
-    if isinstance(value, bytes):
-        return ":" + base64.b64encode(value).decode("ascii") + ":"
-    if isinstance(value, _Token):
-        return str(value)
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _ser_params(params: _Params) -> str:
-    return "".join(f";{k}" if v is True else f";{k}={_ser_bare(v)}" for k, v in params.items())
-
-
-def _ser_member(member: _Member) -> str:
-    value, params = member
-    if isinstance(value, list):
-        inner = " ".join(_ser_bare(v) + _ser_params(p) for v, p in value)
-        return f"({inner}){_ser_params(params)}"
-    return _ser_bare(value) + _ser_params(params)
+def _ser_inner_list(inner_list: _InnerList) -> str:
+    """``("@method" ...);created=1;keyid="k"``, as RFC 9421 puts it in the signature base."""
+    return ser_innerlist(cast(http_sf.InnerListType, inner_list))
 
 
 # ------------------------------------------------------------------ digests
@@ -385,22 +159,18 @@ def _parse_digest(value: str) -> dict[str, bytes]:
         if alg.lower() in _HASHES:
             try:
                 offered[alg.lower()] = base64.b64decode(encoded.strip(), validate=True)
-            except binascii.Error as exc:
+            except ValueError as exc:  # binascii.Error, or not ASCII
                 raise SignatureError(f"Digest is not valid base64: {value!r}") from exc
     return offered
 
 
 def _parse_content_digest(value: str) -> dict[str, bytes]:
     """RFC 9530 ``Content-Digest``: a dictionary of byte sequences."""
-    try:
-        members = _sf_dictionary(value)
-    except ValueError as exc:
-        raise SignatureError(f"Content-Digest is not a structured-field dictionary: {exc}") from exc
     offered = {}
-    for alg, (digest, _params) in members.items():
-        if alg in _HASHES and not isinstance(digest, bytes):
-            raise SignatureError(f"Content-Digest {alg} is not a byte sequence")
-        if alg in _HASHES and isinstance(digest, bytes):
+    for alg, (digest, _params) in _sf_dictionary(value, "Content-Digest").items():
+        if alg in _HASHES:
+            if not isinstance(digest, bytes):
+                raise SignatureError(f"Content-Digest {alg} is not a byte sequence")
             offered[alg] = digest
     return offered
 
@@ -542,7 +312,7 @@ def _cavage_params(value: str) -> dict[str, str]:
     return params
 
 
-def _timestamp(value: _Bare | None, name: str) -> datetime | None:
+def _timestamp(value: str | int | None, name: str) -> datetime | None:
     """A ``created``/``expires`` Unix time (cavage sends it quoted or bare)."""
     if value is None:
         return None
@@ -563,7 +333,7 @@ def _parse_cavage(method: str, url: str, lower: dict[str, str], value: str) -> P
         raise SignatureError("Signature header signs no headers")
     try:
         signature = base64.b64decode("".join(params["signature"].split()), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or not ASCII
         raise SignatureError("Signature is not valid base64") from exc
     parts = urlsplit(url)
     lines: list[str] = []
@@ -610,17 +380,7 @@ def _parse_cavage(method: str, url: str, lower: dict[str, str], value: str) -> P
 # ----------------------------------------------------------------- RFC 9421
 
 
-def _field_value(lower: dict[str, str], name: str, params: _Params) -> str:
-    if params:  # sf, key, bs, req, tr: not used by fediverse software
-        raise SignatureError(f"Unsupported parameters on covered field {name}: {sorted(params)}")
-    if name not in lower:
-        raise SignatureError(f'Covered field "{name}" is missing from the request')
-    return lower[name]
-
-
-def _derived_value(method: str, parts: SplitResult, url: str, name: str, params: _Params) -> str:
-    if params:
-        raise SignatureError(f"Unsupported parameters on derived component {name}")
+def _derived_value(method: str, parts: SplitResult, url: str, name: str) -> str:
     if name == "@method":
         return method
     if name == "@target-uri":
@@ -641,56 +401,79 @@ def _derived_value(method: str, parts: SplitResult, url: str, name: str, params:
 def _signature_base(
     method: str, url: str, lower: dict[str, str], covered: _InnerList
 ) -> tuple[bytes, tuple[str, ...]]:
-    """The RFC 9421 section 2.5 signature base, and the covered component names."""
-    parts, seen, lines, names = urlsplit(url), set(), [], []
+    """The RFC 9421 section 2.5 signature base, and the covered component names.
+
+    The ``@signature-params`` line is the inner list serialized again, which
+    gives back the signer's bytes for any canonically serialized input.
+    """
+    parts, lines, names = urlsplit(url), [], []
     for name, params in covered[0]:
-        if not isinstance(name, str) or isinstance(name, _Token) or name != name.lower():
+        if not isinstance(name, str) or name != name.lower():  # a Token is no str
             raise SignatureError(f"Component identifier {name!r} is not a lower-case string")
-        identifier = _ser_bare(name) + _ser_params(params)
-        if identifier in seen:
+        identifier = _ser_string(name)
+        if params:  # sf, key, bs, req, tr: not used by fediverse software
+            raise SignatureError(
+                f"Unsupported parameters on component {identifier}: {sorted(params)}"
+            )
+        if name in names:
             raise SignatureError(f"Component {identifier} is covered twice")
         if name.startswith("@"):
-            value = _derived_value(method, parts, url, name, params)
+            value = _derived_value(method, parts, url, name)
+        elif name in lower:
+            value = lower[name]
         else:
-            value = _field_value(lower, name, params)
+            raise SignatureError(f'Covered field "{name}" is missing from the request')
         if "\n" in value or "\r" in value:
             raise SignatureError(f"Component {identifier} contains a newline")
-        seen.add(identifier)
         lines.append(f"{identifier}: {value}")
         names.append(name)
-    lines.append(f'"@signature-params": {_ser_member(covered)}')
+    lines.append(f'"@signature-params": {_ser_inner_list(covered)}')
     return _encode("\n".join(lines)), tuple(names)
 
 
-def _parse_rfc9421(method: str, url: str, lower: dict[str, str]) -> ParsedSignature:
-    try:
-        inputs = _sf_dictionary(lower["signature-input"])
-        signatures = _sf_dictionary(lower.get("signature", ""))
-    except ValueError as exc:
-        raise SignatureError(f"Signature-Input or Signature is malformed: {exc}") from exc
-    for label, member in inputs.items():
-        value, params = member
+def _first_signature(
+    inputs: dict[str, _Member], signatures: dict[str, _Member]
+) -> tuple[str, _InnerList, bytes]:
+    """The first label with an inner list naming a keyid, and a byte-sequence signature."""
+    for label, (value, params) in inputs.items():
         signature = signatures.get(label, (None, {}))[0]
         if isinstance(value, list) and isinstance(signature, bytes) and "keyid" in params:
-            break
-    else:
-        raise SignatureError("No signature in Signature-Input has a keyid and a matching Signature")
-    for name in ("created", "expires"):
-        if name in params and type(params[name]) is not int:
-            raise SignatureError(f"Signature-Input {name} must be an integer")
-    if not isinstance(params["keyid"], str) or not isinstance(params.get("alg", ""), str):
+            return label, (value, params), signature
+    raise SignatureError("No signature in Signature-Input has a keyid and a matching Signature")
+
+
+def _int_param(params: ParamsType, name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SignatureError(f"Signature-Input {name} must be an integer")
+    return value
+
+
+def _parse_rfc9421(method: str, url: str, lower: dict[str, str]) -> ParsedSignature:
+    inputs = _sf_dictionary(lower["signature-input"], "Signature-Input")
+    signatures = _sf_dictionary(lower.get("signature", ""), "Signature")
+    label, covered, signature = _first_signature(inputs, signatures)
+    params = covered[1]
+    created, expires = _int_param(params, "created"), _int_param(params, "expires")
+    key_id, alg = params["keyid"], params.get("alg")
+    # RFC 9421 says String; a Token was always accepted too.
+    if not isinstance(key_id, str | http_sf.Token) or not isinstance(
+        alg, str | http_sf.Token | None
+    ):
         raise SignatureError("Signature-Input keyid and alg must be strings")
-    base, names = _signature_base(method, url, lower, (value, params))
+    base, names = _signature_base(method, url, lower, covered)
     return ParsedSignature(
-        key_id=str(params["keyid"]),
+        key_id=str(key_id),
         scheme="rfc9421",
-        algorithm=str(params["alg"]) if "alg" in params else None,
+        algorithm=None if alg is None else str(alg),
         components=names,
         signature=signature,
         signing_strings=(base,),
         method=method,
-        created=_timestamp(params.get("created"), "created"),
-        expires=_timestamp(params.get("expires"), "expires"),
+        created=_timestamp(created, "created"),
+        expires=_timestamp(expires, "expires"),
         date=lower.get("date") if "date" in names else None,
         digest=lower.get("digest"),
         content_digest=lower.get("content-digest"),
@@ -711,72 +494,61 @@ def _kind(key: VerifyKey) -> str:
     return f"an EC {key.curve.name} key"
 
 
-def _rsa_pkcs1(hash_: hashes.HashAlgorithm) -> Callable[[VerifyKey, bytes, bytes], bool]:
-    def verify(key: VerifyKey, signature: bytes, data: bytes) -> bool:
+#: Checks one signature: InvalidSignature on a mismatch, SignatureError for the wrong key type.
+_Verify: TypeAlias = Callable[[VerifyKey, bytes, bytes], None]
+
+
+def _rsa(who: str, pad: padding.AsymmetricPadding, hash_: hashes.HashAlgorithm) -> _Verify:
+    def verify(key: VerifyKey, signature: bytes, data: bytes) -> None:
         if not isinstance(key, rsa.RSAPublicKey):
-            raise SignatureError(f"The signature needs an RSA key, not {_kind(key)}")
-        try:
-            key.verify(signature, data, padding.PKCS1v15(), hash_)
-        except InvalidSignature:
-            return False
-        return True
+            raise SignatureError(f"{who} needs an RSA key, not {_kind(key)}")
+        key.verify(signature, data, pad, hash_)
 
     return verify
 
 
-def _rsa_pss_sha512(key: VerifyKey, signature: bytes, data: bytes) -> bool:
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise SignatureError(f"rsa-pss-sha512 needs an RSA key, not {_kind(key)}")
-    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=64)
-    try:
-        key.verify(signature, data, pss, hashes.SHA512())
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _ecdsa(
-    curve: type[ec.EllipticCurve], hash_: hashes.HashAlgorithm, size: int
-) -> Callable[[VerifyKey, bytes, bytes], bool]:
-    def verify(key: VerifyKey, signature: bytes, data: bytes) -> bool:
+def _ecdsa(curve: type[ec.EllipticCurve], hash_: hashes.HashAlgorithm, size: int) -> _Verify:
+    def verify(key: VerifyKey, signature: bytes, data: bytes) -> None:
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
             raise SignatureError(f"The signature needs an EC {curve.name} key, not {_kind(key)}")
         if len(signature) != 2 * size:  # RFC 9421 3.3.4: r || s, not DER
-            return False
+            raise InvalidSignature
         r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-        try:
-            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_))
-        except InvalidSignature:
-            return False
-        return True
+        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_))
 
     return verify
 
 
-def _ed25519(key: VerifyKey, signature: bytes, data: bytes) -> bool:
+def _ed25519(key: VerifyKey, signature: bytes, data: bytes) -> None:
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise SignatureError(f"ed25519 needs an Ed25519 key, not {_kind(key)}")
-    try:
-        key.verify(signature, data)
-    except InvalidSignature:
-        return False
-    return True
+    key.verify(signature, data)
 
 
-def _hmac_sha256(key: VerifyKey, signature: bytes, data: bytes) -> bool:
+def _hmac_sha256(key: VerifyKey, signature: bytes, data: bytes) -> None:
     if not isinstance(key, bytes):
         raise SignatureError("hmac-sha256 needs a shared secret, not a public key")
-    return hmac.compare_digest(hmac.new(key, data, hashlib.sha256).digest(), signature)
+    if not hmac.compare_digest(hmac.new(key, data, hashlib.sha256).digest(), signature):
+        raise InvalidSignature
 
 
-_ALGORITHMS: dict[str, Callable[[VerifyKey, bytes, bytes], bool]] = {
-    "rsa-v1_5-sha256": _rsa_pkcs1(hashes.SHA256()),
-    "rsa-pss-sha512": _rsa_pss_sha512,
+_PSS_SHA512 = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=64)
+_ALGORITHMS: dict[str, _Verify] = {
+    "rsa-v1_5-sha256": _rsa("The signature", padding.PKCS1v15(), hashes.SHA256()),
+    "rsa-pss-sha512": _rsa("rsa-pss-sha512", _PSS_SHA512, hashes.SHA512()),
     "ecdsa-p256-sha256": _ecdsa(ec.SECP256R1, hashes.SHA256(), 32),
     "ecdsa-p384-sha384": _ecdsa(ec.SECP384R1, hashes.SHA384(), 48),
     "ed25519": _ed25519,
     "hmac-sha256": _hmac_sha256,
 }
+
+
+def _matches(alg: str, key: VerifyKey, signature: bytes, data: bytes) -> bool:
+    try:
+        _ALGORITHMS[alg](key, signature, data)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _algorithms_for(parsed: ParsedSignature, key: VerifyKey) -> tuple[str, ...]:
@@ -900,8 +672,7 @@ def verify_signature(
     _check_time(parsed, now, max_age, clock_skew)
     _check_digest_values(parsed.digest, parsed.content_digest, data)
     for alg in _algorithms_for(parsed, public_key):
-        verify = _ALGORITHMS[alg]
-        if any(verify(public_key, parsed.signature, text) for text in parsed.signing_strings):
+        if any(_matches(alg, public_key, parsed.signature, s) for s in parsed.signing_strings):
             return
     raise SignatureError(
         f"The signature does not match the request for key {parsed.key_id} "
@@ -1012,13 +783,13 @@ def sign_request_rfc9421(
     if _has_body(method, body):
         added["Content-Digest"] = content_digest_header(body or b"")
         components.append(("content-digest", {}))
-    params: _Params = {"created": int((now or datetime.now(UTC)).timestamp()), "keyid": key_id}
+    params: ParamsType = {"created": int((now or datetime.now(UTC)).timestamp()), "keyid": key_id}
     if include_alg:
         rsa_key = isinstance(private_key, rsa.RSAPrivateKey)
         params["alg"] = "rsa-v1_5-sha256" if rsa_key else "ed25519"
     lower = _lower_headers({**headers, **added})
     base, _ = _signature_base(method, url, lower, (components, params))
-    added["Signature-Input"] = f"{label}={_ser_member((components, params))}"
+    added["Signature-Input"] = f"{label}={_ser_inner_list((components, params))}"
     added["Signature"] = f"{label}=:{_b64(_sign(private_key, base))}:"
     return added
 

@@ -37,6 +37,7 @@ __all__ = [
     "BUNDLED_CONTEXTS",
     "DATA_INTEGRITY_V1_URL",
     "MULTIKEY_V1_URL",
+    "OBJECT_CONTEXT",
     "SECURITY_V1_URL",
     "bundled_context",
     "compact",
@@ -80,6 +81,20 @@ ACTOR_CONTEXT: list[Any] = [
         "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
         "blurhash": "toot:blurhash",
         "assertionMethod": {"@id": "https://w3id.org/security#assertionMethod", "@type": "@id"},
+    },
+]
+
+#: The @context of the objects and activities we send: AS2 plus Mastodon's
+#: extension terms, declared inline so receivers never fetch a context of ours.
+OBJECT_CONTEXT: list[Any] = [
+    AS_CONTEXT_URL,
+    {
+        "sensitive": "as:sensitive",
+        "Hashtag": "as:Hashtag",
+        "toot": "http://joinmastodon.org/ns#",
+        "Emoji": "toot:Emoji",
+        "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
+        "blurhash": "toot:blurhash",
     },
 ]
 

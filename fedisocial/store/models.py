@@ -175,7 +175,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    #: queued, running, done or failed
+    #: queued, running, done, failed or cancelled
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,10 @@ from starlette.requests import Request
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.config import Settings
+from fedisocial.delivery import Delivery
+from fedisocial.inbox import Inbox
 from fedisocial.jobs import JobQueue
+from fedisocial.outbox import Outbox
 from fedisocial.store.db import Database
 from fedisocial.urls import Urls
 
@@ -56,6 +59,9 @@ class Context:
     client: FederationClient
     queue: JobQueue
     templates: Environment
+    outbox: Outbox
+    delivery: Delivery
+    inbox: Inbox
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
 
 

@@ -1,0 +1,155 @@
+"""Post text: plain text in, safe HTML out; remote HTML sanitized before it is kept.
+
+Local posts are written as plain text. :func:`render` escapes it and turns
+URLs, ``@user@host`` mentions and ``#tags`` into the links Mastodon writes
+(``h-card``/``u-url mention``, ``mention hashtag``), paragraphs into ``<p>``.
+:func:`sanitize` applies Mastodon's allow-list to HTML from other servers.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import nh3
+
+__all__ = [
+    "MentionTarget",
+    "Rendered",
+    "find_hashtags",
+    "find_mentions",
+    "plain_text",
+    "render",
+    "sanitize",
+]
+
+_URL = r"(?P<url>https?://[^\s<>\"']+)"
+_MENTION = (
+    r"(?<![\w/@])@(?P<user>[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*)"
+    r"(?:@(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?))?"
+)
+_HASHTAG = r"(?<![\w/&#])#(?P<tag>\w*[^\W\d]\w*)"
+_TOKENS = re.compile(f"{_URL}|{_MENTION}|{_HASHTAG}")
+_TRAILING = ".,;:!?)]}'\""
+
+#: Mastodon's sanitizer allow-list (app/lib/sanitize_config.rb, MASTODON_STRICT + lists)
+_TAGS = {"p", "br", "span", "a", "del", "s", "pre", "blockquote", "code", "b", "strong",
+         "u", "i", "em", "ul", "ol", "li", "sub", "sup"}  # fmt: skip
+_ATTRIBUTES = {"a": {"href", "translate"}, "span": {"translate"},
+               "ol": {"start", "reversed"}, "li": {"value"}}  # fmt: skip
+_CLASSES = {
+    "a": {"u-url", "mention", "hashtag", "h-card", "u-uid", "status-link"},
+    "span": {"h-card", "invisible", "ellipsis", "quote-inline"},
+}
+_SCHEMES = {"http", "https", "dat", "dweb", "ipfs", "ipns", "ssb", "gopher", "xmpp",
+            "magnet", "gemini"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MentionTarget:
+    """Who a mention names: their actor id, profile page and full handle."""
+
+    uri: str
+    url: str
+    acct: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    mentions: tuple[MentionTarget, ...]
+    hashtags: tuple[str, ...]
+
+
+def _split_trailing(url: str) -> tuple[str, str]:
+    stripped = url.rstrip(_TRAILING)
+    # keep a closing parenthesis that has its opening one inside the URL
+    while (
+        stripped != url and url[len(stripped)] == ")" and stripped.count("(") > stripped.count(")")
+    ):
+        stripped += ")"
+    return stripped, url[len(stripped) :]
+
+
+def find_mentions(text: str) -> list[tuple[str, str | None]]:
+    """``(user, host or None)`` for each distinct mention, in order."""
+    found = [(m["user"], m["host"]) for m in _TOKENS.finditer(text) if m["user"]]
+    return list(dict.fromkeys(found))
+
+
+def find_hashtags(text: str) -> list[str]:
+    """Distinct hashtags (without ``#``), in order, case kept from the first use."""
+    seen: dict[str, str] = {}
+    for match in _TOKENS.finditer(text):
+        if match["tag"]:
+            seen.setdefault(match["tag"].lower(), match["tag"])
+    return list(seen.values())
+
+
+def _link(url: str) -> str:
+    escaped = html.escape(url)
+    return f'<a href="{escaped}" rel="nofollow noopener noreferrer" target="_blank">{escaped}</a>'
+
+
+def render(
+    text: str,
+    mentions: Mapping[tuple[str, str | None], MentionTarget],
+    tag_url: Callable[[str], str],
+) -> Rendered:
+    """Plain text → HTML with links; ``mentions`` maps each resolved mention to its target.
+
+    Unresolved mentions stay plain text, as on Mastodon.
+    """
+    used: dict[str, MentionTarget] = {}
+    tags: dict[str, str] = {}
+
+    def token(match: re.Match[str]) -> str:
+        if match["url"]:
+            url, rest = _split_trailing(match["url"])
+            return _link(url) + html.escape(rest)
+        if match["user"]:
+            target = mentions.get((match["user"], match["host"]))
+            if target is None:
+                return html.escape(match[0])
+            used[target.uri] = target
+            user = html.escape(match["user"])
+            return (
+                f'<span class="h-card" translate="no"><a href="{html.escape(target.url)}" '
+                f'class="u-url mention">@<span>{user}</span></a></span>'
+            )
+        tag = match["tag"]
+        tags.setdefault(tag.lower(), tag)
+        return (f'<a href="{html.escape(tag_url(tag))}" class="mention hashtag" rel="tag">'
+                f"#<span>{html.escape(tag)}</span></a>")  # fmt: skip
+
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        pieces, last = [], 0
+        for match in _TOKENS.finditer(block):
+            pieces.append(html.escape(block[last : match.start()]))
+            pieces.append(token(match))
+            last = match.end()
+        pieces.append(html.escape(block[last:]))
+        paragraphs.append("<p>" + "".join(pieces).replace("\n", "<br>") + "</p>")
+    return Rendered("".join(paragraphs), tuple(used.values()), tuple(tags.values()))
+
+
+def sanitize(markup: str) -> str:
+    """Mastodon's allow-list: formatting and links only; scripts, styles, images removed."""
+    return nh3.clean(
+        markup,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        allowed_classes=_CLASSES,
+        url_schemes=_SCHEMES,
+        link_rel="nofollow noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def plain_text(markup: str) -> str:
+    """The text of some HTML: paragraphs and line breaks become newlines."""
+    spaced = re.sub(r"<br\s*/?>|</p>\s*<p>", "\n", markup, flags=re.IGNORECASE)
+    return html.unescape(nh3.clean(spaced, tags=set())).strip()

@@ -1,0 +1,253 @@
+"""Delivery: a fan-out job becomes one signed POST per distinct inbox.
+
+``enqueue_fanout`` runs inside the transaction that stores the activity, so an
+activity and its delivery are committed together or not at all. The fan-out
+job resolves the recipients (followers collections, actors) to inboxes,
+preferring shared inboxes and deduplicating them, and queues one ``deliver``
+job per inbox. A delivery that fails is retried with backoff (see
+``jobs.retry_delay``); 4xx answers other than 401/408/429 are final. A host
+that keeps failing for days is marked unreachable: its deliveries are dropped,
+except one probe now and then, until it answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedisocial.ap.client import FederationClient
+from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.ap.vocab import PUBLIC_ALIASES
+from fedisocial.errors import FedisocialError, RemoteError
+from fedisocial.jobs import JobQueue, PermanentFailure
+from fedisocial.remote import fetch_actor
+from fedisocial.store.db import Database
+from fedisocial.store.models import Actor, Follow, Host, Object, utcnow
+
+__all__ = ["DELIVER", "FANOUT", "Delivery", "DeliveryFailed", "enqueue_fanout"]
+
+log = logging.getLogger(__name__)
+
+FANOUT = "fanout"
+DELIVER = "deliver"
+#: a host failing for this long is marked unreachable
+UNREACHABLE_AFTER = timedelta(days=3)
+#: an unreachable host gets one probe delivery this often
+PROBE_EVERY = timedelta(hours=6)
+_FINAL_EXCEPT = frozenset({401, 408, 429})
+
+
+class DeliveryFailed(FedisocialError):
+    """A delivery that may succeed later; ``retry_after`` comes from the server."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def enqueue_fanout(
+    session: AsyncSession, activity_uri: str, actor_id: int, recipients: Iterable[str],
+    *, ref: str | None = None,
+) -> None:  # fmt: skip
+    """Queue the delivery of a stored activity to ``recipients`` (actor or collection ids).
+
+    ``ref`` names the object the activity is about, so deleting that object can
+    cancel deliveries still waiting.
+    """
+    targets = [r for r in dict.fromkeys(recipients) if r not in PUBLIC_ALIASES]
+    if targets:
+        payload = {"activity": activity_uri, "actor": actor_id, "recipients": targets, "ref": ref}
+        JobQueue.add(session, FANOUT, payload, ref=ref)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
+class Delivery:
+    """Runs the ``fanout`` and ``deliver`` jobs."""
+
+    def __init__(
+        self, db: Database, client: FederationClient, queue: JobQueue, actor_max_age: timedelta
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.queue = queue
+        self.actor_max_age = actor_max_age
+        self._bodies: dict[str, bytes] = {}
+        self._failing: set[str] = set()
+        self._failing_read_at = 0.0
+
+    # -- fan-out --------------------------------------------------------------------
+    async def fan_out(self, payload: dict[str, Any]) -> None:
+        async with self.db.session() as session:
+            actor = await session.get(Actor, payload["actor"])
+            job_ref = payload["activity"]
+        if actor is None:
+            raise PermanentFailure(f"actor {payload['actor']} no longer exists")
+        inboxes = await self.inboxes_for(actor, payload["recipients"])
+        inboxes = await self._skip_unreachable(inboxes)
+        await self.queue.enqueue_many(
+            DELIVER,
+            [{"activity": job_ref, "actor": actor.id, "inbox": inbox} for inbox in inboxes],
+            ref=payload.get("ref"),
+        )
+
+    async def inboxes_for(self, actor: Actor, recipients: Iterable[str]) -> list[str]:
+        """Distinct inboxes of the recipients, shared inboxes preferred; ours skipped."""
+        inboxes: dict[str, None] = {}
+        own_host = _host(actor.uri)
+        for recipient in recipients:
+            if recipient in PUBLIC_ALIASES:
+                continue
+            if actor.followers_url and recipient == actor.followers_url:
+                for inbox in await self._follower_inboxes(actor):
+                    inboxes.setdefault(inbox)
+                continue
+            if _host(recipient) == own_host:
+                continue  # local recipients are handled when the activity is stored
+            try:
+                target = await fetch_actor(
+                    self.db, self.client, recipient, max_age=self.actor_max_age
+                )
+            except FedisocialError as exc:
+                log.info("not delivering to %s: %s", recipient, exc)
+                continue
+            inboxes.setdefault(target.shared_inbox or target.inbox)
+        return list(inboxes)
+
+    async def _follower_inboxes(self, actor: Actor) -> list[str]:
+        query = (
+            select(Actor.shared_inbox, Actor.inbox)
+            .join(Follow, Follow.follower_uri == Actor.uri)
+            .where(Follow.followee_uri == actor.uri, Follow.state == "accepted")
+            .where(Actor.local.is_(False))
+        )
+        async with self.db.session() as session:
+            rows = await session.execute(query)
+            return [shared or inbox for shared, inbox in rows]
+
+    async def _skip_unreachable(self, inboxes: list[str]) -> list[str]:
+        hosts = {_host(inbox) for inbox in inboxes}
+        if not hosts:
+            return inboxes
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(Host).where(Host.domain.in_(hosts), Host.unreachable_since.is_not(None))
+            )
+            down = {
+                host.domain
+                for host in rows
+                if host.last_failure_at and now - host.last_failure_at < PROBE_EVERY
+            }
+        if down:
+            log.info("skipping unreachable hosts: %s", ", ".join(sorted(down)))
+        return [inbox for inbox in inboxes if _host(inbox) not in down]
+
+    # -- one delivery -----------------------------------------------------------------
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        inbox: str = payload["inbox"]
+        body, actor = await self._load(payload["activity"], payload["actor"])
+        if actor.private_key_pem is None:
+            raise PermanentFailure(f"{actor.uri} has no private key to sign with")
+        auth = HttpSignatureAuth(actor.public_key_id, load_private_key(actor.private_key_pem))
+        try:
+            answer = await self.client.post(inbox, body, auth)
+        except RemoteError as exc:
+            await self._record(inbox, ok=False)
+            raise DeliveryFailed(str(exc)) from exc
+        if answer.status < 300:
+            await self._record(inbox, ok=True)
+            return
+        if 400 <= answer.status < 500 and answer.status not in _FINAL_EXCEPT:
+            await self._record(inbox, ok=True)  # the host is up, it just refuses
+            raise PermanentFailure(f"{inbox} refused the delivery with HTTP {answer.status}")
+        await self._record(inbox, ok=False)
+        retry_after = parse_retry_after(answer.headers.get("retry-after"), utcnow())
+        raise DeliveryFailed(f"{inbox} answered HTTP {answer.status}", retry_after)
+
+    async def _load(self, activity_uri: str, actor_id: int) -> tuple[bytes, Actor]:
+        async with self.db.session() as session:
+            actor = await session.get(Actor, actor_id)
+            body = self._bodies.get(activity_uri)
+            if body is None:
+                activity = await session.scalar(select(Object).where(Object.uri == activity_uri))
+                if activity is None:
+                    raise PermanentFailure(f"activity {activity_uri} is gone")
+                body = orjson.dumps(activity.data)
+                if len(self._bodies) > 1000:
+                    self._bodies.clear()
+                self._bodies[activity_uri] = body
+        if actor is None:
+            raise PermanentFailure(f"actor {actor_id} no longer exists")
+        return body, actor
+
+    async def _failing_hosts(self) -> set[str]:
+        """Hosts with recorded failures, re-read every 30 s (other workers write them too)."""
+        if time.monotonic() - self._failing_read_at > 30:
+            async with self.db.session() as session:
+                self._failing = set(await session.scalars(
+                    select(Host.domain).where(Host.failures > 0)
+                ))  # fmt: skip
+            self._failing_read_at = time.monotonic()
+        return self._failing
+
+    async def _record(self, inbox: str, *, ok: bool) -> None:
+        """Keep the host's health: failures since when; reachable again on success."""
+        domain, now = _host(inbox), utcnow()
+        if ok:
+            if domain in await self._failing_hosts():
+                self._failing.discard(domain)
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(Host).where(Host.domain == domain).values(
+                            failures=0, first_failure_at=None, unreachable_since=None,
+                            last_success_at=now,
+                        )
+                    )  # fmt: skip
+            return
+        self._failing.add(domain)
+        upsert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = upsert(Host).values(
+            domain=domain, failures=1, first_failure_at=now, last_failure_at=now
+        )
+        async with self.db.transaction() as session:
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[Host.domain],
+                    set_={"failures": Host.failures + 1, "last_failure_at": now},
+                )
+            )
+            await session.execute(
+                update(Host)
+                .where(Host.domain == domain, Host.unreachable_since.is_(None))
+                .where(Host.first_failure_at < now - UNREACHABLE_AFTER)
+                .values(unreachable_since=now)
+            )

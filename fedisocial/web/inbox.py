@@ -1,0 +1,5 @@
+"""Inbox endpoints (being written)."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

@@ -1,0 +1,5 @@
+"""Objects and collections (being written)."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
