@@ -34,6 +34,7 @@ __all__ = [
     "object_columns",
     "resolve_handle",
     "same_origin",
+    "signer_of",
     "store_actor",
 ]
 
@@ -121,6 +122,40 @@ async def fetch_actor(
     if urlsplit(str(doc.get("id", ""))).netloc != urlsplit(uri).netloc:
         raise InvalidDocument(f"{uri} returned a document whose id is on another host")
     return await store_actor(db, doc)
+
+
+async def signer_of(
+    db: Database, client: FederationClient, key_id: str, *, max_age: timedelta,
+    refresh: bool = False,
+) -> Actor:  # fmt: skip
+    """The actor owning the key ``key_id`` (cached by key id; fetched when unknown).
+
+    Key ids are usually ``ACTOR#main-key`` (Mastodon) but may be a path of their
+    own (GoToSocial's ``ACTOR/main-key``), which serves the actor or a key
+    document naming its ``owner``. ``refresh`` refetches: keys rotate, so a
+    failed verification is retried once with a fresh key.
+    """
+    if not refresh:
+        async with db.session() as session:
+            cached = await session.scalar(
+                select(Actor).where(Actor.public_key_id == key_id).order_by(Actor.fetched_at.desc())
+            )
+        if cached is not None:
+            return cached
+    document_url = key_id.split("#", 1)[0]
+    doc = await client.get_json(document_url)
+    if normalize(doc).get("type") in ACTOR_TYPES:
+        if not same_origin(str(doc.get("id", "")), document_url):
+            raise InvalidDocument(f"{document_url} returned an actor on another host")
+        actor = await store_actor(db, doc)
+    else:
+        owner = get_id(doc.get("owner")) or get_id(doc.get("controller"))
+        if not owner or not same_origin(owner, key_id):
+            raise InvalidDocument(f"key {key_id} names no actor on its own host")
+        actor = await fetch_actor(db, client, owner, max_age=max_age, refresh=True)
+    if actor.public_key_id != key_id:
+        raise InvalidDocument(f"{actor.uri} does not publish the key {key_id}")
+    return actor
 
 
 async def resolve_handle(
