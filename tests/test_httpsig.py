@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from fedisocial.ap import httpsig
+from fedisocial.ap import httpsig, keys
 from fedisocial.errors import SignatureError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -242,6 +242,42 @@ def test_rfc9421_signature_roundtrip(rsa_key: httpsig.PrivateKey) -> None:
     assert headers["Content-Digest"] == httpsig.content_digest_header(body)
 
 
+def test_rfc9421_signature_params_are_rebuilt_byte_exactly() -> None:
+    """RFC 9421 §2.3 + RFC 8941 §4.1: @signature-params is the inner list serialized again."""
+    # Given a Signature-Input with a token alg, an escaped keyid and assorted parameters
+    key, url = httpsig.generate_ed25519_key(), "https://social.example/users/alice/outbox"
+    created = int(NOW.timestamp())
+    inner = (
+        f'("@method" "@target-uri");created={created};keyid="k\\"1";alg=ed25519'
+        ";nonce=:AAEC:;q=1.5;flag=?0"
+    )
+    headers = {"Signature-Input": f"sig1={inner}", "Signature": "sig1=:AAEC:"}
+
+    # When it is parsed
+    parsed = httpsig.parse_signature("GET", url, headers)
+
+    # Then the signature base ends with exactly those bytes, tokens and strings kept apart
+    assert parsed.signing_strings[0].endswith(b'\n"@signature-params": ' + inner.encode())
+    assert (parsed.key_id, parsed.algorithm) == ('k"1', "ed25519")
+    # and a signature over that base verifies
+    signature = base64.b64encode(key.sign(parsed.signing_strings[0])).decode()
+    headers["Signature"] = f"sig1=:{signature}:"
+    httpsig.verify_request("GET", url, headers, None, key.public_key(), now=NOW)
+
+
+def test_non_ascii_base64_is_a_signature_error() -> None:
+    """draft-cavage-12 §2.1.6, RFC 3230 §4.3.2: a stray non-ASCII byte fails the signature."""
+    # Given a Signature and a Digest with a Latin-1 character in their base64
+    url = "https://social.example/inbox"
+    bad_signature = {"Signature": 'keyId="k",headers="date",signature="AAé="', "Date": "x"}
+
+    # When they are read, then it is a SignatureError, not a crash
+    with pytest.raises(SignatureError, match="not valid base64"):
+        httpsig.parse_signature("POST", url, bad_signature)
+    with pytest.raises(SignatureError, match="not valid base64"):
+        httpsig.check_digests({"Digest": "SHA-256=AAé="}, b"")
+
+
 def test_unsigned_request_is_rejected() -> None:
     """draft-cavage-12 §4 / RFC 9421 §4: no Signature header, nothing to verify."""
     with pytest.raises(SignatureError, match="not signed"):
@@ -276,6 +312,13 @@ async def test_httpx_auth_signs_every_request(rsa_key: httpsig.PrivateKey) -> No
 
 
 # -------------------------------------------------------------------- keys
+
+
+def test_key_helpers_are_reexported() -> None:
+    """STYLE.md 11: callers keep importing key helpers from httpsig; they live in keys."""
+    for name in keys.__all__:
+        assert name in httpsig.__all__
+        assert getattr(httpsig, name) is getattr(keys, name)
 
 
 def test_pem_with_spaces_loads() -> None:
