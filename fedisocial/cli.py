@@ -11,18 +11,25 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
 
 from fedisocial import __version__
-from fedisocial.accounts import create_user, ensure_instance_actor, list_users
+from fedisocial.accounts import create_user, ensure_instance_actor, find_local_actor, list_users
+from fedisocial.ap.addressing import VISIBILITIES
 from fedisocial.app import RUN_WORKER_ENV, build_context, job_handlers
 from fedisocial.config import Settings, config_path, example_toml, load_settings
+from fedisocial.content import plain_text
 from fedisocial.errors import FedisocialError
+from fedisocial.feed import home_feed
 from fedisocial.jobs import Worker
 from fedisocial.remote import lookup
 from fedisocial.store.db import Database, migrate, require_current_schema
+from fedisocial.store.models import Actor, Follow, Object
 from fedisocial.urls import Urls
+from fedisocial.web.context import Context
 
 __all__ = ["main"]
 
@@ -199,21 +206,102 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- lookup --------------------------------------------------------------------------
+# -- with a running context ------------------------------------------------------------
+
+T = TypeVar("T")
 
 
-def cmd_lookup(args: argparse.Namespace) -> int:
+def _in_context(args: argparse.Namespace, action: Callable[[Context], Awaitable[T]]) -> T:
+    """Run ``action`` with the instance's services, closing them afterwards."""
     settings = _settings(args)
 
-    async def run() -> dict[str, Any]:
+    async def run() -> T:
         context = await build_context(settings)
         try:
-            return await lookup(context.db, context.client, args.target)
+            return await action(context)
         finally:
             await context.client.aclose()
             await context.db.close()
 
-    print(json.dumps(asyncio.run(run()), indent=2, ensure_ascii=False))
+    return asyncio.run(run())
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    doc = _in_context(args, lambda c: lookup(c.db, c.client, args.target))
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+    return 0
+
+
+# -- actions: post, follow, like, boost, delete ----------------------------------------
+
+_QUEUED = "queued for delivery (sent by `fedisocial serve` or `fedisocial worker`)"
+
+
+def cmd_post(args: argparse.Namespace) -> int:
+    async def act(context: Context) -> Object:
+        actor = await find_local_actor(context.db, context.urls, args.user)
+        return await context.outbox.post(
+            actor, args.text, visibility=args.visibility, in_reply_to=args.reply_to,
+            summary=args.cw,
+        )  # fmt: skip
+
+    note = _in_context(args, act)
+    print(f"posted {note.uri} ({note.visibility}); {_QUEUED}")
+    return 0
+
+
+def _action(name: str) -> Callable[[argparse.Namespace], int]:
+    """A command that runs one Outbox action on a target and prints the activity id."""
+
+    def command(args: argparse.Namespace) -> int:
+        async def act(context: Context) -> Object:
+            actor = await find_local_actor(context.db, context.urls, args.user)
+            method: Callable[[Actor, str], Awaitable[Object]] = getattr(context.outbox, name)
+            result: Object = await method(actor, args.target)
+            return result
+
+        activity = _in_context(args, act)
+        print(f"{activity.type} {activity.uri}; {_QUEUED}")
+        return 0
+
+    return command
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    async def read(context: Context) -> list[Object]:
+        actor = await find_local_actor(context.db, context.urls, args.user)
+        return await home_feed(context.db, actor.id, limit=args.limit)
+
+    items = _in_context(args, read)
+    if args.json:
+        print(json.dumps([item.data for item in items], indent=2, ensure_ascii=False))
+        return 0
+    if not items:
+        print("The feed is empty: follow someone with `fedisocial follow USER HANDLE`.")
+    for item in items:
+        when = f"{item.published:%Y-%m-%d %H:%M}"
+        if item.type == "Announce":
+            print(f"{when}  {item.actor_uri} boosted {item.object_uri}")
+        else:
+            cw = f"[CW: {item.data['summary']}] " if item.data.get("summary") else ""
+            print(f"{when}  {item.actor_uri}\n    {cw}{plain_text(item.data.get('content') or '')}")
+        print(f"    {item.uri}")
+    return 0
+
+
+def cmd_followers(args: argparse.Namespace) -> int:
+    async def read(context: Context) -> list[Follow]:
+        actor = await find_local_actor(context.db, context.urls, args.user)
+        async with context.db.session() as session:
+            query = select(Follow).where(Follow.followee_uri == actor.uri).order_by(Follow.id)
+            return list(await session.scalars(query))
+
+    follows = _in_context(args, read)
+    if not follows:
+        print(f"{args.user} has no followers yet.")
+    for follow in follows:
+        waiting = "" if follow.state == "accepted" else f"  (pending: {follow.activity_uri})"
+        print(f"{follow.follower_uri}{waiting}")
     return 0
 
 
@@ -268,6 +356,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("lookup", cmd_lookup, "fetch a remote actor or object (WebFinger + signed GET)")
     p.add_argument("target", metavar="HANDLE|URL", help="@user@host, user@host or an https URL")
+
+    p = command("post", cmd_post, "publish a post as USER")
+    p.add_argument("user", help="local username")
+    p.add_argument("text", help="the text; @user@host mentions and #tags become links")
+    p.add_argument("--visibility", choices=VISIBILITIES, default="public",
+                   help="who sees it (default public)")  # fmt: skip
+    p.add_argument("--reply-to", metavar="URL", help="the post this one answers")
+    p.add_argument("--cw", metavar="TEXT", help="content warning shown before the text")
+    for name, method, help_text, target in (
+        ("follow", "follow", "follow an account (asks, when it approves followers)", "HANDLE|URL"),
+        ("unfollow", "unfollow", "stop following an account", "HANDLE|URL"),
+        ("block", "block", "block an account (ends follows both ways)", "HANDLE|URL"),
+        ("like", "like", "like a post", "URL"),
+        ("unlike", "unlike", "take a like back", "URL"),
+        ("boost", "boost", "boost (announce) a post to your followers", "URL"),
+        ("unboost", "unboost", "take a boost back", "URL"),
+        ("delete", "delete", "delete one of your posts", "URL"),
+        ("accept", "accept_follow", "accept a pending follow request (its id)", "URL"),
+        ("reject", "reject_follow", "reject a pending follow request (its id)", "URL"),
+    ):
+        p = command(name, _action(method), help_text)
+        p.add_argument("user", help="local username")
+        p.add_argument("target", metavar=target)
+    p = command("feed", cmd_feed, "show USER's home feed, newest first")
+    p.add_argument("user", help="local username")
+    p.add_argument("--limit", type=int, default=20, help="how many items (default 20)")
+    p.add_argument("--json", action="store_true", help="print the items as AS2 JSON")
+    p = command("followers", cmd_followers, "list USER's followers (and pending requests)")
+    p.add_argument("user", help="local username")
     return parser
 
 

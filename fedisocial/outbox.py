@@ -322,6 +322,12 @@ class Outbox:
                                     to=[follow.follower_uri])  # fmt: skip
             return await self._store(session, actor, answer, recipients=[follow.follower_uri])
 
+    async def accept_follow(self, actor: Actor, follow_uri: str) -> Object:
+        return await self.answer_follow(actor, follow_uri, accept=True)
+
+    async def reject_follow(self, actor: Actor, follow_uri: str) -> Object:
+        return await self.answer_follow(actor, follow_uri, accept=False)
+
     async def block(self, actor: Actor, target: str) -> Object:
         """Block ``target``: follows both ways end, and they are told (as Mastodon does)."""
         blocked = await self.actor_of(target)
