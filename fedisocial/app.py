@@ -75,7 +75,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         autoescape=select_autoescape(),
         enable_async=False,
     )
-    queue = JobQueue(db)
+    queue = JobQueue(db, lease=timedelta(seconds=settings.job_lease_seconds))
     actor_max_age = timedelta(seconds=settings.actor_cache_seconds)
     outbox = Outbox(db, client, urls, actor_max_age)
     delivery = Delivery(db, client, queue, actor_max_age)

@@ -55,7 +55,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     if path.exists():
         print(f"Using the existing configuration in {path}")
     else:
-        text = example_toml(base_url=args.base_url, data_dir=args.data_dir)
+        text = example_toml(
+            base_url=args.base_url, data_dir=args.data_dir, database_url=args.database_url
+        )
         path.write_text(text, encoding="utf-8")
         print(f"Wrote {path} (edit it to set your domain, name and database)")
     settings = load_settings(path)
@@ -330,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("init", cmd_init, "write a config file (if none) and create the database")
     p.add_argument("--base-url", default="http://127.0.0.1:8000", help="public URL of the instance")
     p.add_argument("--data-dir", default="data", help="folder for the database and media")
+    p.add_argument("--database-url", default="",
+                   help="postgresql+asyncpg://USER@HOST/DB (default: SQLite in the data folder)")  # fmt: skip
     command("migrate", cmd_migrate, "bring the database schema up to date (Alembic)")
     command("config", cmd_config, "print the effective configuration, secrets masked")
 

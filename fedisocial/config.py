@@ -95,6 +95,13 @@ class Settings:
         "Seconds a remote actor document stays fresh before it is fetched again.",
         "FEDISOCIAL_ACTOR_CACHE_SECONDS",
     )
+    job_lease_seconds: int = _setting(
+        300,
+        "Seconds a worker holds a claimed job; if the worker dies, another one takes the "
+        "job over after this long. Keep it above the slowest job (a delivery times out "
+        "after http_timeout).",
+        "FEDISOCIAL_JOB_LEASE_SECONDS",
+    )
     http_timeout: float = _setting(
         10.0, "Seconds an outbound HTTP request may take in all.", "FEDISOCIAL_HTTP_TIMEOUT"
     )
@@ -255,6 +262,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level", "must be one of debug, info, warning, error")
-    for name in ("actor_cache_seconds", "http_timeout", "max_fetch_bytes", "max_inbox_bytes"):
+    positive = ("actor_cache_seconds", "job_lease_seconds", "http_timeout", "max_fetch_bytes",
+                "max_inbox_bytes")  # fmt: skip
+    for name in positive:
         if cast(float, getattr(settings, name)) <= 0:
             raise ConfigError(name, "must be greater than zero")

@@ -71,11 +71,12 @@ class Instance:
                 self.process.wait()
 
 
-def make_instance(root: Path) -> Instance:
+def make_instance(root: Path, database_url: str = "") -> Instance:
     """A new, initialised (not yet started) instance in ``root`` on a free port."""
     root.mkdir(parents=True, exist_ok=True)
     instance = Instance(root, free_port())
-    done = instance.cli("init", "--base-url", instance.base_url, "--data-dir", str(root / "data"))
+    done = instance.cli("init", "--base-url", instance.base_url, "--data-dir", str(root / "data"),
+                        "--database-url", database_url)  # fmt: skip
     assert done.returncode == 0, done.stderr
     config = root / "fedisocial.toml"
     config.write_text(

@@ -1,0 +1,174 @@
+"""A worker killed with SIGKILL in the middle of a fan-out loses no delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fedisocial.remote import store_actor
+from fedisocial.store.db import Database
+from fedisocial.store.models import Follow, Job
+from tests.conftest import POSTGRES_URL, free_port, postgres_unavailable
+from tests.instances import FEDISOCIAL, Instance, make_instance
+
+FOLLOWERS = 300
+
+
+class Sink:
+    """A slow loopback server that records which inbox got which activity."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+
+        async def inbox(request: Request) -> Response:
+            body = await request.json()
+            await asyncio.sleep(0.1)
+            with self.lock:
+                self.received.add((request.url.path, body["id"]))
+            return Response(status_code=202)
+
+        app = Starlette(routes=[Route("/users/{name}/inbox", inbox, methods=["POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+    def __enter__(self) -> Sink:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _follower(sink: Sink, n: int) -> dict[str, object]:
+    base = f"http://127.0.0.1:{sink.port}/users/f{n}"
+    return {
+        "id": base, "type": "Person", "preferredUsername": f"f{n}", "inbox": f"{base}/inbox",
+        "publicKey": {"id": f"{base}#main-key", "owner": base, "publicKeyPem": "unused"},
+    }  # fmt: skip
+
+
+async def _add_followers(database_url: str, sink: Sink, followee: str) -> None:
+    db = Database(database_url)
+    try:
+        for n in range(FOLLOWERS):
+            await store_actor(db, _follower(sink, n))
+        async with db.transaction() as session:
+            session.add_all(
+                Follow(follower_uri=f"http://127.0.0.1:{sink.port}/users/f{n}",
+                       followee_uri=followee, activity_uri=f"urn:test:follow:{n}",
+                       state="accepted")
+                for n in range(FOLLOWERS)
+            )  # fmt: skip
+    finally:
+        await db.close()
+
+
+async def _unfinished_jobs(database_url: str) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            rows = await session.execute(
+                select(Job.kind, Job.status).where(Job.status.in_(("queued", "running")))
+            )
+            return [(kind, status) for kind, status in rows]
+    finally:
+        await db.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+        return
+    reason = asyncio.run(postgres_unavailable())
+    if reason and os.environ.get("FEDISOCIAL_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+    name = f"fedisocial_crash_{uuid.uuid4().hex[:10]}"
+    admin = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def execute(statement: str) -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def _start_worker(instance: Instance) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*FEDISOCIAL, "worker", "--concurrency", "8"], env=instance.env, cwd=instance.root,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_sigkill_in_the_middle_of_a_fanout_loses_nothing(tmp_path: Path, database_url: str) -> None:
+    # Given an instance whose alice has 300 followers on a slow remote server
+    instance = make_instance(tmp_path / "site", database_url=database_url)
+    config = instance.root / "fedisocial.toml"
+    config.write_text(config.read_text().replace("job_lease_seconds = 300",
+                                                 "job_lease_seconds = 2"))  # fmt: skip
+    assert instance.cli("user", "create", "alice", "--password-stdin",
+                        stdin="a good password\n").returncode == 0  # fmt: skip
+    with Sink() as sink:
+        asyncio.run(_add_followers(database_url, sink, f"{instance.base_url}/users/alice"))
+        # and a post that must reach all of them
+        posted = instance.cli("post", "alice", "Hello, all 300 of you!")
+        assert posted.returncode == 0, posted.stderr
+        # When the worker is killed with SIGKILL half-way through the fan-out
+        worker = _start_worker(instance)
+        deadline = time.monotonic() + 60
+        while sink.count() < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        at_kill = sink.count()
+        assert 0 < at_kill < FOLLOWERS, "the kill must land in the middle of the fan-out"
+        # and a new worker starts (the dead one's claims expire after their lease)
+        worker = _start_worker(instance)
+        try:
+            deadline = time.monotonic() + 120
+            while sink.count() < FOLLOWERS and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(15)
+        # Then every follower's inbox got the post (at least once), and no job is left
+        inboxes = {path for path, _ in sink.received}
+        assert inboxes == {f"/users/f{n}/inbox" for n in range(FOLLOWERS)}
+        assert len({activity for _, activity in sink.received}) == 1
+    assert asyncio.run(_unfinished_jobs(database_url)) == []
