@@ -252,6 +252,16 @@ def cmd_post(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    async def act(context: Context) -> Object:
+        actor = await find_local_actor(context.db, context.urls, args.user)
+        return await context.outbox.edit(actor, args.target, args.text)
+
+    note = _in_context(args, act)
+    print(f"edited {note.uri}; {_QUEUED}")
+    return 0
+
+
 def _action(name: str) -> Callable[[argparse.Namespace], int]:
     """A command that runs one Outbox action on a target and prints the activity id."""
 
@@ -332,8 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("init", cmd_init, "write a config file (if none) and create the database")
     p.add_argument("--base-url", default="http://127.0.0.1:8000", help="public URL of the instance")
     p.add_argument("--data-dir", default="data", help="folder for the database and media")
-    p.add_argument("--database-url", default="",
-                   help="postgresql+asyncpg://USER@HOST/DB (default: SQLite in the data folder)")  # fmt: skip
+    p.add_argument(
+        "--database-url",
+        default="",
+        help="postgresql+asyncpg://USER@HOST/DB (default: SQLite in the data folder)",
+    )
     command("migrate", cmd_migrate, "bring the database schema up to date (Alembic)")
     command("config", cmd_config, "print the effective configuration, secrets masked")
 
@@ -383,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = command(name, _action(method), help_text)
         p.add_argument("user", help="local username")
         p.add_argument("target", metavar=target)
+    p = command("edit", cmd_edit, "change the text of one of your posts")
+    p.add_argument("user", help="local username")
+    p.add_argument("target", metavar="URL", help="the post")
+    p.add_argument("text", help="the new text")
     p = command("feed", cmd_feed, "show USER's home feed, newest first")
     p.add_argument("user", help="local username")
     p.add_argument("--limit", type=int, default=20, help="how many items (default 20)")

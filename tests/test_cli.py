@@ -12,7 +12,9 @@ from tests.instances import make_instance
 
 COMMANDS = [
     [], ["init"], ["migrate"], ["config"], ["serve"], ["worker"], ["user"],
-    ["user", "create"], ["user", "list"], ["lookup"],
+    ["user", "create"], ["user", "list"], ["lookup"], ["post"], ["edit"], ["delete"],
+    ["follow"], ["unfollow"], ["block"], ["like"], ["unlike"], ["boost"], ["unboost"],
+    ["accept"], ["reject"], ["feed"], ["followers"],
 ]  # fmt: skip
 
 
