@@ -27,8 +27,6 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from pyld import jsonld
-
 from fedisocial.errors import InvalidDocument
 
 __all__ = [
@@ -154,6 +152,8 @@ def expand(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
     Raises ``InvalidDocument`` for unknown contexts or invalid JSON-LD.
     """
+    from pyld import jsonld  # imported on first use: ~9 MB that most processes never need
+
     try:
         expanded: list[dict[str, Any]] = jsonld.expand(doc, {"documentLoader": document_loader})
     except jsonld.JsonLdError as error:
@@ -166,6 +166,8 @@ def compact(doc: dict[str, Any] | list[Any], context: Any) -> dict[str, Any]:
 
     Raises ``InvalidDocument`` for unknown contexts or invalid JSON-LD.
     """
+    from pyld import jsonld
+
     try:
         compacted: dict[str, Any] = jsonld.compact(
             doc, context, {"documentLoader": document_loader}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -34,14 +35,35 @@ class ByteCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._refreshing: dict[str, asyncio.Future[bytes]] = {}
 
     async def get_or_render(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
-        now = time.monotonic()
+        """Fresh bytes from memory; else one render per key at a time.
+
+        While an expired entry is re-rendered, the stale bytes are served (no
+        request waits, and a burst of requests causes one render, not one each).
+        """
         hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        body = await render()
-        self._entries[key] = (now + self.ttl, body)
+        pending = self._refreshing.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refresh(key, render))
+            self._refreshing[key] = pending
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if hit is not None:
+            return hit[1]
+        return await asyncio.shield(pending)
+
+    async def _refresh(self, key: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
+        try:
+            body = await render()
+        except BaseException:
+            self._entries.pop(key, None)  # e.g. the user is gone: stop serving the old bytes
+            raise
+        finally:
+            del self._refreshing[key]
+        self._entries[key] = (time.monotonic() + self.ttl, body)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
