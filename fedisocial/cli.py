@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -124,6 +125,10 @@ async def _preflight(settings: Settings, host: str, port: int) -> None:
         await db.close()
     print(f"fedisocial {__version__}: {settings.instance_name} at {settings.base_url}")
     print(f"listening on http://{host}:{port}")
+    public = urlsplit(settings.base_url)
+    if public.hostname in ("127.0.0.1", "localhost", "::1") and public.port not in (None, port):
+        print(f"warning: base_url is {settings.base_url} but the server listens on port {port};"
+              " links and federation will use base_url (set it in the config file)")  # fmt: skip
     if not users:
         print("No accounts yet. Create the first one in another terminal:")
         print("    .venv/bin/fedisocial user create alice --admin")
