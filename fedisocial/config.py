@@ -30,9 +30,35 @@ REGISTRATION_MODES = ("open", "approval", "closed")
 DEFAULT_CONFIG_FILE = "fedisocial.toml"
 
 
-def _setting(default: Any, doc: str, env: str, secret: bool = False) -> Any:
-    """A settings field: its documentation and environment variable live beside it."""
-    return field(default=default, metadata={"doc": doc, "env": env, "secret": secret})
+def _setting(
+    default: Any, doc: str, env: str | tuple[str, ...], secret: bool = False, section: str = ""
+) -> Any:
+    """A settings field: its documentation and environment variable(s) live beside it.
+
+    ``section`` puts it in a TOML table (``[ai.images]``); the field name is then
+    the table path joined with ``_`` plus the key (``ai_images_model``).
+    """
+    names = (env,) if isinstance(env, str) else env
+    metadata = {"doc": doc, "env": names, "secret": secret, "section": section}
+    return field(default=default, metadata=metadata)
+
+
+def _toml_key(f: dataclasses.Field[Any]) -> str:
+    """``ai.images.model`` for a sectioned field, the field name otherwise."""
+    section = f.metadata["section"]
+    if not section:
+        return f.name
+    return f"{section}.{f.name.removeprefix(section.replace('.', '_') + '_')}"
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,80 @@ class Settings:
     log_level: str = _setting(
         "info", "Log level: debug, info, warning or error.", "FEDISOCIAL_LOG_LEVEL"
     )
+    media_max_bytes: int = _setting(
+        16_777_216,
+        "Largest image accepted (uploaded or generated), in bytes.",
+        "FEDISOCIAL_MEDIA_MAX_BYTES",
+    )
+    media_max_pixels: int = _setting(
+        40_000_000,
+        "Largest image accepted, in pixels (width x height); bigger ones are refused "
+        "before they are decoded (decompression bombs).",
+        "FEDISOCIAL_MEDIA_MAX_PIXELS",
+    )
+    ai_hashtag: str = _setting(
+        "AIGenerated",
+        "Hashtag added to posts with generated images (without #), so people can filter them.",
+        "FEDISOCIAL_AI_HASHTAG",
+    )
+
+    # -- [ai.images] ------------------------------------------------------------
+    ai_images_provider: str = _setting(
+        "auto",
+        "Which image model answers the composer: openai (any OpenAI-compatible "
+        "endpoint), local (an offline renderer that needs no account) or auto: "
+        "openai when base_url or api_key is set, local otherwise.",
+        "FEDISOCIAL_AI_IMAGES_PROVIDER",
+        section="ai.images",
+    )
+    ai_images_base_url: str = _setting(
+        "",
+        "Base URL of an OpenAI-compatible API (OpenAI, Azure, LocalAI, vLLM...), "
+        "e.g. https://api.openai.com/v1. Empty: OpenAI's own.",
+        "FEDISOCIAL_OPENAI_BASE_URL",
+        section="ai.images",
+    )
+    ai_images_api_key: str = _setting(
+        "",
+        "API key for that endpoint. Prefer the environment variable to this file; "
+        "it is never printed.",
+        ("FEDISOCIAL_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        secret=True,
+        section="ai.images",
+    )
+    ai_images_model: str = _setting(
+        "gpt-image-1", "Image model name.", "FEDISOCIAL_AI_IMAGES_MODEL", section="ai.images"
+    )
+    ai_images_size: str = _setting(
+        "1024x1024", "Image size, WIDTHxHEIGHT.", "FEDISOCIAL_AI_IMAGES_SIZE", section="ai.images"
+    )
+    ai_images_quality: str = _setting(
+        "auto",
+        "Quality the model is asked for (gpt-image-1: low, medium, high, auto; "
+        "dall-e-3: standard, hd).",
+        "FEDISOCIAL_AI_IMAGES_QUALITY",
+        section="ai.images",
+    )
+    ai_images_output_format: str = _setting(
+        "png",
+        "File format asked of the model: png, jpeg or webp.",
+        "FEDISOCIAL_AI_IMAGES_OUTPUT_FORMAT",
+        section="ai.images",
+    )
+    ai_images_timeout: float = _setting(
+        120.0,
+        "Seconds one generation may take before it fails with a timeout.",
+        "FEDISOCIAL_AI_IMAGES_TIMEOUT",
+        section="ai.images",
+    )
+    ai_images_per_hour: int = _setting(
+        20, "Images one user may generate per hour.", "FEDISOCIAL_AI_IMAGES_PER_HOUR",
+        section="ai.images",
+    )  # fmt: skip
+    ai_images_concurrent: int = _setting(
+        2, "Generations one user may have queued or running at once.",
+        "FEDISOCIAL_AI_IMAGES_CONCURRENT", section="ai.images",
+    )  # fmt: skip
 
     # -- derived values -------------------------------------------------------
 
@@ -130,6 +230,13 @@ class Settings:
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'fedisocial.db'}"
 
     @property
+    def image_provider(self) -> str:
+        """openai or local: what ``ai.images.provider = auto`` resolves to."""
+        if self.ai_images_provider != "auto":
+            return self.ai_images_provider
+        return "openai" if self.ai_images_base_url or self.ai_images_api_key else "local"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
@@ -138,8 +245,8 @@ class Settings:
         rows = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            shown = _mask(str(value)) if f.metadata["secret"] else str(value)
-            rows.append((f.name, shown, f.metadata["env"]))
+            shown = _mask_secret(str(value)) if f.metadata["secret"] else str(value)
+            rows.append((_toml_key(f), shown, " or ".join(f.metadata["env"])))
         rows.append(("(effective database)", _mask(self.effective_database_url), ""))
         return rows
 
@@ -151,12 +258,16 @@ def example_toml(**overrides: Any) -> str:
         "# variable named beside it, which wins over this file. `fedisocial config`",
         "# prints the effective values.",
     ]
-    for f in dataclasses.fields(Settings):
+    section = ""
+    for f in sorted(dataclasses.fields(Settings), key=lambda f: bool(f.metadata["section"])):
+        if f.metadata["section"] != section:
+            section = f.metadata["section"]
+            lines.extend(["", f"[{section}]"])
         value = overrides.get(f.name, f.default)
         lines.append("")
         lines.extend("# " + line for line in textwrap.wrap(f.metadata["doc"], 76))
-        lines.append(f"# env: {f.metadata['env']}")
-        lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.append(f"# env: {' or '.join(f.metadata['env'])}")
+        lines.append(f"{_toml_key(f).rpartition('.')[2]} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -166,6 +277,13 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return json.dumps(str(value))
+
+
+def _mask_secret(value: str) -> str:
+    """URLs keep all but their password; other secrets (API keys) are never shown."""
+    if "://" in value:
+        return _mask(value)
+    return "********" if value else ""
 
 
 def _mask(value: str) -> str:
@@ -194,15 +312,17 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(file), f"is not valid TOML: {exc}") from exc
     values: dict[str, Any] = {}
-    known = {f.name: f for f in dataclasses.fields(Settings)}
-    for key, value in raw.items():
+    known = {_toml_key(f): f for f in dataclasses.fields(Settings)}
+    for key, value in _flatten(raw).items():
         if key not in known:
             valid = ", ".join(sorted(known))
             raise ConfigError(key, f"unknown setting in {file}; valid settings are: {valid}")
-        values[key] = _coerce(known[key], value)
+        values[known[key].name] = _coerce(known[key], value)
     for f in known.values():
-        if f.metadata["env"] in environ:
-            values[f.name] = _coerce(f, environ[f.metadata["env"]])
+        for name in f.metadata["env"]:
+            if name in environ:
+                values[f.name] = _coerce(f, environ[name])
+                break
     if "base_url" in values:
         values["base_url"] = values["base_url"].rstrip("/")
     settings = Settings(**values)
@@ -260,10 +380,20 @@ def _validate(settings: Settings) -> None:
             "database_url",
             "must start with sqlite+aiosqlite:/// or postgresql+asyncpg://",
         )
+    if settings.ai_images_provider not in ("auto", "openai", "local"):
+        raise ConfigError("ai.images.provider", "must be auto, openai or local")
+    if settings.ai_images_output_format not in ("png", "jpeg", "webp"):
+        raise ConfigError("ai.images.output_format", "must be png, jpeg or webp")
+    width, _, height = settings.ai_images_size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ConfigError("ai.images.size", "must be WIDTHxHEIGHT, e.g. 1024x1024")
+    if not settings.ai_hashtag.replace("_", "").isalnum():
+        raise ConfigError("ai_hashtag", "must be letters, digits and underscores (no #)")
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level", "must be one of debug, info, warning, error")
     positive = ("actor_cache_seconds", "job_lease_seconds", "http_timeout", "max_fetch_bytes",
-                "max_inbox_bytes")  # fmt: skip
+                "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
+                "ai_images_per_hour", "ai_images_concurrent")  # fmt: skip
     for name in positive:
         if cast(float, getattr(settings, name)) <= 0:
             raise ConfigError(name, "must be greater than zero")

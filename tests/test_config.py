@@ -76,3 +76,24 @@ def test_example_config_is_current_and_loads(tmp_path: Path) -> None:
     example = REPO / "conf" / "fedisocial.example.toml"
     assert example.read_text() == example_toml()
     assert load_settings(example, environ={}).base_url == "http://127.0.0.1:8000"
+
+
+def test_ai_images_section_and_key_fallback(tmp_path: Path) -> None:
+    # Given an [ai.images] table and a key only in OPENAI_API_KEY
+    path = tmp_path / "fedisocial.toml"
+    path.write_text('[ai.images]\nbase_url = "http://127.0.0.1:9999/v1"\nmodel = "dall-e-3"\n')
+    settings = load_settings(path, environ={"OPENAI_API_KEY": "sk-secret-1234"})
+    # Then the table fills the fields, the key is found, and the provider follows
+    assert settings.ai_images_model == "dall-e-3"
+    assert settings.ai_images_api_key == "sk-secret-1234"
+    assert settings.image_provider == "openai"
+    shown = {name: value for name, value, _ in settings.describe()}
+    assert shown["ai.images.api_key"] == "********" and "sk-secret" not in str(shown)
+    # and our own variable wins over OpenAI's
+    both = {"OPENAI_API_KEY": "sk-a", "FEDISOCIAL_OPENAI_API_KEY": "sk-b"}
+    assert load_settings(path, environ=both).ai_images_api_key == "sk-b"
+    # and with nothing configured, the offline renderer is the default
+    assert load_settings(tmp_path / "none.toml", environ={}).image_provider == "local"
+    path.write_text("[ai.images]\nmodle = 1\n")
+    with pytest.raises(ConfigError, match=r"ai\.images\.modle"):
+        load_settings(path, environ={})
