@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -33,8 +34,10 @@ __all__ = [
     "Block",
     "Engagement",
     "Follow",
+    "Generation",
     "Host",
     "Job",
+    "Media",
     "Object",
     "TimelineEntry",
     "User",
@@ -270,3 +273,56 @@ class Host(Base):
     last_success_at: Mapped[datetime | None]
     #: set when the host kept failing for days; deliveries skip it, one probe at a time
     unreachable_since: Mapped[datetime | None]
+
+
+class Media(Base):
+    """An image stored by the MediaStore (uploaded or generated), with what Mastodon shows."""
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), index=True)
+    #: SHA-256 of the stored (cleaned) file; the storage key derives from it
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: storage keys of the image and its thumbnail (e.g. "ab/abcdef….png")
+    path: Mapped[str] = mapped_column(String(255))
+    thumbnail_path: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    blurhash: Mapped[str] = mapped_column(String(64))
+    #: alt text
+    description: Mapped[str] = mapped_column(Text, default="")
+    focal_x: Mapped[float] = mapped_column(Float, default=0.0)
+    focal_y: Mapped[float] = mapped_column(Float, default=0.0)
+    #: set for images an AI model made: which provider and model, from what prompt
+    ai_provider: Mapped[str | None] = mapped_column(String(32))
+    ai_model: Mapped[str | None] = mapped_column(String(128))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
+    #: the post it was published in (None while it is a draft)
+    note_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Generation(Base):
+    """One image generation request: queued → running → done | failed."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    prompt: Mapped[str] = mapped_column(Text)
+    #: queued, running, done or failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    #: what the user sees when it failed
+    error: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_generations_owner_created", "owner_id", "created_at"),)
