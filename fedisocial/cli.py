@@ -21,10 +21,10 @@ from fedisocial import __version__
 from fedisocial.accounts import create_user, ensure_instance_actor, find_local_actor, list_users
 from fedisocial.ap.addressing import VISIBILITIES
 from fedisocial.app import RUN_WORKER_ENV, build_context, job_handlers
+from fedisocial.collections import FeedItem, home_feed
 from fedisocial.config import Settings, config_path, example_toml, load_settings
 from fedisocial.content import plain_text
 from fedisocial.errors import FedisocialError
-from fedisocial.feed import home_feed
 from fedisocial.jobs import Worker
 from fedisocial.remote import lookup
 from fedisocial.store.db import Database, migrate, require_current_schema
@@ -285,24 +285,23 @@ def _action(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    async def read(context: Context) -> list[Object]:
+    async def read(context: Context) -> list[FeedItem]:
         actor = await find_local_actor(context.db, context.urls, args.user)
-        return await home_feed(context.db, actor.id, limit=args.limit)
+        return (await home_feed(context.db, actor.id, limit=args.limit)).items
 
     items = _in_context(args, read)
     if args.json:
-        print(json.dumps([item.data for item in items], indent=2, ensure_ascii=False))
+        print(json.dumps([item.object.data for item in items], indent=2, ensure_ascii=False))
         return 0
     if not items:
         print("The feed is empty: follow someone with `fedisocial follow USER HANDLE`.")
     for item in items:
-        when = f"{item.published:%Y-%m-%d %H:%M}"
-        if item.type == "Announce":
-            print(f"{when}  {item.actor_uri} boosted {item.object_uri}")
-        else:
-            cw = f"[CW: {item.data['summary']}] " if item.data.get("summary") else ""
-            print(f"{when}  {item.actor_uri}\n    {cw}{plain_text(item.data.get('content') or '')}")
-        print(f"    {item.uri}")
+        post, when = item.boosted or item.object, f"{item.object.published:%Y-%m-%d %H:%M}"
+        if item.boosted is not None:
+            print(f"{when}  {item.object.actor_uri} boosted:")
+        cw = f"[CW: {post.data['summary']}] " if post.data.get("summary") else ""
+        print(f"{when}  {post.actor_uri}\n    {cw}{plain_text(post.data.get('content') or '')}")
+        print(f"    {post.uri}")
     return 0
 
 

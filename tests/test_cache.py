@@ -34,9 +34,9 @@ async def test_stale_bytes_are_served_while_one_refresh_runs() -> None:
         return b"new"
 
     # When many requests arrive during a slow re-render, none waits for it
-    assert await asyncio.gather(*(cache.get_or_render("k", slow) for _ in range(10))) == [
-        b"old"
-    ] * 10
+    assert (
+        await asyncio.gather(*(cache.get_or_render("k", slow) for _ in range(10))) == [b"old"] * 10
+    )
     release.set()
     await asyncio.sleep(0)
     await asyncio.sleep(0)

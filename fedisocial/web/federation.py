@@ -4,6 +4,11 @@ Content negotiation follows Mastodon: ``application/activity+json`` and
 ``application/ld+json; profile="https://www.w3.org/ns/activitystreams"`` get
 the AS2 document (always served as ``application/activity+json``), anything
 else the HTML page; ``Vary: Accept`` keeps caches honest.
+
+In secure mode (``authorized_fetch``) an actor document is served only to a
+signed GET, except the instance actor's: other servers fetch it, unsigned, to
+verify the signatures of our own fetches. The document is the same whoever
+asks, so it still comes from the byte cache once the signature checks out.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from starlette.routing import Route
 from fedisocial.accounts import find_local_actor, render_actor
 from fedisocial.ap.vocab import ACTIVITY_JSON, accepts_activity_json
 from fedisocial.avatars import default_avatar_png, default_header_png
+from fedisocial.web.auth import require_signature
 from fedisocial.web.context import get_context
 from fedisocial.web.pages import profile_page
 
 __all__ = ["routes"]
 
 _VARY = {"Vary": "Accept", "Cache-Control": "max-age=60"}
+#: secure mode: no shared cache may hand a signed-for document to anyone else
+_VARY_SIGNED = {"Vary": "Accept", "Cache-Control": "private, max-age=60"}
 
 
 def wants_activity_json(request: Request) -> bool:
@@ -42,7 +50,12 @@ async def actor_document(request: Request, username: str) -> Response:
 async def actor(request: Request) -> Response:
     username = request.path_params["username"]
     if wants_activity_json(request):
-        return await actor_document(request, username)
+        if not get_context(request).settings.authorized_fetch:
+            return await actor_document(request, username)
+        await require_signature(request)
+        response = await actor_document(request, username)
+        response.headers.update(_VARY_SIGNED)
+        return response
     response = await profile_page(request, username)
     response.headers.update(_VARY)
     return response

@@ -1,5 +1,395 @@
-"""Objects and collections (being written)."""
+"""Our objects, activities and collections, at their ids.
 
-from starlette.routing import BaseRoute
+- ``/users/NAME/statuses/ID`` (and ``/@NAME/ID``): a post, as AS2 for servers
+  and an HTML page for browsers; ``/users/NAME/activities/ID``: an activity.
+  Deleted ones answer 410 (a ``Tombstone`` as AS2). Who may read what is
+  :func:`fedisocial.collections.ensure_readable`.
+- Collections, Mastodon's shape: the collection URL is an ``OrderedCollection``
+  with ``totalItems`` and ``first``/``last`` page URLs; ``?page=true`` (then
+  ``&max_id=`` or ``&min_id=``) is an ``OrderedCollectionPage`` with
+  ``partOf``, ``orderedItems`` newest first and ``next``/``prev``. The actor's
+  ``outbox``, ``followers``, ``following`` and ``featured`` (not paged), each
+  post's ``replies``, ``likes`` and ``shares``, and ``inbox``: the home feed,
+  to its owner only (HTTP Basic until OAuth).
+- Secure mode (``authorized_fetch``): every AS2 read here needs a signed GET.
+  Browsers still get the HTML pages.
+"""
 
-routes: list[BaseRoute] = []
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fedisocial.accounts import find_local_actor
+from fedisocial.ap.jsonld import AS_CONTEXT_URL, OBJECT_CONTEXT
+from fedisocial.ap.vocab import ACTIVITY_JSON
+from fedisocial.collections import (
+    READABLE,
+    Cursor,
+    Listing,
+    Page,
+    activity_document,
+    bare,
+    count,
+    ensure_readable,
+    featured,
+    find_activity,
+    find_object,
+    followers,
+    following,
+    home,
+    home_feed,
+    is_blocked,
+    likes,
+    outbox,
+    read_page,
+    replies,
+    shares,
+)
+from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
+from fedisocial.outbox import iso
+from fedisocial.store.models import Actor, Object
+from fedisocial.web import auth
+from fedisocial.web.context import Context, get_context
+from fedisocial.web.federation import wants_activity_json
+from fedisocial.web.pages import activity_page, deleted_page, post_page
+
+__all__ = ["routes"]
+
+T = TypeVar("T")
+
+#: what a page is (Mastodon's ``?page=true``), and what is not
+_NOT_PAGED = frozenset({"", "false", "0"})
+_ACTIVITY_TYPES_SHOWN_AS_POSTS = frozenset({"Create", "Update"})
+
+
+# -- responses ----------------------------------------------------------------------------
+
+
+def _as2(doc: dict[str, Any], *, public: bool, status_code: int = 200) -> Response:
+    """AS2 with ``Vary: Accept``; shared caches may keep it only when anyone may read it."""
+    cache = "public, max-age=60" if public else "private, no-store"
+    headers = {"Vary": "Accept", "Cache-Control": cache}
+    body = orjson.dumps(doc)
+    return Response(body, status_code, headers=headers, media_type=ACTIVITY_JSON)
+
+
+def _html(response: Response) -> Response:
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def _tombstone(obj: Object) -> Response:
+    """410 with the Tombstone (notes keep theirs as their data; activities get one)."""
+    if obj.data.get("type") == "Tombstone":
+        doc = {"@context": AS_CONTEXT_URL, **obj.data}
+    else:
+        doc = {"@context": AS_CONTEXT_URL, "id": obj.uri, "type": "Tombstone",
+               "formerType": obj.type}  # fmt: skip
+        if obj.deleted_at is not None:
+            doc["deleted"] = iso(obj.deleted_at)
+    return _as2(doc, public=True, status_code=410)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") and not wants_activity_json(request)
+
+
+def _open(context: Context) -> bool:
+    """Whether AS2 documents readable by anyone may be cached by anyone."""
+    return not context.settings.authorized_fetch
+
+
+async def _gate(request: Request) -> None:
+    """Secure mode: an AS2 read needs a valid signature (401 otherwise)."""
+    if get_context(request).settings.authorized_fetch:
+        await auth.require_signature(request)
+
+
+async def _check_read(request: Request, obj: Object) -> None:
+    context = get_context(request)
+    if obj.visibility in READABLE and _open(context):
+        return  # anyone may read it: no need to know who asks
+    await ensure_readable(context.db, obj, await auth.viewer(request))
+
+
+# -- posts and activities -------------------------------------------------------------------
+
+
+async def _local(request: Request, find: Callable[[Context, str, str], Awaitable[T | None]]) -> T:
+    """What ``find(context, username, id)`` finds from the path; the username's case may vary."""
+    context = get_context(request)
+    username, ident = request.path_params["username"], request.path_params["ident"]
+    found = await find(context, username, ident)
+    if found is None:
+        actor = await find_local_actor(context.db, context.urls, username)
+        if actor.username != username:
+            found = await find(context, actor.username, ident)
+    if found is None:
+        raise NotFound(f"nothing at {request.url.path}")
+    return found
+
+
+async def _find_note(
+    context: Context, username: str, ident: str
+) -> tuple[Object, Actor | None] | None:
+    return await find_object(context.db, context.urls.note(username, ident))
+
+
+async def _find_activity(
+    context: Context, username: str, ident: str
+) -> tuple[Object, Object | None] | None:
+    return await find_activity(context.db, context.urls.activity(username, ident))
+
+
+async def note(request: Request) -> Response:
+    """A local post: AS2 or HTML, 410 once deleted."""
+    obj, author = await _local(request, _find_note)
+    as2 = wants_activity_json(request)
+    if as2:
+        await _gate(request)
+    if obj.deleted_at is not None:
+        return _tombstone(obj) if as2 else _html(deleted_page(request, obj))
+    await _check_read(request, obj)
+    if as2:
+        return _as2(obj.data, public=obj.visibility in READABLE and _open(get_context(request)))
+    return _html(await post_page(request, obj, author))
+
+
+async def activity(request: Request) -> Response:
+    """A local activity. A Like is as visible as what it likes; a Create shows its post."""
+    act, target = await _local(request, _find_activity)
+    as2 = wants_activity_json(request)
+    if as2:
+        await _gate(request)
+    post_gone = target is not None and target.deleted_at is not None
+    if act.deleted_at is not None or (act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and post_gone):
+        return _tombstone(act) if as2 else _html(deleted_page(request, act))
+    subject = target if act.type == "Like" and target is not None else act
+    await _check_read(request, subject)
+    if as2:
+        public = subject.visibility in READABLE and _open(get_context(request))
+        return _as2(activity_document(act, target), public=public)
+    if act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and target is not None and target.local:
+        return _html(RedirectResponse(target.uri, status_code=302))
+    context = get_context(request)
+    author = await find_local_actor(context.db, context.urls, request.path_params["username"])
+    return _html(activity_page(request, act, author))
+
+
+# -- collections ----------------------------------------------------------------------------
+
+
+def _page_url(collection_id: str, **cursor: int) -> str:
+    return f"{collection_id}?{urlencode({'page': 'true', **cursor})}"
+
+
+def _number(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"{name} must be a non-negative number, not {value!r}")
+    return int(value)
+
+
+def _cursor(request: Request) -> Cursor | None:
+    """The page asked for, or None for the collection itself."""
+    max_id, min_id = _number(request, "max_id"), _number(request, "min_id")
+    if max_id is not None and min_id is not None:
+        raise BadRequest("give max_id or min_id, not both")
+    paged = request.query_params.get("page", "").lower() not in _NOT_PAGED
+    if not paged and max_id is None and min_id is None:
+        return None
+    return Cursor(max_id=max_id, min_id=min_id)
+
+
+def _collection_document(collection_id: str, total: int) -> dict[str, Any]:
+    return {
+        "@context": OBJECT_CONTEXT,
+        "id": collection_id,
+        "type": "OrderedCollection",
+        "totalItems": total,
+        "first": _page_url(collection_id),
+        "last": _page_url(collection_id, min_id=0),
+    }
+
+
+def _page_document(collection_id: str, cursor: Cursor, page: Page[Any]) -> dict[str, Any]:
+    here = {
+        k: v for k, v in (("max_id", cursor.max_id), ("min_id", cursor.min_id)) if v is not None
+    }
+    doc: dict[str, Any] = {
+        "@context": OBJECT_CONTEXT,
+        "id": _page_url(collection_id, **here),
+        "type": "OrderedCollectionPage",
+        "partOf": collection_id,
+        "orderedItems": page.items,
+    }
+    if page.next_max_id is not None:
+        doc["next"] = _page_url(collection_id, max_id=page.next_max_id)
+    if page.prev_min_id is not None:
+        doc["prev"] = _page_url(collection_id, min_id=page.prev_min_id)
+    return doc
+
+
+async def _collection(request: Request, collection_id: str, listing: Listing[Any]) -> Response:
+    context = get_context(request)
+    cursor = _cursor(request)
+    if cursor is None:
+        doc = _collection_document(collection_id, await count(context.db, listing))
+    else:
+        doc = _page_document(collection_id, cursor, await read_page(context.db, listing, cursor))
+    return _as2(doc, public=_open(context))
+
+
+async def _actor_for_collection(request: Request) -> Actor | Response:
+    """The local actor owning a collection, or the redirect to its profile for browsers."""
+    context = get_context(request)
+    actor = await find_local_actor(context.db, context.urls, request.path_params["username"])
+    if _wants_html(request):
+        return _html(RedirectResponse(actor.url or actor.uri, status_code=302))
+    await _gate(request)
+    signer = await auth.signed_actor(request) if context.settings.authorized_fetch else None
+    if signer is not None and await is_blocked(context.db, actor.uri, signer.uri):
+        raise NotFound(f"no user called {actor.username!r} on this instance")
+    return actor
+
+
+async def actor_outbox(request: Request) -> Response:
+    actor = await _actor_for_collection(request)
+    if isinstance(actor, Response):
+        return actor
+    urls = get_context(request).urls
+    return await _collection(request, urls.outbox(actor.username), outbox(actor.uri))
+
+
+async def actor_followers(request: Request) -> Response:
+    actor = await _actor_for_collection(request)
+    if isinstance(actor, Response):
+        return actor
+    urls = get_context(request).urls
+    return await _collection(request, urls.followers(actor.username), followers(actor.uri))
+
+
+async def actor_following(request: Request) -> Response:
+    actor = await _actor_for_collection(request)
+    if isinstance(actor, Response):
+        return actor
+    urls = get_context(request).urls
+    return await _collection(request, urls.following(actor.username), following(actor.uri))
+
+
+async def actor_featured(request: Request) -> Response:
+    """Pinned posts, embedded, last pinned first (one short list, as Mastodon: no pages)."""
+    actor = await _actor_for_collection(request)
+    if isinstance(actor, Response):
+        return actor
+    context = get_context(request)
+    pinned = await featured(context.db, actor.uri)
+    doc = {
+        "@context": OBJECT_CONTEXT,
+        "id": context.urls.featured(actor.username),
+        "type": "OrderedCollection",
+        "totalItems": len(pinned),
+        "orderedItems": [bare(p.data) for p in pinned],
+    }
+    return _as2(doc, public=_open(context))
+
+
+async def instance_outbox(request: Request) -> Response:
+    """The instance actor posts nothing; its outbox exists because its document names it."""
+    context = get_context(request)
+    if _wants_html(request):
+        return _html(RedirectResponse(context.urls.about, status_code=302))
+    await _gate(request)
+    collection_id = f"{context.urls.instance_actor}/outbox"
+    return await _collection(request, collection_id, outbox(context.urls.instance_actor))
+
+
+async def _post_collection(
+    request: Request, name: str, listing: Callable[[str], Listing[str]]
+) -> Response:
+    """``replies``, ``likes`` or ``shares`` of a post readable by whoever asks."""
+    obj, _author = await _local(request, _find_note)
+    if _wants_html(request):
+        return _html(RedirectResponse(obj.uri, status_code=302))
+    await _gate(request)
+    if obj.deleted_at is not None:
+        raise Gone(f"{obj.uri} was deleted")
+    await _check_read(request, obj)
+    urls = get_context(request).urls
+    mint = {"replies": urls.replies, "likes": urls.likes, "shares": urls.shares}[name]
+    response = await _collection(request, mint(obj.uri), listing(obj.uri))
+    if obj.visibility not in READABLE:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+async def post_replies(request: Request) -> Response:
+    return await _post_collection(request, "replies", replies)
+
+
+async def post_likes(request: Request) -> Response:
+    return await _post_collection(request, "likes", likes)
+
+
+async def post_shares(request: Request) -> Response:
+    return await _post_collection(request, "shares", shares)
+
+
+# -- the home feed ----------------------------------------------------------------------------
+
+
+def _challenge(message: str) -> Response:
+    body = orjson.dumps({"error": message})
+    headers = {"WWW-Authenticate": auth.BASIC_CHALLENGE, "Cache-Control": "no-store"}
+    return Response(body, 401, headers=headers, media_type="application/json")
+
+
+async def actor_inbox(request: Request) -> Response:
+    """The owner's home feed: its posts, posts of whom it follows, boosts (with the post)."""
+    context = get_context(request)
+    actor = await find_local_actor(context.db, context.urls, request.path_params["username"])
+    try:
+        user = await auth.signed_in_user(request)
+    except Unauthorized as exc:
+        return _challenge(exc.message)
+    if user is None or user.id != actor.id:
+        return _challenge(f"Only {actor.username} reads this inbox: sign in as them")
+    collection_id = context.urls.inbox(actor.username)
+    cursor = _cursor(request)
+    if cursor is None:
+        doc = _collection_document(collection_id, await count(context.db, home(actor.id)))
+    else:
+        page = await home_feed(context.db, actor.id, cursor)
+        items = [
+            bare(i.object.data) | ({"object": bare(i.boosted.data)} if i.boosted else {})
+            for i in page.items
+        ]
+        doc = _page_document(collection_id, cursor, Page(items, page.next_max_id, page.prev_min_id))
+    return _as2(doc, public=False)
+
+
+_READ = ["GET"]  # Starlette adds HEAD
+
+routes: list[BaseRoute] = [
+    Route("/users/{username}/statuses/{ident}", note, methods=_READ),
+    Route("/@{username}/{ident}", note, methods=_READ),
+    Route("/users/{username}/statuses/{ident}/replies", post_replies, methods=_READ),
+    Route("/users/{username}/statuses/{ident}/likes", post_likes, methods=_READ),
+    Route("/users/{username}/statuses/{ident}/shares", post_shares, methods=_READ),
+    Route("/users/{username}/activities/{ident}", activity, methods=_READ),
+    Route("/users/{username}/outbox", actor_outbox, methods=_READ),
+    Route("/users/{username}/followers", actor_followers, methods=_READ),
+    Route("/users/{username}/following", actor_following, methods=_READ),
+    Route("/users/{username}/collections/featured", actor_featured, methods=_READ),
+    Route("/users/{username}/inbox", actor_inbox, methods=_READ),
+    Route("/actor/outbox", instance_outbox, methods=_READ),
+]

@@ -1,0 +1,195 @@
+"""Who is asking: servers by HTTP signature, people by their credentials.
+
+- :func:`signed_actor` verifies a request's HTTP signature (draft-cavage or
+  RFC 9421, Mastodon's query-string quirk included) and returns the actor
+  whose key made it, fetching an unknown key and refetching a cached one once
+  when it no longer verifies (keys rotate; at most once a minute per key).
+- :func:`basic_user` checks HTTP Basic credentials of a local account. It
+  stands in until OAuth arrives: bearer tokens will plug in beside it, in
+  :func:`signed_in_user`, and every caller keeps working.
+- :func:`viewer` is who reads: the signed-in user, else the signer, else None.
+
+Results are kept on ``request.state``, so a handler may ask twice at no cost.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from fedisocial.accounts import hash_password, verify_password
+from fedisocial.ap import httpsig
+from fedisocial.errors import FedisocialError, SignatureError, Unauthorized
+from fedisocial.remote import signer_of
+from fedisocial.store.models import Actor, User, utcnow
+from fedisocial.web.context import Context, get_context
+
+__all__ = [
+    "BASIC_CHALLENGE",
+    "basic_user",
+    "require_signature",
+    "signed_actor",
+    "signed_in_user",
+    "viewer",
+]
+
+#: the ``WWW-Authenticate`` value of a 401 asking for a password
+BASIC_CHALLENGE = 'Basic realm="fedisocial", charset="UTF-8"'
+
+#: a key that fails is fetched again only if we have not fetched it this recently
+_REFRESH_AFTER = timedelta(minutes=1)
+_SIGNED_KEY = "fedisocial_signed_actor"
+_USER_KEY = "fedisocial_signed_in_user"
+
+
+# -- HTTP signatures --------------------------------------------------------------------------
+
+
+def _is_signed(request: Request) -> bool:
+    headers = request.headers
+    return (
+        "signature" in headers
+        or "signature-input" in headers
+        or headers.get("authorization", "")[:10].lower() == "signature "
+    )
+
+
+def _public_url(context: Context, request: Request) -> str:
+    """The URL the client asked for, as it saw it (our base URL, even behind a proxy)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{context.urls.base_url}{path}{'?' + query if query else ''}"
+
+
+async def _key_owner(context: Context, key_id: str, *, refresh: bool) -> Actor:
+    max_age = timedelta(seconds=context.settings.actor_cache_seconds)
+    try:
+        return await signer_of(context.db, context.client, key_id, max_age=max_age,
+                               refresh=refresh)  # fmt: skip
+    except SignatureError:
+        raise
+    except FedisocialError as exc:
+        raise SignatureError(f"The key {key_id} could not be resolved: {exc.message}") from exc
+
+
+def _verify(parsed: httpsig.ParsedSignature, actor: Actor) -> None:
+    key = httpsig.load_public_key(actor.public_key_pem)
+    httpsig.verify_signature(parsed, key, None, now=utcnow())
+
+
+async def _verified_signer(request: Request) -> Actor:
+    context = get_context(request)
+    parsed = httpsig.parse_signature(request.method, _public_url(context, request),
+                                     request.headers)  # fmt: skip
+    actor = await _key_owner(context, parsed.key_id, refresh=False)
+    try:
+        _verify(parsed, actor)
+    except SignatureError:
+        if not _may_refresh(actor):
+            raise
+        actor = await _key_owner(context, parsed.key_id, refresh=True)
+        _verify(parsed, actor)
+    return actor
+
+
+def _may_refresh(actor: Actor) -> bool:
+    """Whether a key that failed is worth fetching again (keys rotate).
+
+    Not our own keys, and not one fetched moments ago: otherwise every bad
+    request (a stale date, say) would make us fetch the key again.
+    """
+    if actor.local:
+        return False
+    return actor.fetched_at is None or utcnow() - actor.fetched_at > _REFRESH_AFTER
+
+
+async def signed_actor(request: Request) -> Actor | None:
+    """The actor who signed ``request``; None when unsigned.
+
+    Raises SignatureError (401) when the signature is malformed, stale, made
+    with a key we cannot get, or does not verify.
+    """
+    if not hasattr(request.state, _SIGNED_KEY):
+        signer = await _verified_signer(request) if _is_signed(request) else None
+        setattr(request.state, _SIGNED_KEY, signer)
+    actor: Actor | None = getattr(request.state, _SIGNED_KEY)
+    return actor
+
+
+async def require_signature(request: Request) -> Actor:
+    """The signer of ``request``; Unauthorized when unsigned (secure mode)."""
+    actor = await signed_actor(request)
+    if actor is None:
+        raise Unauthorized(
+            "This server requires signed requests (authorized fetch): sign the GET "
+            "with an actor's key (HTTP Signatures, draft-cavage or RFC 9421)"
+        )
+    return actor
+
+
+# -- people -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash to check unknown names against, so they take as long as known ones."""
+    return hash_password("not anybody's password")
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Unauthorized("The Basic credentials are not base64 of username:password") from exc
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        raise Unauthorized("The Basic credentials are not base64 of username:password")
+    return username, password
+
+
+async def basic_user(request: Request) -> Actor | None:
+    """The local account named by HTTP Basic credentials; None when none are sent.
+
+    Raises Unauthorized for a wrong name or password or an account not yet approved.
+    """
+    credentials = _basic_credentials(request.headers.get("authorization", ""))
+    if credentials is None:
+        return None
+    username, password = credentials
+    query = (
+        select(User, Actor)
+        .join(Actor, Actor.id == User.actor_id)
+        .where(func.lower(User.username) == username.lower())
+    )
+    async with get_context(request).db.session() as session:
+        row = (await session.execute(query)).first()
+    password_hash = row[0].password_hash if row is not None else _decoy_hash()
+    # argon2 takes tens of milliseconds of CPU: keep it off the event loop
+    matches = await run_in_threadpool(verify_password, password_hash, password)
+    if row is None or not matches or not row[0].approved:
+        raise Unauthorized("Wrong username or password")
+    actor: Actor = row[1]
+    return actor
+
+
+async def signed_in_user(request: Request) -> Actor | None:
+    """The local account making the request (HTTP Basic today; OAuth tokens later)."""
+    if not hasattr(request.state, _USER_KEY):
+        setattr(request.state, _USER_KEY, await basic_user(request))
+    actor: Actor | None = getattr(request.state, _USER_KEY)
+    return actor
+
+
+async def viewer(request: Request) -> Actor | None:
+    """Who reads: the signed-in user, else the actor who signed, else None (anonymous)."""
+    return await signed_in_user(request) or await signed_actor(request)
