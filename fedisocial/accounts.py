@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fedisocial.ap import httpsig
 from fedisocial.ap.jsonld import ACTOR_CONTEXT
-from fedisocial.errors import BadRequest, NotFound
+from fedisocial.errors import BadRequest, NotFound, Unauthorized
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, User, utcnow
 from fedisocial.urls import USERNAME_RE, Urls
@@ -22,6 +24,7 @@ from fedisocial.urls import USERNAME_RE, Urls
 __all__ = [
     "RESERVED_USERNAMES",
     "Usage",
+    "authenticate",
     "create_user",
     "ensure_instance_actor",
     "find_local_actor",
@@ -119,6 +122,34 @@ async def create_user(
         )
         session.add(user)
     return user
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash to check unknown names against, so they take as long as known ones."""
+    return hash_password("not anybody's password")
+
+
+async def authenticate(db: Database, username: str, password: str) -> Actor:
+    """The actor of the local account with these credentials, or Unauthorized.
+
+    argon2 takes tens of milliseconds of CPU, so it runs in a thread.
+    """
+    query = (
+        select(User, Actor)
+        .join(Actor, Actor.id == User.actor_id)
+        .where(func.lower(User.username) == username.lower())
+    )
+    async with db.session() as session:
+        row = (await session.execute(query)).first()
+    password_hash = row[0].password_hash if row is not None else _decoy_hash()
+    matches = await asyncio.to_thread(verify_password, password_hash, password)
+    if row is None or not matches:
+        raise Unauthorized("Wrong username or password")
+    if not row[0].approved:
+        raise Unauthorized("This account is waiting for an admin's approval")
+    actor: Actor = row[1]
+    return actor
 
 
 async def ensure_instance_actor(db: Database, urls: Urls) -> Actor:

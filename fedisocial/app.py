@@ -87,16 +87,22 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-async def _error_response(request: Request, status: int, message: str) -> Response:
+async def _error_response(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     if _wants_html(request) and hasattr(request.app.state, "context"):
-        return pages.render_page(request, "error.html", status, status=status, message=message)
-    body = orjson.dumps({"error": message})
-    return Response(body, status_code=status, media_type="application/json")
+        response = pages.render_page(request, "error.html", status, status=status,
+                                     message=message)  # fmt: skip
+    else:
+        body = orjson.dumps({"error": message})
+        response = Response(body, status_code=status, media_type="application/json")
+    response.headers.update(headers or {})
+    return response
 
 
 async def _on_fedisocial_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FedisocialError)
-    return await _error_response(request, exc.status, exc.message)
+    return await _error_response(request, exc.status, exc.message, exc.headers)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:

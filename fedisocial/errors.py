@@ -46,9 +46,11 @@ class FedisocialError(Exception):
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: extra response headers (e.g. ``WWW-Authenticate`` on a 401)
+        self.headers = headers or {}
 
 
 class ConfigError(FedisocialError):

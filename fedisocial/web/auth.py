@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 from datetime import timedelta
 
-from sqlalchemy import func, select
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from fedisocial.accounts import hash_password, verify_password
+from fedisocial.accounts import authenticate
 from fedisocial.ap import httpsig
 from fedisocial.errors import FedisocialError, SignatureError, Unauthorized
 from fedisocial.remote import signer_of
-from fedisocial.store.models import Actor, User, utcnow
+from fedisocial.store.models import Actor, utcnow
 from fedisocial.web.context import Context, get_context
 
 __all__ = [
@@ -137,12 +134,6 @@ async def require_signature(request: Request) -> Actor:
 # -- people -------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _decoy_hash() -> str:
-    """A hash to check unknown names against, so they take as long as known ones."""
-    return hash_password("not anybody's password")
-
-
 def _basic_credentials(header: str) -> tuple[str, str] | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
@@ -166,20 +157,7 @@ async def basic_user(request: Request) -> Actor | None:
     if credentials is None:
         return None
     username, password = credentials
-    query = (
-        select(User, Actor)
-        .join(Actor, Actor.id == User.actor_id)
-        .where(func.lower(User.username) == username.lower())
-    )
-    async with get_context(request).db.session() as session:
-        row = (await session.execute(query)).first()
-    password_hash = row[0].password_hash if row is not None else _decoy_hash()
-    # argon2 takes tens of milliseconds of CPU: keep it off the event loop
-    matches = await run_in_threadpool(verify_password, password_hash, password)
-    if row is None or not matches or not row[0].approved:
-        raise Unauthorized("Wrong username or password")
-    actor: Actor = row[1]
-    return actor
+    return await authenticate(get_context(request).db, username, password)
 
 
 async def signed_in_user(request: Request) -> Actor | None:

@@ -347,10 +347,9 @@ async def post_shares(request: Request) -> Response:
 # -- the home feed ----------------------------------------------------------------------------
 
 
-def _challenge(message: str) -> Response:
-    body = orjson.dumps({"error": message})
+def _challenge(message: str) -> Unauthorized:
     headers = {"WWW-Authenticate": auth.BASIC_CHALLENGE, "Cache-Control": "no-store"}
-    return Response(body, 401, headers=headers, media_type="application/json")
+    return Unauthorized(message, headers=headers)
 
 
 async def actor_inbox(request: Request) -> Response:
@@ -360,9 +359,9 @@ async def actor_inbox(request: Request) -> Response:
     try:
         user = await auth.signed_in_user(request)
     except Unauthorized as exc:
-        return _challenge(exc.message)
+        raise _challenge(exc.message) from exc
     if user is None or user.id != actor.id:
-        return _challenge(f"Only {actor.username} reads this inbox: sign in as them")
+        raise _challenge(f"Only {actor.username} reads this inbox: sign in as them")
     collection_id = context.urls.inbox(actor.username)
     cursor = _cursor(request)
     if cursor is None:
