@@ -20,6 +20,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from fedisocial.accounts import ensure_instance_actor
+from fedisocial.ai.images import image_provider
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
 from fedisocial.config import Settings, load_settings
@@ -27,10 +28,12 @@ from fedisocial.delivery import DELIVER, FANOUT, Delivery
 from fedisocial.errors import ConfigError, FedisocialError
 from fedisocial.inbox import PROCESS, Inbox
 from fedisocial.jobs import Handler, JobQueue, Worker
+from fedisocial.media import LocalMediaStore
 from fedisocial.outbox import Outbox
 from fedisocial.store.db import Database, require_current_schema
+from fedisocial.studio import GENERATE, Studio
 from fedisocial.urls import Urls
-from fedisocial.web import federation, objects, pages, wellknown
+from fedisocial.web import federation, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.context import Context
 
@@ -48,6 +51,7 @@ def job_handlers(context: Context) -> dict[str, Handler]:
         FANOUT: context.delivery.fan_out,
         DELIVER: context.delivery.deliver,
         PROCESS: context.inbox.process,
+        GENERATE: context.studio.run,
     }
 
 
@@ -80,7 +84,11 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     outbox = Outbox(db, client, urls, actor_max_age)
     delivery = Delivery(db, client, queue, actor_max_age)
     inbox = Inbox(db, client, queue, outbox, urls, settings)
-    return Context(settings, urls, db, client, queue, templates, outbox, delivery, inbox)
+    media = LocalMediaStore.from_settings(settings)
+    studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
+    return Context(
+        settings, urls, db, client, queue, templates, outbox, delivery, inbox, media, studio
+    )
 
 
 def _wants_html(request: Request) -> bool:
@@ -131,9 +139,7 @@ def create_app(
             if worker_task is not None:
                 with suppress(asyncio.CancelledError):
                     await worker_task
-            await context.client.aclose()
-            if database is None:
-                await context.db.close()
+            await context.close(database=database is None)
 
     static = StaticFiles(directory=Path(__file__).parent / "web" / "static")
     return Starlette(
@@ -142,6 +148,7 @@ def create_app(
             *federation.routes,
             *inbox_routes.routes,
             *objects.routes,
+            *studio.routes,
             *pages.routes,
             Mount("/static", static, name="static"),
         ],

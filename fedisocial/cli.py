@@ -147,8 +147,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         try:
             await worker.run()
         finally:
-            await context.client.aclose()
-            await context.db.close()
+            await context.close()
 
     asyncio.run(run())
     return 0
@@ -227,8 +226,7 @@ def _in_context(args: argparse.Namespace, action: Callable[[Context], Awaitable[
         try:
             return await action(context)
         finally:
-            await context.client.aclose()
-            await context.db.close()
+            await context.close()
 
     return asyncio.run(run())
 

@@ -93,6 +93,10 @@ class Urls:
     def hashtag(self, tag: str) -> str:
         return f"{self.base_url}/tags/{quote(tag.lower())}"
 
+    def media(self, key: str) -> str:
+        """Where a stored media file is served (no authentication: servers fetch it)."""
+        return f"{self.base_url}/media/{key}"
+
     @property
     def shared_inbox(self) -> str:
         return f"{self.base_url}/inbox"

@@ -160,14 +160,7 @@ class FederationClient:
 
     async def _fetch_json(self, url: str, accept: str, signed: bool) -> dict[str, Any]:
         auth = self.auth if signed and self.auth is not None else None
-        try:
-            body, response = await self._read(url, accept, auth)
-        except httpx.TimeoutException as exc:
-            raise RemoteError(f"{url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"could not fetch {url}: {exc or type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            raise RemoteStatus(url, response.status_code)
+        body, _ = await self._read(url, accept, auth, self.max_bytes)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -176,30 +169,44 @@ class FederationClient:
             raise InvalidDocument(f"{url} returned JSON that is not an object")
         return doc
 
+    async def get_bytes(self, url: str, *, accept: str, max_bytes: int) -> tuple[bytes, str]:
+        """GET a file (unsigned), at most ``max_bytes``: (body, Content-Type)."""
+        body, response = await self._read(url, accept, None, max_bytes)
+        return body, response.headers.get("content-type", "")
+
     async def _read(
-        self, url: str, accept: str, auth: httpx.Auth | None
+        self, url: str, accept: str, auth: httpx.Auth | None, max_bytes: int
     ) -> tuple[bytes, httpx.Response]:
-        for _ in range(_MAX_REDIRECTS + 1):
-            request = self.http.build_request("GET", url, headers={"Accept": accept})
-            response = await self.http.send(request, auth=auth, stream=True)
-            try:
-                if response.is_redirect and "location" in response.headers:
-                    url = str(response.url.join(response.headers["location"]))
-                    continue
-                return await self._capped_body(response), response
-            finally:
-                await response.aclose()
+        """GET following redirects (each one guarded), body capped; errors as RemoteError."""
+        try:
+            for _ in range(_MAX_REDIRECTS + 1):
+                request = self.http.build_request("GET", url, headers={"Accept": accept})
+                response = await self.http.send(request, auth=auth, stream=True)
+                try:
+                    if response.is_redirect and "location" in response.headers:
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    if response.status_code >= 400:
+                        raise RemoteStatus(url, response.status_code)
+                    return await self._capped_body(response, max_bytes), response
+                finally:
+                    await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise RemoteError(f"{url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"could not fetch {url}: {exc or type(exc).__name__}") from exc
         raise RemoteError(f"too many redirects from {url}")
 
-    async def _capped_body(self, response: httpx.Response) -> bytes:
+    @staticmethod
+    async def _capped_body(response: httpx.Response, max_bytes: int) -> bytes:
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise RemoteError(f"{response.url} is larger than {self.max_bytes} bytes")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise RemoteError(f"{response.url} is larger than {max_bytes} bytes")
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
-            if size > self.max_bytes:
-                raise RemoteError(f"{response.url} is larger than {self.max_bytes} bytes")
+            if size > max_bytes:
+                raise RemoteError(f"{response.url} is larger than {max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -221,7 +228,7 @@ class FederationClient:
         except httpx.HTTPError as exc:
             raise RemoteError(f"could not deliver to {url}: {exc or type(exc).__name__}") from exc
         try:
-            content = await self._capped_body(response)
+            content = await self._capped_body(response, self.max_bytes)
         except RemoteError:
             content = b""  # an oversized error page does not matter, its status does
         finally:

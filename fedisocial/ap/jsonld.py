@@ -82,6 +82,9 @@ ACTOR_CONTEXT: list[Any] = [
     },
 ]
 
+#: Our own JSON-LD namespace (terms documented in FEDERATION.md)
+FEDISOCIAL_NS = "https://fedisocial.github.io/ns#"
+
 #: The @context of the objects and activities we send: AS2 plus Mastodon's
 #: extension terms, declared inline so receivers never fetch a context of ours.
 OBJECT_CONTEXT: list[Any] = [
@@ -93,6 +96,8 @@ OBJECT_CONTEXT: list[Any] = [
         "Emoji": "toot:Emoji",
         "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
         "blurhash": "toot:blurhash",
+        "fedisocial": FEDISOCIAL_NS,
+        "digitalSourceType": {"@id": "fedisocial:digitalSourceType", "@type": "@id"},
     },
 ]
 

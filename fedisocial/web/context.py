@@ -16,8 +16,10 @@ from fedisocial.config import Settings
 from fedisocial.delivery import Delivery
 from fedisocial.inbox import Inbox
 from fedisocial.jobs import JobQueue
+from fedisocial.media import MediaStore
 from fedisocial.outbox import Outbox
 from fedisocial.store.db import Database
+from fedisocial.studio import Studio
 from fedisocial.urls import Urls
 
 __all__ = ["ByteCache", "Context", "get_context"]
@@ -84,7 +86,18 @@ class Context:
     outbox: Outbox
     delivery: Delivery
     inbox: Inbox
+    media: MediaStore
+    studio: Studio
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
+
+    async def close(self, *, database: bool = True) -> None:
+        """Release connections: the image model's, the HTTP pool, the database's."""
+        close_provider = getattr(self.studio.provider, "aclose", None)
+        if close_provider is not None:
+            await close_provider()
+        await self.client.aclose()
+        if database:
+            await self.db.close()
 
 
 def get_context(request: Request) -> Context:

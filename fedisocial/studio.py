@@ -1,0 +1,237 @@
+"""The AI image studio: generate as a job, review the draft, publish it as a Note.
+
+A generation is a row (``queued → running → done | failed``) plus a job, so it
+never runs inside a request and survives a restart. The finished image is a
+draft ``Media`` row the author reviews (alt text defaults to the prompt) before
+``publish`` posts it through the normal outbox, labeled as AI media: alt text
+naming the model, a visible line and a hashtag in the post, and the IPTC
+digital source type on the attachment and inside the file's XMP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from fedisocial.ai.images import GeneratedImage, ImageProvider, alt_text
+from fedisocial.ap.addressing import Visibility
+from fedisocial.config import Settings
+from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
+from fedisocial.jobs import JobQueue
+from fedisocial.media import AiLabel, MediaStore, ProcessedImage, process_image, store_processed
+from fedisocial.outbox import Outbox
+from fedisocial.store.db import Database
+from fedisocial.store.models import Actor, Generation, Media, Object, utcnow
+
+__all__ = ["GENERATE", "TRAINED_ALGORITHMIC_MEDIA", "Studio", "attachment"]
+
+GENERATE = "generate_image"
+#: IPTC digital source type of images made by a trained model
+TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+MAX_ATTACHMENTS = 4
+MAX_PROMPT = 1000
+
+
+def attachment(media: Media, url: str) -> dict[str, Any]:
+    """The ``Image`` attachment Mastodon, GoToSocial and Misskey show inline."""
+    doc: dict[str, Any] = {
+        "type": "Image",
+        "mediaType": media.media_type,
+        "url": url,
+        "name": media.description,
+        "summary": media.description,
+        "width": media.width,
+        "height": media.height,
+        "blurhash": media.blurhash,
+        "focalPoint": [media.focal_x, media.focal_y],
+    }
+    if media.ai_model:
+        doc["digitalSourceType"] = TRAINED_ALGORITHMIC_MEDIA
+    return doc
+
+
+@dataclass
+class Studio:
+    db: Database
+    queue: JobQueue
+    settings: Settings
+    provider: ImageProvider
+    store: MediaStore
+    outbox: Outbox
+
+    # -- asking for an image ------------------------------------------------------------
+    async def request(self, actor: Actor, prompt: str) -> Generation:
+        """Queue a generation for ``actor``, within the per-user limits."""
+        prompt = " ".join(prompt.split())
+        if not prompt:
+            raise BadRequest("describe the image you want: the prompt is empty")
+        if len(prompt) > MAX_PROMPT:
+            raise BadRequest(f"the prompt can have at most {MAX_PROMPT} characters")
+        async with self.db.transaction() as session:
+            await self._check_limits(session, actor)
+            generation = Generation(owner_id=actor.id, prompt=prompt, provider=self.provider.name,
+                                    model=self.provider.model)  # fmt: skip
+            session.add(generation)
+            await session.flush()
+            self.queue.add(session, GENERATE, {"generation": generation.id})
+        return generation
+
+    async def _check_limits(self, session: Any, actor: Actor) -> None:
+        hour_ago = utcnow() - timedelta(hours=1)
+        recent = await session.scalar(
+            select(func.count()).select_from(Generation)
+            .where(Generation.owner_id == actor.id, Generation.created_at >= hour_ago)
+        )  # fmt: skip
+        if recent >= self.settings.ai_images_per_hour:
+            raise RateLimited(
+                f"you asked for {recent} images in the last hour; the limit is "
+                f"{self.settings.ai_images_per_hour} per hour. Try again a little later."
+            )
+        active = await session.scalar(
+            select(func.count()).select_from(Generation)
+            .where(Generation.owner_id == actor.id, Generation.status.in_(("queued", "running")))
+        )  # fmt: skip
+        if active >= self.settings.ai_images_concurrent:
+            raise RateLimited(
+                f"{active} of your images are still being made (at most "
+                f"{self.settings.ai_images_concurrent} at once); wait for one to finish"
+            )
+
+    # -- the job --------------------------------------------------------------------------
+    async def run(self, payload: dict[str, Any]) -> None:
+        """Job handler: generate, check and store the image; record a clear error."""
+        async with self.db.transaction() as session:
+            generation = await session.get(Generation, payload["generation"])
+            if generation is None or generation.status in ("done", "failed"):
+                return
+            generation.status, generation.started_at = "running", utcnow()
+        try:
+            image = await self.provider.generate(generation.prompt)
+            media = await self._keep(generation, image)
+        except FedisocialError as exc:
+            await self._finish(generation.id, error=exc.message)
+            return
+        await self._finish(generation.id, media_id=media.id)
+
+    async def _keep(self, generation: Generation, image: GeneratedImage) -> Media:
+        label = AiLabel(prompt=image.revised_prompt or generation.prompt, model=image.model,
+                        provider=image.provider)  # fmt: skip
+        processed = await asyncio.to_thread(
+            process_image, image.data, max_bytes=self.settings.media_max_bytes,
+            max_pixels=self.settings.media_max_pixels, ai=label,
+        )  # fmt: skip
+        media = await self._store(processed, generation.owner_id)
+        media.ai_provider, media.ai_model = image.provider, image.model
+        media.prompt, media.revised_prompt = generation.prompt, image.revised_prompt
+        media.description = alt_text(generation.prompt, image)
+        async with self.db.transaction() as session:
+            session.add(media)
+        return media
+
+    async def _store(self, processed: ProcessedImage, owner_id: int) -> Media:
+        await store_processed(self.store, processed)
+        return Media(
+            owner_id=owner_id, sha256=processed.sha256, path=processed.key,
+            thumbnail_path=processed.thumbnail_key,
+            media_type=processed.media_type, size_bytes=len(processed.data),
+            width=processed.width, height=processed.height, blurhash=processed.blurhash,
+        )  # fmt: skip
+
+    async def _finish(
+        self, generation_id: int, *, media_id: int | None = None, error: str | None = None
+    ) -> None:
+        async with self.db.transaction() as session:
+            generation = await session.get(Generation, generation_id)
+            assert generation is not None
+            generation.status = "failed" if error else "done"
+            generation.error, generation.media_id = error, media_id
+            generation.finished_at = utcnow()
+
+    # -- reading --------------------------------------------------------------------------
+    async def status(self, actor: Actor, generation_id: int) -> dict[str, Any]:
+        """The JSON a page or client polls while it waits."""
+        async with self.db.session() as session:
+            generation = await session.get(Generation, generation_id)
+            if generation is None or generation.owner_id != actor.id:
+                raise NotFound(f"no image request {generation_id}")
+            media = await session.get(Media, generation.media_id) if generation.media_id else None
+        body: dict[str, Any] = {
+            "id": generation.id, "status": generation.status, "prompt": generation.prompt,
+            "provider": generation.provider, "model": generation.model, "error": generation.error,
+            "media": None,
+        }  # fmt: skip
+        if media is not None:
+            body["media"] = self.describe(media)
+        return body
+
+    def describe(self, media: Media) -> dict[str, Any]:
+        return {
+            "id": media.id, "url": self.store.url(media.path),
+            "thumbnail": self.store.url(media.thumbnail_path), "width": media.width,
+            "height": media.height, "blurhash": media.blurhash, "description": media.description,
+            "provider": media.ai_provider, "model": media.ai_model,
+            "revised_prompt": media.revised_prompt,
+        }  # fmt: skip
+
+    # -- uploads and publishing ------------------------------------------------------------
+    async def upload(
+        self, actor: Actor, data: bytes, *, filename: str | None, description: str
+    ) -> Media:
+        """Check, clean and keep an uploaded image as a draft."""
+        processed = await asyncio.to_thread(
+            process_image, data, max_bytes=self.settings.media_max_bytes,
+            max_pixels=self.settings.media_max_pixels, filename=filename,
+        )  # fmt: skip
+        media = await self._store(processed, actor.id)
+        media.description = description.strip()[:1500]
+        async with self.db.transaction() as session:
+            session.add(media)
+        return media
+
+    async def publish(
+        self,
+        actor: Actor,
+        text: str,
+        media_ids: list[int],
+        *,
+        descriptions: dict[int, str] | None = None,
+        visibility: Visibility = "public",
+        summary: str | None = None,
+    ) -> Object:
+        """Post ``text`` with up to four of the actor's draft images, labeled if AI-made."""
+        if not media_ids:
+            raise BadRequest("choose at least one image to publish")
+        if len(media_ids) > MAX_ATTACHMENTS:
+            raise BadRequest(f"a post can carry at most {MAX_ATTACHMENTS} images")
+        async with self.db.session() as session:
+            rows = {m.id: m for m in await session.scalars(
+                select(Media).where(Media.id.in_(media_ids), Media.owner_id == actor.id)
+            )}  # fmt: skip
+        missing = [i for i in media_ids if i not in rows]
+        if missing:
+            raise NotFound(f"no draft image {missing[0]} of yours")
+        media = [rows[i] for i in media_ids]
+        for item in media:
+            if item.note_uri:
+                raise BadRequest(f"image {item.id} is already published in {item.note_uri}")
+            alt = (descriptions or {}).get(item.id)
+            if alt is not None:
+                item.description = alt.strip()[:1500]
+            if not item.description:
+                raise BadRequest(f"image {item.id} needs alt text (a description)")
+        models = sorted({m.ai_model for m in media if m.ai_model})
+        if models:
+            text = f"{text.rstrip()}\n\n🤖 Image generated by AI ({', '.join(models)}) " \
+                   f"#{self.settings.ai_hashtag}"  # fmt: skip
+        attachments = [attachment(m, self.store.url(m.path)) for m in media]
+        note = await self.outbox.post(actor, text, visibility=visibility, summary=summary,
+                                      attachments=attachments)  # fmt: skip
+        async with self.db.transaction() as session:
+            for item in media:
+                item.note_uri = note.uri
+                await session.merge(item)
+        return note

@@ -1,0 +1,145 @@
+"""The image studio over HTTP: media files, generation jobs, uploads, publishing.
+
+``/media/…`` is open to everyone (remote servers fetch attachments). The
+``/api/studio/…`` endpoints act for a signed-in local user (HTTP Basic until
+OAuth arrives); the composer page and other clients poll the status endpoint
+while a generation runs. State-changing requests from a browser must come
+from our own pages (``Origin``/``Sec-Fetch-Site`` checked), since browsers
+resend Basic credentials on their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fedisocial.ap.addressing import VISIBILITIES, Visibility
+from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from fedisocial.media import CACHE_CONTROL, media_type_for_key
+from fedisocial.store.models import Actor
+from fedisocial.web import auth
+from fedisocial.web.context import get_context
+
+__all__ = ["current_user", "routes"]
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+async def media_file(request: Request) -> Response:
+    context = get_context(request)
+    key = request.path_params["key"]
+    data = await context.media.get(key)
+    return Response(data, media_type=media_type_for_key(key),
+                    headers={"Cache-Control": CACHE_CONTROL})  # fmt: skip
+
+
+async def current_user(request: Request) -> Actor:
+    """The signed-in local user, or a 401 that makes a browser ask for the password."""
+    headers = {"WWW-Authenticate": auth.BASIC_CHALLENGE, "Cache-Control": "no-store"}
+    try:
+        actor = await auth.signed_in_user(request)
+    except Unauthorized as exc:
+        raise Unauthorized(exc.message, headers=headers) from exc
+    if actor is None:
+        raise Unauthorized("sign in with your username and password", headers=headers)
+    return actor
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse cross-site browser requests (CSRF): our pages, or non-browser clients only."""
+    context = get_context(request)
+    origin = request.headers.get("origin")
+    ours = urlsplit(context.urls.base_url)
+    if origin and origin != f"{ours.scheme}://{ours.netloc}":
+        raise Forbidden(f"requests from {origin} are not accepted here")
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        raise Forbidden("cross-site requests are not accepted here")
+
+
+async def _json_body(request: Request, limit: int = 65_536) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the request is larger than {limit} bytes")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("the body is not JSON") from exc
+    if not isinstance(doc, dict):
+        raise BadRequest("the body must be a JSON object")
+    return doc
+
+
+async def request_generation(request: Request) -> Response:
+    _same_origin(request)
+    actor = await current_user(request)
+    body = await _json_body(request)
+    studio = get_context(request).studio
+    generation = await studio.request(actor, str(body.get("prompt", "")))
+    status = await studio.status(actor, generation.id)
+    status["status_url"] = str(request.url_for("generation", generation_id=generation.id))
+    return _json(status, 202)
+
+
+async def generation_status(request: Request) -> Response:
+    actor = await current_user(request)
+    generation_id = request.path_params["generation_id"]
+    return _json(await get_context(request).studio.status(actor, generation_id))
+
+
+async def upload(request: Request) -> Response:
+    _same_origin(request)
+    actor = await current_user(request)
+    context = get_context(request)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > context.settings.media_max_bytes + 65_536:
+        raise PayloadTooLarge(f"images can have at most {context.settings.media_max_bytes} bytes")
+    async with request.form(max_files=1, max_fields=4) as form:
+        file = form.get("file")
+        if file is None or isinstance(file, str):
+            raise BadRequest("send the image as the multipart field 'file'")
+        data = await file.read(context.settings.media_max_bytes + 1)
+        description = str(form.get("description") or "")
+        media = await context.studio.upload(actor, data, filename=file.filename,
+                                            description=description)  # fmt: skip
+    return _json(context.studio.describe(media), 201)
+
+
+async def publish(request: Request) -> Response:
+    _same_origin(request)
+    actor = await current_user(request)
+    body = await _json_body(request)
+    visibility = body.get("visibility", "public")
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    media_ids = body.get("media_ids") or []
+    descriptions = body.get("descriptions") or {}
+    if not isinstance(media_ids, list) or not all(isinstance(i, int) for i in media_ids):
+        raise BadRequest("media_ids must be a list of image ids")
+    if not isinstance(descriptions, dict):
+        raise BadRequest("descriptions must map image ids to alt text")
+    note = await get_context(request).studio.publish(
+        actor,
+        str(body.get("text", "")),
+        media_ids,
+        descriptions={int(k): str(v) for k, v in descriptions.items()},
+        visibility=cast(Visibility, visibility),
+        summary=body.get("cw") or None,
+    )
+    return _json({"id": note.uri, "url": note.uri}, 201)
+
+
+routes = [
+    Route("/media/{key:path}", media_file, methods=["GET", "HEAD"]),
+    Route("/api/studio/generations", request_generation, methods=["POST"]),
+    Route("/api/studio/generations/{generation_id:int}", generation_status, name="generation"),
+    Route("/api/studio/media", upload, methods=["POST"]),
+    Route("/api/studio/posts", publish, methods=["POST"]),
+]
