@@ -11,7 +11,9 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -243,8 +245,19 @@ _QUEUED = "queued for delivery (sent by `fedisocial serve` or `fedisocial worker
 
 
 def cmd_post(args: argparse.Namespace) -> int:
+    files = [_read_image(path, args.alt) for path in args.image]
+
     async def act(context: Context) -> Object:
         actor = await find_local_actor(context.db, context.urls, args.user)
+        media_ids = [await _generate(context, actor, prompt, args.alt) for prompt in args.generate]
+        for name, data in files:
+            media = await context.studio.upload(actor, data, filename=name, description=args.alt)
+            print(f"image ready: {context.media.url(media.path)} ({media.width}x{media.height})")
+            media_ids.append(media.id)
+        if media_ids:
+            return await context.studio.publish(
+                actor, args.text, media_ids, visibility=args.visibility, summary=args.cw
+            )
         return await context.outbox.post(
             actor, args.text, visibility=args.visibility, in_reply_to=args.reply_to,
             summary=args.cw,
@@ -253,6 +266,55 @@ def cmd_post(args: argparse.Namespace) -> int:
     note = _in_context(args, act)
     print(f"posted {note.uri} ({note.visibility}); {_QUEUED}")
     return 0
+
+
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+async def _generate(context: Context, actor: Actor, prompt: str, alt: str | None) -> int:
+    """Ask for an image and wait, showing progress; returns the draft's media id.
+
+    A running server's worker usually makes it; if none picks the job up within
+    a few seconds, this command makes it itself (the studio lets one runner in).
+    """
+    studio = context.studio
+    generation = await studio.request(actor, prompt)
+    where = f"{studio.provider.model} ({studio.provider.name})"
+    started, tick, shown = time.monotonic(), 0, ""
+    while True:
+        status = await studio.status(actor, generation.id)
+        elapsed = time.monotonic() - started
+        if status["status"] == "queued" and elapsed > 3:
+            await studio.run({"generation": generation.id})
+            continue
+        line = f"{status['status']} {elapsed:4.1f}s  {where}: {prompt[:50]}"
+        if sys.stdout.isatty():
+            print(f"\r{_SPINNER[tick % len(_SPINNER)]} {line}", end="", flush=True)
+        elif status["status"] != shown:
+            print(line, flush=True)
+        shown, tick = status["status"], tick + 1
+        if status["status"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    if sys.stdout.isatty():
+        print()
+    if status["status"] == "failed":
+        raise FedisocialError(f"the image could not be made: {status['error']}")
+    media = status["media"]
+    print(f"image ready: {media['url']} ({media['width']}x{media['height']})")
+    if alt:
+        await studio.describe_media(actor, media["id"], alt)
+    media_id: int = media["id"]
+    return media_id
+
+
+def _read_image(path: str, alt: str | None) -> tuple[str, bytes]:
+    file = Path(path)
+    if not file.is_file():
+        raise FedisocialError(f"{path}: no such file")
+    if not alt:
+        raise FedisocialError("describe the image for people who cannot see it: add --alt TEXT")
+    return file.name, file.read_bytes()
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
@@ -383,6 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="who sees it (default public)")  # fmt: skip
     p.add_argument("--reply-to", metavar="URL", help="the post this one answers")
     p.add_argument("--cw", metavar="TEXT", help="content warning shown before the text")
+    p.add_argument(
+        "--generate",
+        metavar="PROMPT",
+        action="append",
+        default=[],
+        help="attach an image made by the image model from PROMPT (repeatable)",
+    )
+    p.add_argument(
+        "--image",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="attach a JPEG, PNG or WebP file (repeatable; needs --alt)",
+    )
+    p.add_argument(
+        "--alt", metavar="TEXT", help="alt text for the images (generated ones: the prompt)"
+    )
     for name, method, help_text, target in (
         ("follow", "follow", "follow an account (asks, when it approves followers)", "HANDLE|URL"),
         ("unfollow", "unfollow", "stop following an account", "HANDLE|URL"),

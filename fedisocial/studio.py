@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fedisocial.ai.images import GeneratedImage, ImageProvider, alt_text
 from fedisocial.ap.addressing import Visibility
@@ -104,11 +104,9 @@ class Studio:
     # -- the job --------------------------------------------------------------------------
     async def run(self, payload: dict[str, Any]) -> None:
         """Job handler: generate, check and store the image; record a clear error."""
-        async with self.db.transaction() as session:
-            generation = await session.get(Generation, payload["generation"])
-            if generation is None or generation.status in ("done", "failed"):
-                return
-            generation.status, generation.started_at = "running", utcnow()
+        generation = await self._claim(payload["generation"])
+        if generation is None:
+            return  # done, failed, or being made by someone else right now
         try:
             image = await self.provider.generate(generation.prompt)
             media = await self._keep(generation, image)
@@ -116,6 +114,26 @@ class Studio:
             await self._finish(generation.id, error=exc.message)
             return
         await self._finish(generation.id, media_id=media.id)
+
+    async def _claim(self, generation_id: int) -> Generation | None:
+        """Mark a generation running, atomically: one runner at a time.
+
+        A generation left ``running`` by a runner that died is taken over once it
+        is older than twice the model's timeout.
+        """
+        now = utcnow()
+        stale = now - timedelta(seconds=2 * self.settings.ai_images_timeout)
+        async with self.db.transaction() as session:
+            claimed = await session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id)
+                .where((Generation.status == "queued")
+                       | ((Generation.status == "running") & (Generation.started_at < stale)))
+                .values(status="running", started_at=now)
+            )  # fmt: skip
+            if not getattr(claimed, "rowcount", 0):
+                return None
+            return await session.get(Generation, generation_id)
 
     async def _keep(self, generation: Generation, image: GeneratedImage) -> Media:
         label = AiLabel(prompt=image.revised_prompt or generation.prompt, model=image.model,
@@ -176,6 +194,14 @@ class Studio:
             "provider": media.ai_provider, "model": media.ai_model,
             "revised_prompt": media.revised_prompt,
         }  # fmt: skip
+
+    async def describe_media(self, actor: Actor, media_id: int, description: str) -> None:
+        """Set the alt text of one of the actor's draft images."""
+        async with self.db.transaction() as session:
+            media = await session.get(Media, media_id)
+            if media is None or media.owner_id != actor.id:
+                raise NotFound(f"no draft image {media_id} of yours")
+            media.description = description.strip()[:1500]
 
     # -- uploads and publishing ------------------------------------------------------------
     async def upload(
