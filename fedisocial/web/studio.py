@@ -5,7 +5,8 @@
 OAuth arrives); the composer page and other clients poll the status endpoint
 while a generation runs. State-changing requests from a browser must come
 from our own pages (``Origin``/``Sec-Fetch-Site`` checked), since browsers
-resend Basic credentials on their own.
+resend Basic credentials on their own. ``/studio`` is that composer page
+(``templates/studio.html`` with ``static/studio.js``, no build step).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from fedisocial.ap.addressing import VISIBILITIES, Visibility
 from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from fedisocial.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.store.models import Actor
+from fedisocial.studio import MAX_ATTACHMENTS, MAX_PROMPT
 from fedisocial.web import auth
 from fedisocial.web.context import get_context
+from fedisocial.web.pages import render_page
 
 __all__ = ["current_user", "routes"]
 
@@ -136,7 +139,24 @@ async def publish(request: Request) -> Response:
     return _json({"id": note.uri, "url": note.uri}, 201)
 
 
+async def studio_page(request: Request) -> Response:
+    """The composer: ask for images, review the drafts, publish them (signed-in users)."""
+    actor = await current_user(request)
+    context = get_context(request)
+    provider = context.studio.provider
+    response = render_page(
+        request, "studio.html", user=actor, provider_name=provider.name,
+        provider_model=provider.model, per_hour=context.settings.ai_images_per_hour,
+        concurrent=context.settings.ai_images_concurrent, max_images=MAX_ATTACHMENTS,
+        max_prompt=MAX_PROMPT, max_bytes=context.settings.media_max_bytes,
+        visibilities=VISIBILITIES,
+    )  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 routes = [
+    Route("/studio", studio_page),
     Route("/media/{key:path}", media_file, methods=["GET", "HEAD"]),
     Route("/api/studio/generations", request_generation, methods=["POST"]),
     Route("/api/studio/generations/{generation_id:int}", generation_status, name="generation"),
