@@ -14,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,8 +22,9 @@ from starlette.routing import Route
 from fedisocial.remote import store_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Follow, Job
-from tests.conftest import POSTGRES_URL, free_port, postgres_unavailable
+from tests.conftest import POSTGRES_URL, postgres_unavailable
 from tests.instances import FEDISOCIAL, Instance, make_instance
+from tests.loopback import serve_in_thread
 
 FOLLOWERS = 300
 
@@ -33,7 +33,6 @@ class Sink:
     """A slow loopback server that records which inbox got which activity."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.received: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
 
@@ -44,42 +43,29 @@ class Sink:
                 self.received.add((request.url.path, body["id"]))
             return Response(status_code=202)
 
-        app = Starlette(routes=[Route("/users/{name}/inbox", inbox, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.app = Starlette(routes=[Route("/users/{name}/inbox", inbox, methods=["POST"])])
 
     def count(self) -> int:
         with self.lock:
             return len(self.received)
 
-    def __enter__(self) -> Sink:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def _follower(sink: Sink, n: int) -> dict[str, object]:
-    base = f"http://127.0.0.1:{sink.port}/users/f{n}"
+def _follower(sink_url: str, n: int) -> dict[str, object]:
+    base = f"{sink_url}/users/f{n}"
     return {
         "id": base, "type": "Person", "preferredUsername": f"f{n}", "inbox": f"{base}/inbox",
         "publicKey": {"id": f"{base}#main-key", "owner": base, "publicKeyPem": "unused"},
     }  # fmt: skip
 
 
-async def _add_followers(database_url: str, sink: Sink, followee: str) -> None:
+async def _add_followers(database_url: str, sink_url: str, followee: str) -> None:
     db = Database(database_url)
     try:
         for n in range(FOLLOWERS):
-            await store_actor(db, _follower(sink, n))
+            await store_actor(db, _follower(sink_url, n))
         async with db.transaction() as session:
             session.add_all(
-                Follow(follower_uri=f"http://127.0.0.1:{sink.port}/users/f{n}",
+                Follow(follower_uri=f"{sink_url}/users/f{n}",
                        followee_uri=followee, activity_uri=f"urn:test:follow:{n}",
                        state="accepted")
                 for n in range(FOLLOWERS)
@@ -144,8 +130,9 @@ def test_sigkill_in_the_middle_of_a_fanout_loses_nothing(tmp_path: Path, databas
                                                  "job_lease_seconds = 2"))  # fmt: skip
     assert instance.cli("user", "create", "alice", "--password-stdin",
                         stdin="a good password\n").returncode == 0  # fmt: skip
-    with Sink() as sink:
-        asyncio.run(_add_followers(database_url, sink, f"{instance.base_url}/users/alice"))
+    sink = Sink()
+    with serve_in_thread(sink.app) as sink_url:
+        asyncio.run(_add_followers(database_url, sink_url, f"{instance.base_url}/users/alice"))
         # and a post that must reach all of them
         posted = instance.cli("post", "alice", "Hello, all 300 of you!")
         assert posted.returncode == 0, posted.stderr
