@@ -24,6 +24,8 @@ class Instance:
     root: Path
     port: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: extra environment for its commands and server (e.g. FEDISOCIAL_OPENAI_BASE_URL)
+    environ: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -35,7 +37,8 @@ class Instance:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "FEDISOCIAL_CONFIG": str(self.root / "fedisocial.toml")}
+        return {**os.environ, "FEDISOCIAL_CONFIG": str(self.root / "fedisocial.toml"),
+                **self.environ}  # fmt: skip
 
     def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         """Run a `fedisocial` command against this instance; returns the finished process."""

@@ -1,5 +1,88 @@
-"""Inbox endpoints (being written)."""
+"""Inbox endpoints: the shared inbox and one per local actor (ActivityPub section 7).
 
-from starlette.routing import BaseRoute
+Only checks that belong to HTTP happen here: the content type (415), the size
+cap (413) and an unknown user (404). Everything else (signature, dedupe,
+storage) is :meth:`fedisocial.inbox.Inbox.accept`; the answer is 202 at once
+and the activity is processed as a job.
+"""
 
-routes: list[BaseRoute] = []
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fedisocial.accounts import find_local_actor
+from fedisocial.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from fedisocial.web.context import Context, get_context
+
+__all__ = ["routes"]
+
+#: Pleroma and Akkoma deliver as plain application/json
+_ACCEPTED_TYPES = frozenset({"application/activity+json", "application/ld+json",
+                             "application/json"})  # fmt: skip
+
+
+def _check_content_type(request: Request) -> None:
+    given = request.headers.get("content-type", "")
+    if given.partition(";")[0].strip().lower() not in _ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"an inbox takes application/activity+json, not {given or 'a body without a type'}"
+        )
+
+
+async def _read_body(request: Request, cap: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``cap`` bytes."""
+    too_large = PayloadTooLarge(f"an activity can have at most {cap} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BadRequest(f"Content-Length is not a number: {declared!r}")
+        if int(declared) > cap:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _public_url(context: Context, request: Request) -> str:
+    """The URL the sender signed: ours as the world sees it (we may be behind a proxy)."""
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{context.settings.base_url}{path}{'?' + query if query else ''}"
+
+
+async def _receive(request: Request, recipient: str | None) -> Response:
+    context = get_context(request)
+    _check_content_type(request)
+    body = await _read_body(request, context.settings.max_inbox_bytes)
+    url = _public_url(context, request)
+    await context.inbox.accept(request.method, url, request.headers, body, recipient)
+    return Response(b"{}", status_code=202, media_type="application/json")
+
+
+async def shared_inbox(request: Request) -> Response:
+    return await _receive(request, None)
+
+
+async def user_inbox(request: Request) -> Response:
+    context = get_context(request)
+    actor = await find_local_actor(context.db, context.urls, request.path_params["username"])
+    return await _receive(request, actor.username)
+
+
+async def instance_inbox(request: Request) -> Response:
+    """The instance actor's inbox (relays deliver there)."""
+    return await _receive(request, get_context(request).urls.netloc)
+
+
+routes = [
+    Route("/inbox", shared_inbox, methods=["POST"]),
+    Route("/users/{username}/inbox", user_inbox, methods=["POST"]),
+    Route("/actor/inbox", instance_inbox, methods=["POST"]),
+]

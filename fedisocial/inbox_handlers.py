@@ -1,0 +1,554 @@
+"""What each received activity does: one small async function per (activity, object) type.
+
+``HANDLERS`` maps ``(activity type, object type)`` to a handler; ``(type, None)``
+is the fallback for any object (or a bare id). Handlers read a normalized
+:class:`Received` activity and write in one transaction each. They trust an
+embedded object only when its id is on the actor's host; anything else is
+fetched from its own host (``remote.fetch_object``). A handler that finds
+nothing to do logs why and returns; one that must refuse raises a
+FedisocialError with the reason, which the inbox turns into a permanent job
+failure (remote errors that may pass are retried).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedisocial.ap.client import FederationClient
+from fedisocial.ap.vocab import ACTOR_TYPES, as_list, get_id, normalize
+from fedisocial.content import sanitize
+from fedisocial.errors import Forbidden, InvalidDocument
+from fedisocial.feed import FEED_TYPES, add_to_feeds, local_audience
+from fedisocial.outbox import Outbox, iso
+from fedisocial.remote import fetch_actor, fetch_object, object_columns, same_origin, store_actor
+from fedisocial.store.db import Database
+from fedisocial.store.models import (
+    Actor,
+    Block,
+    Engagement,
+    Follow,
+    Object,
+    TimelineEntry,
+    utcnow,
+)
+from fedisocial.urls import Urls
+
+__all__ = ["HANDLERS", "MAX_URI", "POST_TYPES", "Handler", "Received", "Services"]
+
+log = logging.getLogger(__name__)
+
+#: what a Create may carry to be shown (the rest is kept as received and ignored)
+POST_TYPES = FEED_TYPES - {"Announce"}
+_HTML_FIELDS = ("content", "summary", "name")
+_ATTACHMENT_KEYS = ("type", "mediaType", "name", "summary", "width", "height", "blurhash",
+                    "focalPoint", "digitalSourceType")  # fmt: skip
+_TAG_TYPES = frozenset({"Mention", "Hashtag", "Emoji"})
+_MAX_ATTACHMENTS = 16
+#: the longest URI our columns hold (String(2048); PostgreSQL enforces it)
+MAX_URI = 2048
+#: FEP-1b12: a group shares its members' activities by announcing them
+_SHARED_ACTIVITIES = frozenset({"Create", "Update"})
+
+
+@dataclass(frozen=True)
+class Services:
+    """What handlers use, built once by the Inbox."""
+
+    db: Database
+    client: FederationClient
+    outbox: Outbox
+    urls: Urls
+    actor_max_age: timedelta
+
+
+@dataclass(frozen=True)
+class Received:
+    """A stored activity, normalized, with the few fields every handler reads."""
+
+    row_id: int
+    id: str
+    type: str
+    actor: str
+    doc: dict[str, Any]
+    object: Any
+    object_id: str | None
+    embedded: dict[str, Any] | None
+    recipient: str | None = None
+
+    @property
+    def object_type(self) -> str | None:
+        kind = self.embedded.get("type") if self.embedded else None
+        return kind if isinstance(kind, str) else None
+
+    @classmethod
+    def of(cls, row: Object, recipient: str | None = None) -> Received:
+        doc = normalize(row.data)
+        return cls._build(row.id, doc, doc.get("object"), recipient)
+
+    @classmethod
+    def _build(cls, row_id: int, doc: dict[str, Any], obj: Any, recipient: str | None) -> Received:
+        embedded = normalize(obj) if isinstance(obj, dict) else None
+        return cls(row_id, str(doc["id"]), str(doc.get("type")), get_id(doc.get("actor")) or "",
+                   doc, obj, get_id(obj), embedded, recipient)  # fmt: skip
+
+    def with_object(self, obj: dict[str, Any]) -> Received:
+        """The same activity with its object replaced (by the stored copy of a bare id)."""
+        return self._build(self.row_id, self.doc, obj, self.recipient)
+
+
+Handler = Callable[[Services, Received], Awaitable[None]]
+
+
+def _skip(act: Received, reason: str) -> None:
+    log.info("%s %s from %s: ignored, %s", act.type, act.id, act.actor, reason)
+
+
+def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return upsert(model).on_conflict_do_nothing()
+
+
+async def _local_actor(session: AsyncSession, uri: str | None) -> Actor | None:
+    if uri is None:
+        return None
+    return await session.scalar(select(Actor).where(Actor.uri == uri, Actor.local.is_(True)))
+
+
+async def _blockers(session: AsyncSession, blocked: str) -> set[int]:
+    """Ids of the local actors who block ``blocked``."""
+    query = (
+        select(Actor.id)
+        .join(Block, Block.blocker_uri == Actor.uri)
+        .where(Block.blocked_uri == blocked, Actor.local.is_(True))
+    )
+    return set(await session.scalars(query))
+
+
+async def _to_feeds(session: AsyncSession, row: Object, author: str, doc: dict[str, Any]) -> None:
+    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", [])]
+    owners = set(await local_audience(session, author, row.visibility, addressed))
+    owners -= await _blockers(session, author)
+    await add_to_feeds(session, row.id, row.published, sorted(owners))
+
+
+# -- posts: trust, clean, store ---------------------------------------------------------
+
+
+async def _post_of(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
+    """The post ``obj`` names: as sent when the actor's host vouches for it, else fetched.
+
+    An object whose id is on another host than the actor is not trusted as
+    sent: its own host is asked for it.
+    """
+    post_id = get_id(obj)
+    if post_id is None:
+        raise InvalidDocument("its object has no id")
+    if isinstance(obj, dict) and same_origin(post_id, act.actor):
+        return normalize(obj)
+    log.info("%s %s: fetching %s from its own host", act.type, act.id, post_id)
+    row = await fetch_object(svc.db, svc.client, post_id)
+    if row.deleted_at is not None:
+        raise InvalidDocument(f"{post_id} was deleted")
+    return normalize(row.data)
+
+
+def _author_of(post: dict[str, Any], fallback: str | None) -> str:
+    author = get_id(post.get("attributedTo")) or fallback
+    if not author:
+        raise InvalidDocument(f"{post.get('id')} has no author (attributedTo)")
+    if not same_origin(str(post.get("id")), author):
+        raise InvalidDocument(f"{post.get('id')} is on another host than its author {author}")
+    return author
+
+
+def _attachments(value: Any) -> list[dict[str, Any]]:
+    """Remote media kept as references: the fields we show, with ``url`` as a string."""
+    kept = []
+    for item in as_list(value)[:_MAX_ATTACHMENTS]:
+        url = get_id(item.get("url") if isinstance(item, dict) else item)
+        if not url or not url.startswith(("https://", "http://")):
+            continue
+        entry = {k: item[k] for k in _ATTACHMENT_KEYS if isinstance(item, dict) and k in item}
+        entry.setdefault("type", "Document")
+        entry["url"] = url
+        kept.append(entry)
+    return kept
+
+
+def _clean_post(post: dict[str, Any], author: str) -> dict[str, Any]:
+    """The post as we store it: remote HTML sanitized, attachments and tags tidied."""
+    clean = dict(post)
+    for name in _HTML_FIELDS:
+        value, language_map = clean.get(name), clean.get(f"{name}Map")
+        if isinstance(value, str):
+            clean[name] = sanitize(value)
+        elif value is not None:
+            del clean[name]
+        if isinstance(language_map, dict):
+            clean[f"{name}Map"] = {lang: sanitize(text) for lang, text in language_map.items()
+                                   if isinstance(text, str)}  # fmt: skip
+        elif language_map is not None:
+            del clean[f"{name}Map"]
+    clean["attributedTo"] = author
+    clean["sensitive"] = clean.get("sensitive") is True
+    clean["attachment"] = _attachments(clean.get("attachment"))
+    clean["tag"] = [t for t in as_list(clean.get("tag"))
+                    if isinstance(t, dict) and t.get("type") in _TAG_TYPES]  # fmt: skip
+    return clean
+
+
+async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -> Object:
+    """Insert or refresh the row of a remote post (local posts are never overwritten)."""
+    row = await session.scalar(select(Object).where(Object.uri == post["id"]))
+    if row is not None and row.local:
+        return row
+    if row is not None and row.deleted_at is not None:
+        raise InvalidDocument(f"{post['id']} was deleted")
+    followers = await session.scalar(select(Actor.followers_url).where(Actor.uri == author))
+    clean = _clean_post(post, author)
+    columns = object_columns(clean, followers)
+    for name, value in (("id", post["id"]), ("inReplyTo", columns["in_reply_to"])):
+        if value is not None and len(value) > MAX_URI:
+            raise InvalidDocument(f"the post's {name} is longer than {MAX_URI} characters")
+    if row is None:
+        row = Object(uri=post["id"], local=False, data=clean, **columns)
+        session.add(row)
+        await session.flush()
+        return row
+    if row.actor_uri != author:
+        raise Forbidden(f"{post['id']} is stored as a post of {row.actor_uri}, not of {author}")
+    row.data = clean
+    for name, value in columns.items():
+        setattr(row, name, value)
+    return row
+
+
+async def _store_post(svc: Services, post: dict[str, Any], author: str) -> Object:
+    if post.get("type") not in POST_TYPES:
+        raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
+    async with svc.db.transaction() as session:
+        row = await _save_post(session, post, author)
+        await _to_feeds(session, row, author, row.data)
+    return row
+
+
+async def on_create_post(svc: Services, act: Received) -> None:
+    post = await _post_of(svc, act, act.object)
+    author = _author_of(post, act.actor)
+    if author != act.actor:
+        raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
+    await _store_post(svc, post, author)
+
+
+async def on_update_post(svc: Services, act: Received) -> None:
+    if act.embedded is None or not same_origin(str(act.object_id), act.actor):
+        raise Forbidden(f"an Update must carry the post itself, from {act.actor}'s own host")
+    async with svc.db.session() as session:
+        row = await session.scalar(select(Object).where(Object.uri == act.object_id))
+    if row is None or row.deleted_at is not None:
+        _skip(act, f"{act.object_id} is not a post we have")
+        return
+    author = _author_of(act.embedded, act.actor)
+    if row.local or row.actor_uri != act.actor or author != act.actor:
+        raise Forbidden(f"only the author of {act.object_id} can edit it, not {act.actor}")
+    post = dict(act.embedded)
+    post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
+    await _store_post(svc, post, author)
+
+
+async def on_update_actor(svc: Services, act: Received) -> None:
+    if act.object_id != act.actor:
+        raise Forbidden(f"{act.actor} cannot update the profile of {act.object_id}")
+    if isinstance(act.object, dict):
+        await store_actor(svc.db, act.object)
+    else:
+        await fetch_actor(svc.db, svc.client, act.actor, max_age=svc.actor_max_age, refresh=True)
+
+
+# -- deletes ----------------------------------------------------------------------------
+
+
+def _tombstone(row: Object, now: Any) -> dict[str, Any]:
+    return {"id": row.uri, "type": "Tombstone", "formerType": row.type, "deleted": iso(now)}
+
+
+async def on_delete(svc: Services, act: Received) -> None:
+    target = act.object_id
+    if target is None:
+        raise InvalidDocument("the Delete names no object")
+    if target == act.actor:
+        await _delete_actor(svc, act)
+        return
+    if act.object_type in ACTOR_TYPES:
+        raise Forbidden(f"{act.actor} cannot delete the actor {target}")
+    if not same_origin(target, act.actor):
+        raise Forbidden(f"{act.actor} cannot delete {target}, which is on another host")
+    async with svc.db.transaction() as session:
+        row = await session.scalar(select(Object).where(Object.uri == target))
+        if row is None:
+            # Deliveries race: keep a tombstone so that a Create arriving late stays deleted.
+            now = utcnow()
+            session.add(Object(uri=target, type="Tombstone", actor_uri=act.actor, local=False,
+                               data={"id": target, "type": "Tombstone", "deleted": iso(now)},
+                               deleted_at=now))  # fmt: skip
+            return
+        if row.deleted_at is not None:
+            return
+        if row.local or row.actor_uri != act.actor:
+            raise Forbidden(f"only the author of {target} can delete it, not {act.actor}")
+        now = utcnow()
+        row.data, row.deleted_at = _tombstone(row, now), now
+        await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id == row.id))
+
+
+async def _delete_actor(svc: Services, act: Received) -> None:
+    """An actor deleted itself: its follows, engagements and content go."""
+    who, now = act.actor, utcnow()
+    async with svc.db.transaction() as session:
+        await session.execute(
+            delete(Follow).where(or_(Follow.follower_uri == who, Follow.followee_uri == who))
+        )
+        await session.execute(delete(Engagement).where(Engagement.actor_uri == who))
+        await session.execute(delete(Block).where(Block.blocker_uri == who))
+        theirs = select(Object.id).where(Object.actor_uri == who, Object.local.is_(False))
+        await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id.in_(theirs)))
+        rows = await session.scalars(
+            select(Object).where(Object.actor_uri == who, Object.local.is_(False))
+            .where(Object.deleted_at.is_(None), Object.id != act.row_id)
+        )  # fmt: skip
+        for row in rows:
+            row.data, row.deleted_at = _tombstone(row, now), now
+        await session.execute(delete(Actor).where(Actor.uri == who, Actor.local.is_(False)))
+
+
+# -- follows ----------------------------------------------------------------------------
+
+
+async def on_follow(svc: Services, act: Received) -> None:
+    async with svc.db.transaction() as session:
+        followee = await _local_actor(session, act.object_id)
+        if followee is None:
+            _skip(act, f"{act.object_id} is not an actor of this instance")
+            return
+        follow = await session.scalar(select(Follow).where(
+            Follow.follower_uri == act.actor, Follow.followee_uri == followee.uri
+        ))  # fmt: skip
+        if follow is None:
+            session.add(Follow(follower_uri=act.actor, followee_uri=followee.uri,
+                               activity_uri=act.id))  # fmt: skip
+            accepted = False
+        else:  # asked again: answer the newest request
+            follow.activity_uri, accepted = act.id, follow.state == "accepted"
+        blocked = followee.id in await _blockers(session, act.actor)
+    if blocked:
+        await svc.outbox.answer_follow(followee, act.id, accept=False)
+    elif followee.manually_approves_followers and not accepted:
+        log.info("follow request %s waits for %s to approve it", act.id, followee.uri)
+    else:
+        await svc.outbox.answer_follow(followee, act.id, accept=True)
+
+
+async def _our_follow(session: AsyncSession, svc: Services, act: Received) -> Follow | None:
+    """Our Follow that an Accept or Reject answers: by id, else by who follows whom."""
+    follow = await session.scalar(select(Follow).where(Follow.activity_uri == act.object_id))
+    if follow is None and act.object_type == "Follow" and act.embedded is not None:
+        follower = get_id(act.embedded.get("actor"))
+        follow = await session.scalar(select(Follow).where(
+            Follow.follower_uri == follower, Follow.followee_uri == act.actor
+        ))  # fmt: skip
+    if follow is None or not svc.urls.is_local(follow.follower_uri):
+        return None
+    if follow.followee_uri != act.actor:
+        raise Forbidden(f"only {follow.followee_uri} can answer the follow {follow.activity_uri}")
+    return follow
+
+
+async def on_accept(svc: Services, act: Received) -> None:
+    async with svc.db.transaction() as session:
+        follow = await _our_follow(session, svc, act)
+        if follow is None:
+            _skip(act, f"{act.object_id} is not a follow request of ours")
+            return
+        follow.state, follow.accepted_at = "accepted", follow.accepted_at or utcnow()
+
+
+async def on_reject(svc: Services, act: Received) -> None:
+    async with svc.db.transaction() as session:
+        follow = await _our_follow(session, svc, act)
+        if follow is None:
+            _skip(act, f"{act.object_id} is not a follow of ours")
+            return
+        await session.delete(follow)
+
+
+async def on_block(svc: Services, act: Received) -> None:
+    async with svc.db.transaction() as session:
+        blocked = await _local_actor(session, act.object_id)
+        if blocked is None:
+            _skip(act, f"{act.object_id} is not an actor of this instance")
+            return
+        await session.execute(delete(Follow).where(
+            ((Follow.follower_uri == act.actor) & (Follow.followee_uri == blocked.uri))
+            | ((Follow.follower_uri == blocked.uri) & (Follow.followee_uri == act.actor))
+        ))  # fmt: skip
+        await session.execute(_insert_ignoring_conflicts(session, Block).values(
+            blocker_uri=act.actor, blocked_uri=blocked.uri, activity_uri=act.id
+        ))  # fmt: skip
+
+
+# -- likes, reactions, boosts -----------------------------------------------------------
+
+
+def _reaction(act: Received) -> str:
+    """The emoji of a reaction: Pleroma's EmojiReact, Misskey's Like with a reaction."""
+    emoji = act.doc.get("content")
+    if act.type == "Like":
+        emoji = act.doc.get("_misskey_reaction") or emoji
+    return emoji.strip()[:255] if isinstance(emoji, str) else ""
+
+
+async def _engage(session: AsyncSession, act: Received, kind: str, target: str, emoji: str) -> None:
+    await session.execute(_insert_ignoring_conflicts(session, Engagement).values(
+        kind=kind, actor_uri=act.actor, object_uri=target, activity_uri=act.id, content=emoji
+    ))  # fmt: skip
+
+
+async def on_like(svc: Services, act: Received) -> None:
+    emoji = _reaction(act)
+    if act.type == "EmojiReact" and not emoji:
+        raise InvalidDocument("the EmojiReact has no emoji (content)")
+    async with svc.db.transaction() as session:
+        target = await session.scalar(select(Object.uri).where(
+            Object.uri == act.object_id, Object.deleted_at.is_(None)
+        ))  # fmt: skip
+        if target is None:
+            _skip(act, f"{act.object_id} is not a post we have")
+            return
+        await _engage(session, act, "reaction" if emoji else "like", target, emoji)
+
+
+async def on_announce(svc: Services, act: Received) -> None:
+    obj = act.object
+    if act.object_type in _SHARED_ACTIVITIES and act.embedded is not None:
+        obj = act.embedded.get("object")  # FEP-1b12: the post inside the shared activity
+    elif act.object_type is not None and act.object_type not in POST_TYPES:
+        _skip(act, f"announcing a {act.object_type} means nothing to us")
+        return
+    post = await _post_of(svc, act, obj)
+    if post.get("type") not in POST_TYPES:
+        raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
+    author = _author_of(post, None)
+    async with svc.db.transaction() as session:
+        target = await _save_post(session, post, author)
+        await _engage(session, act, "announce", target.uri, "")
+        announce = await session.get(Object, act.row_id)
+        if announce is not None:
+            await _to_feeds(session, announce, act.actor, act.doc)
+
+
+# -- undo -------------------------------------------------------------------------------
+
+
+def _check_own(act: Received) -> None:
+    owner = get_id(act.embedded.get("actor")) if act.embedded else None
+    if owner is not None and owner != act.actor:
+        raise Forbidden(f"{act.actor} cannot undo an activity of {owner}")
+
+
+async def undo_follow(svc: Services, act: Received) -> None:
+    _check_own(act)
+    followee = get_id(act.embedded.get("object")) if act.embedded else None
+    async with svc.db.transaction() as session:
+        result = await session.execute(delete(Follow).where(
+            Follow.follower_uri == act.actor,
+            or_(Follow.activity_uri == act.object_id, Follow.followee_uri == followee),
+        ))  # fmt: skip
+        if not getattr(result, "rowcount", 0):
+            _skip(act, f"{act.actor} did not follow through {act.object_id}")
+
+
+async def undo_engagement(svc: Services, act: Received) -> None:
+    """Undo a Like, an EmojiReact or an Announce (the boost also leaves the feeds)."""
+    _check_own(act)
+    async with svc.db.transaction() as session:
+        result = await session.execute(delete(Engagement).where(
+            Engagement.actor_uri == act.actor, Engagement.activity_uri == act.object_id
+        ))  # fmt: skip
+        if act.object_type == "Announce":
+            await session.execute(
+                update(Object)
+                .where(Object.uri == act.object_id, Object.actor_uri == act.actor)
+                .values(deleted_at=utcnow())
+            )
+        if not getattr(result, "rowcount", 0):
+            _skip(act, f"{act.object_id} is no like, reaction or boost we have")
+
+
+async def undo_block(svc: Services, act: Received) -> None:
+    _check_own(act)
+    blocked = get_id(act.embedded.get("object")) if act.embedded else None
+    async with svc.db.transaction() as session:
+        await session.execute(delete(Block).where(
+            Block.blocker_uri == act.actor,
+            or_(Block.activity_uri == act.object_id, Block.blocked_uri == blocked),
+        ))  # fmt: skip
+
+
+async def undo_by_id(svc: Services, act: Received) -> None:
+    """An Undo naming the undone activity by id only: look at what we stored."""
+    async with svc.db.session() as session:
+        row = await session.scalar(select(Object).where(Object.uri == act.object_id))
+    if row is None:
+        _skip(act, f"{act.object_id} is no activity we received")
+        return
+    if row.actor_uri != act.actor:
+        raise Forbidden(f"{act.actor} cannot undo an activity of {row.actor_uri}")
+    undone = act.with_object(row.data)
+    handler = HANDLERS.get(("Undo", undone.object_type))
+    if handler is None or handler is undo_by_id:
+        _skip(act, f"undoing a {row.type} means nothing to us")
+        return
+    await handler(svc, undone)
+
+
+# -- the rest ---------------------------------------------------------------------------
+
+
+async def on_kept(svc: Services, act: Received) -> None:
+    """Reports (Flag) and moves (Move): kept as received for now, not acted on."""
+    _skip(act, "kept as received; not acted on yet")
+
+
+HANDLERS: dict[tuple[str, str | None], Handler] = {
+    ("Follow", None): on_follow,
+    ("Accept", "Follow"): on_accept,
+    ("Accept", None): on_accept,
+    ("Reject", "Follow"): on_reject,
+    ("Reject", None): on_reject,
+    **{("Create", kind): on_create_post for kind in POST_TYPES},
+    **{("Update", kind): on_update_post for kind in POST_TYPES},
+    **{("Update", kind): on_update_actor for kind in ACTOR_TYPES},
+    ("Delete", None): on_delete,
+    ("Like", None): on_like,
+    ("EmojiReact", None): on_like,
+    ("Announce", None): on_announce,
+    ("Block", None): on_block,
+    ("Undo", "Follow"): undo_follow,
+    ("Undo", "Like"): undo_engagement,
+    ("Undo", "EmojiReact"): undo_engagement,
+    ("Undo", "Announce"): undo_engagement,
+    ("Undo", "Block"): undo_block,
+    ("Undo", None): undo_by_id,
+    ("Flag", None): on_kept,
+    ("Move", None): on_kept,
+}

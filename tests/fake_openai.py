@@ -1,0 +1,72 @@
+"""A loopback server that speaks the OpenAI images API, for tests (real `openai` client)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from typing import Any
+
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
+
+
+def png(colour: tuple[int, int, int] = (40, 120, 200)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+class FakeImagesAPI:
+    """An OpenAI images endpoint on loopback; ``mode`` says how it answers."""
+
+    def __init__(self) -> None:
+        self.mode = "b64"
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.downloads: list[dict[str, str]] = []
+        self.release = asyncio.Event()
+        self.image = png()
+        self.app = Starlette(routes=[
+            Route("/v1/images/generations", self.generations, methods=["POST"]),
+            Route("/files/generated.png", self.file),
+        ])  # fmt: skip
+
+    def b64(self) -> JSONResponse:
+        item = {"b64_json": base64.b64encode(self.image).decode(), "revised_prompt": "A fox, red"}
+        return JSONResponse({"created": 1, "data": [item], "output_format": "png"})
+
+    @staticmethod
+    def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+        body = {"error": {"code": code, "message": message, "type": "invalid_request_error",
+                          "param": None}}  # fmt: skip
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def generations(self, request: Request) -> Response:
+        self.bodies.append(await request.json())
+        self.headers.append(dict(request.headers))
+        if self.mode == "url":
+            url = f"{request.base_url}files/generated.png?sig=opaque-signature"
+            return JSONResponse({"created": 1, "data": [{"url": url}]})
+        if self.mode == "429" or (self.mode == "429-once" and len(self.bodies) == 1):
+            return self.error(429, "rate_limit_exceeded", "Rate limit reached for images per min",
+                              **{"retry-after-ms": "50", "retry-after": "1"})  # fmt: skip
+        if self.mode == "400-policy":
+            refusal = "Your request was rejected as a result of our safety system."
+            return self.error(400, "content_policy_violation", refusal)
+        if self.mode == "400-echo":  # a server that quotes the key back: we must not repeat it
+            return self.error(400, "invalid_size", f"size is invalid for key {SECRET}")
+        if self.mode == "401":
+            return self.error(401, "invalid_api_key", "Incorrect API key provided: sk-test-***")
+        if self.mode == "slow":
+            await self.release.wait()
+        return self.b64()
+
+    async def file(self, request: Request) -> Response:
+        self.downloads.append(dict(request.headers))
+        return Response(self.image, media_type="image/png")
