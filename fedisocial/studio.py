@@ -145,7 +145,7 @@ class Studio:
         media = await self._store(processed, generation.owner_id)
         media.ai_provider, media.ai_model = image.provider, image.model
         media.prompt, media.revised_prompt = generation.prompt, image.revised_prompt
-        media.description = alt_text(generation.prompt, image)
+        media.description = alt_text(image.revised_prompt or generation.prompt, image)
         async with self.db.transaction() as session:
             session.add(media)
         return media
