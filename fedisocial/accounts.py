@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fedisocial.ap import httpsig
 from fedisocial.ap.jsonld import ACTOR_CONTEXT
+from fedisocial.ap.vocab import POST_TYPES
 from fedisocial.errors import BadRequest, NotFound, Unauthorized
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, User, utcnow
@@ -224,7 +225,7 @@ async def usage(db: Database) -> Usage:
         posts = await session.scalar(
             select(func.count())
             .select_from(Object)
-            .where(Object.local.is_(True), Object.type.in_(("Note", "Article", "Question")))
+            .where(Object.local.is_(True), Object.type.in_(POST_TYPES))
             .where(Object.deleted_at.is_(None))
         )
     return Usage(total, month, halfyear, posts or 0)

@@ -32,14 +32,13 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fedisocial.ap.vocab import as_list, get_id
+from fedisocial.ap.vocab import POST_TYPES, as_list, get_id
 from fedisocial.errors import Forbidden, NotFound, Unauthorized
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, TimelineEntry
 
 __all__ = [
     "PAGE_SIZE",
-    "POST_TYPES",
     "READABLE",
     "Counts",
     "Cursor",
@@ -72,8 +71,6 @@ __all__ = [
 PAGE_SIZE = 20
 #: visibilities anyone may read
 READABLE = ("public", "unlisted")
-#: object types shown as posts
-POST_TYPES = ("Note", "Article", "Page", "Question")
 #: at most this many pinned posts are listed (Mastodon allows 5 pins)
 _MAX_FEATURED = 50
 

@@ -12,12 +12,16 @@ import html
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import nh3
+
+from fedisocial.ap.vocab import as_list, get_id
 
 __all__ = [
     "MentionTarget",
     "Rendered",
+    "clean_remote_post",
     "find_hashtags",
     "find_mentions",
     "plain_text",
@@ -153,3 +157,48 @@ def plain_text(markup: str) -> str:
     """The text of some HTML: paragraphs and line breaks become newlines."""
     spaced = re.sub(r"<br\s*/?>|</p>\s*<p>", "\n", markup, flags=re.IGNORECASE)
     return html.unescape(nh3.clean(spaced, tags=set())).strip()
+
+
+# -- remote posts ------------------------------------------------------------------
+
+_HTML_FIELDS = ("content", "summary", "name")
+_ATTACHMENT_KEYS = ("type", "mediaType", "name", "summary", "width", "height", "blurhash",
+                    "focalPoint", "digitalSourceType")  # fmt: skip
+_TAG_TYPES = frozenset({"Mention", "Hashtag", "Emoji"})
+_MAX_ATTACHMENTS = 16
+
+
+def _attachments(value: Any) -> list[dict[str, Any]]:
+    """Remote media kept as references: the fields we show, with ``url`` as a string."""
+    kept = []
+    for item in as_list(value)[:_MAX_ATTACHMENTS]:
+        url = get_id(item.get("url") if isinstance(item, dict) else item)
+        if not url or not url.startswith(("https://", "http://")):
+            continue
+        entry = {k: item[k] for k in _ATTACHMENT_KEYS if isinstance(item, dict) and k in item}
+        entry.setdefault("type", "Document")
+        entry["url"] = url
+        kept.append(entry)
+    return kept
+
+
+def clean_remote_post(post: dict[str, Any], author: str) -> dict[str, Any]:
+    """A remote post as we store it: HTML sanitized, attachments and tags tidied."""
+    clean = dict(post)
+    for name in _HTML_FIELDS:
+        value, language_map = clean.get(name), clean.get(f"{name}Map")
+        if isinstance(value, str):
+            clean[name] = sanitize(value)
+        elif value is not None:
+            del clean[name]
+        if isinstance(language_map, dict):
+            clean[f"{name}Map"] = {lang: sanitize(text) for lang, text in language_map.items()
+                                   if isinstance(text, str)}  # fmt: skip
+        elif language_map is not None:
+            del clean[f"{name}Map"]
+    clean["attributedTo"] = author
+    clean["sensitive"] = clean.get("sensitive") is True
+    clean["attachment"] = _attachments(clean.get("attachment"))
+    clean["tag"] = [t for t in as_list(clean.get("tag"))
+                    if isinstance(t, dict) and t.get("type") in _TAG_TYPES]  # fmt: skip
+    return clean

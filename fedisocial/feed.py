@@ -20,10 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Follow, Object, TimelineEntry
 
-__all__ = ["FEED_TYPES", "add_to_feeds", "home_feed", "local_audience"]
-
-#: what appears in a home feed
-FEED_TYPES = frozenset({"Note", "Article", "Page", "Question", "Announce", "Event", "Video"})
+__all__ = ["add_to_feeds", "home_feed", "local_audience"]
 
 
 async def local_audience(

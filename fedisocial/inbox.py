@@ -51,10 +51,10 @@ from fedisocial.errors import (
     SignatureError,
     Unauthorized,
 )
-from fedisocial.inbox_handlers import HANDLERS, MAX_URI, Received, Services
+from fedisocial.inbox_handlers import HANDLERS, Received, Services
 from fedisocial.jobs import JobQueue, PermanentFailure
 from fedisocial.outbox import Outbox
-from fedisocial.remote import object_columns, same_origin, signer_of
+from fedisocial.remote import MAX_URI, object_columns, same_origin, signer_of
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Job, Object, utcnow
 from fedisocial.urls import Urls

@@ -24,12 +24,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import ACTOR_TYPES, as_list, get_id, normalize
-from fedisocial.content import sanitize
+from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, get_id, normalize
+from fedisocial.content import clean_remote_post
 from fedisocial.errors import Forbidden, InvalidDocument
-from fedisocial.feed import FEED_TYPES, add_to_feeds, local_audience
+from fedisocial.feed import add_to_feeds, local_audience
 from fedisocial.outbox import Outbox, iso
-from fedisocial.remote import fetch_actor, fetch_object, object_columns, same_origin, store_actor
+from fedisocial.remote import (
+    MAX_URI,
+    fetch_actor,
+    fetch_object,
+    object_columns,
+    same_origin,
+    store_actor,
+)
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
@@ -42,19 +49,10 @@ from fedisocial.store.models import (
 )
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "MAX_URI", "POST_TYPES", "Handler", "Received", "Services"]
+__all__ = ["HANDLERS", "Handler", "Received", "Services"]
 
 log = logging.getLogger(__name__)
 
-#: what a Create may carry to be shown (the rest is kept as received and ignored)
-POST_TYPES = FEED_TYPES - {"Announce"}
-_HTML_FIELDS = ("content", "summary", "name")
-_ATTACHMENT_KEYS = ("type", "mediaType", "name", "summary", "width", "height", "blurhash",
-                    "focalPoint", "digitalSourceType")  # fmt: skip
-_TAG_TYPES = frozenset({"Mention", "Hashtag", "Emoji"})
-_MAX_ATTACHMENTS = 16
-#: the longest URI our columns hold (String(2048); PostgreSQL enforces it)
-MAX_URI = 2048
 #: FEP-1b12: a group shares its members' activities by announcing them
 _SHARED_ACTIVITIES = frozenset({"Create", "Update"})
 
@@ -171,42 +169,6 @@ def _author_of(post: dict[str, Any], fallback: str | None) -> str:
     return author
 
 
-def _attachments(value: Any) -> list[dict[str, Any]]:
-    """Remote media kept as references: the fields we show, with ``url`` as a string."""
-    kept = []
-    for item in as_list(value)[:_MAX_ATTACHMENTS]:
-        url = get_id(item.get("url") if isinstance(item, dict) else item)
-        if not url or not url.startswith(("https://", "http://")):
-            continue
-        entry = {k: item[k] for k in _ATTACHMENT_KEYS if isinstance(item, dict) and k in item}
-        entry.setdefault("type", "Document")
-        entry["url"] = url
-        kept.append(entry)
-    return kept
-
-
-def _clean_post(post: dict[str, Any], author: str) -> dict[str, Any]:
-    """The post as we store it: remote HTML sanitized, attachments and tags tidied."""
-    clean = dict(post)
-    for name in _HTML_FIELDS:
-        value, language_map = clean.get(name), clean.get(f"{name}Map")
-        if isinstance(value, str):
-            clean[name] = sanitize(value)
-        elif value is not None:
-            del clean[name]
-        if isinstance(language_map, dict):
-            clean[f"{name}Map"] = {lang: sanitize(text) for lang, text in language_map.items()
-                                   if isinstance(text, str)}  # fmt: skip
-        elif language_map is not None:
-            del clean[f"{name}Map"]
-    clean["attributedTo"] = author
-    clean["sensitive"] = clean.get("sensitive") is True
-    clean["attachment"] = _attachments(clean.get("attachment"))
-    clean["tag"] = [t for t in as_list(clean.get("tag"))
-                    if isinstance(t, dict) and t.get("type") in _TAG_TYPES]  # fmt: skip
-    return clean
-
-
 async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -> Object:
     """Insert or refresh the row of a remote post (local posts are never overwritten)."""
     row = await session.scalar(select(Object).where(Object.uri == post["id"]))
@@ -215,7 +177,7 @@ async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -
     if row is not None and row.deleted_at is not None:
         raise InvalidDocument(f"{post['id']} was deleted")
     followers = await session.scalar(select(Actor.followers_url).where(Actor.uri == author))
-    clean = _clean_post(post, author)
+    clean = clean_remote_post(post, author)
     columns = object_columns(clean, followers)
     for name, value in (("id", post["id"]), ("inReplyTo", columns["in_reply_to"])):
         if value is not None and len(value) > MAX_URI:

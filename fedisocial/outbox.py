@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedisocial.ap.addressing import Visibility, address
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.jsonld import OBJECT_CONTEXT
-from fedisocial.ap.vocab import AS_PUBLIC
+from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES
 from fedisocial.content import MentionTarget, find_mentions, render
 from fedisocial.delivery import enqueue_fanout
 from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
@@ -30,8 +30,6 @@ from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, ut
 from fedisocial.urls import Urls, new_id
 
 __all__ = ["Outbox", "iso"]
-
-_POST_TYPES = frozenset({"Note", "Article", "Page", "Question"})
 
 
 def iso(moment: datetime) -> str:
@@ -211,7 +209,7 @@ class Outbox:
     # -- likes and boosts -----------------------------------------------------------
     async def _engage(self, actor: Actor, kind: str, uri: str) -> Object:
         target = await fetch_object(self.db, self.client, uri)
-        if target.type not in _POST_TYPES:
+        if target.type not in POST_TYPES:
             raise BadRequest(f"{uri} is a {target.type}, not a post")
         author = target.actor_uri
         if kind == "like":

@@ -17,17 +17,23 @@ from fedisocial.ap.addressing import visibility_of
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.vocab import (
     ACTOR_TYPES,
+    POST_TYPES,
     RemoteActor,
     extract_actor,
     get_id,
     normalize,
     parse_handle,
 )
+from fedisocial.content import clean_remote_post, sanitize
 from fedisocial.errors import InvalidDocument, NotFound
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
 
+#: the longest URI our columns hold (String(2048); PostgreSQL enforces it)
+MAX_URI = 2048
+
 __all__ = [
+    "MAX_URI",
     "fetch_actor",
     "fetch_object",
     "lookup",
@@ -77,6 +83,11 @@ def _handle_domain(remote: RemoteActor) -> str:
 async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
     """Insert or refresh the cached row of a remote actor from its document."""
     remote = extract_actor(normalize(doc))
+    for field, value in (("id", remote.id), ("inbox", remote.inbox)):
+        if len(value) > MAX_URI:
+            raise InvalidDocument(f"the actor's {field} is longer than {MAX_URI} characters")
+    if len(remote.preferred_username or "") > 255:
+        raise InvalidDocument("the actor's preferredUsername is longer than 255 characters")
     async with db.transaction() as session:
         actor = await session.scalar(select(Actor).where(Actor.uri == remote.id))
         if actor is None:
@@ -88,7 +99,7 @@ async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
         actor.username = remote.preferred_username or remote.id.rsplit("/", 1)[-1]
         actor.domain = _handle_domain(remote)
         actor.name = remote.name or ""
-        actor.summary = remote.summary or ""
+        actor.summary = sanitize(remote.summary or "")
         actor.url = remote.url
         actor.inbox = remote.inbox
         actor.shared_inbox = remote.shared_inbox
@@ -187,6 +198,11 @@ async def fetch_object(db: Database, client: FederationClient, uri: str) -> Obje
     doc = normalize(await client.get_json(uri))
     if doc.get("id") != uri and not same_origin(str(doc.get("id", "")), uri):
         raise InvalidDocument(f"{uri} returned a document whose id is on another host")
+    author = get_id(doc.get("attributedTo")) or get_id(doc.get("actor"))
+    if author and not same_origin(author, uri):
+        raise InvalidDocument(f"{uri} claims an author on another host ({author})")
+    if author and doc.get("type") in POST_TYPES:
+        doc = clean_remote_post(doc, author)
     row = Object(uri=str(doc.get("id") or uri), local=False, data=doc, **object_columns(doc))
     try:
         async with db.transaction() as session:

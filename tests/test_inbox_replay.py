@@ -18,10 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from fedisocial.accounts import create_user, find_local_actor
-from fedisocial.ap.vocab import get_id, normalize
+from fedisocial.ap.vocab import POST_TYPES, get_id, normalize
 from fedisocial.feed import home_feed
 from fedisocial.inbox import PROCESS
-from fedisocial.inbox_handlers import POST_TYPES
 from fedisocial.remote import same_origin, store_actor
 from fedisocial.store.models import Engagement, Follow, Job, Object
 from fedisocial.web.context import Context

@@ -28,6 +28,7 @@ __all__ = [
     "LD_JSON_PROFILE",
     "NODEINFO_SCHEMA_PREFIX",
     "OTHER_TYPES_KEY",
+    "POST_TYPES",
     "PUBLIC_ALIASES",
     "MultikeyEntry",
     "NodeInfo",
@@ -57,6 +58,8 @@ ACTIVITY_JSON = "application/activity+json"
 LD_JSON = "application/ld+json"
 LD_JSON_PROFILE = f'{LD_JSON}; profile="{AS_CONTEXT}"'
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
+#: object types shown as posts (what a Create may carry to appear in feeds)
+POST_TYPES = frozenset({"Note", "Article", "Page", "Question", "Event", "Video"})
 NODEINFO_SCHEMA_PREFIX = "http://nodeinfo.diaspora.software/ns/schema/"
 #: Key under which ``normalize`` keeps the non-AS2 entries of a type array.
 OTHER_TYPES_KEY = "_otherTypes"
