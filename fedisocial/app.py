@@ -30,6 +30,7 @@ from fedisocial.inbox import PROCESS, Inbox
 from fedisocial.jobs import Handler, JobQueue, Worker
 from fedisocial.media import LocalMediaStore
 from fedisocial.outbox import Outbox
+from fedisocial.signatures import SignatureVerifier
 from fedisocial.store.db import Database, require_current_schema
 from fedisocial.studio import GENERATE, Studio
 from fedisocial.urls import Urls
@@ -83,11 +84,23 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     actor_max_age = timedelta(seconds=settings.actor_cache_seconds)
     outbox = Outbox(db, client, urls, actor_max_age)
     delivery = Delivery(db, client, queue, actor_max_age)
-    inbox = Inbox(db, client, queue, outbox, urls, settings)
+    verifier = SignatureVerifier(db, client, actor_max_age)
+    inbox = Inbox(db, client, queue, outbox, urls, settings, verifier)
     media = LocalMediaStore.from_settings(settings)
     studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
     return Context(
-        settings, urls, db, client, queue, templates, outbox, delivery, inbox, media, studio
+        settings,
+        urls,
+        db,
+        client,
+        queue,
+        templates,
+        outbox,
+        delivery,
+        inbox,
+        media,
+        studio,
+        verifier,
     )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,15 +47,14 @@ from fedisocial.errors import (
     Forbidden,
     RemoteError,
     RemoteStatus,
-    SignatureError,
-    Unauthorized,
 )
 from fedisocial.inbox_handlers import HANDLERS, Received, Services
 from fedisocial.jobs import JobQueue, PermanentFailure
 from fedisocial.outbox import Outbox
-from fedisocial.remote import MAX_URI, object_columns, same_origin, signer_of
+from fedisocial.remote import MAX_URI, object_columns, same_origin
+from fedisocial.signatures import SignatureVerifier
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Job, Object, utcnow
+from fedisocial.store.models import Actor, Job, Object
 from fedisocial.urls import Urls
 
 __all__ = ["HANDLERS", "PROCESS", "Inbox"]
@@ -65,10 +63,6 @@ log = logging.getLogger(__name__)
 
 PROCESS = "process_activity"
 #: a key cached more recently than this is not refetched after a failed verification,
-#: so that bad requests cannot make us hammer the signer's server
-KEY_REFRESH_AFTER = timedelta(seconds=60)
-#: seconds a signer found by key id is reused without asking the database again
-SIGNER_CACHE_SECONDS = 60.0
 #: most activities written in one transaction by the group commit
 _BATCH = 200
 #: remote 4xx answers that may change on a retry (as delivery.py classifies them)
@@ -151,8 +145,8 @@ class Inbox:
     outbox: Outbox
     urls: Urls
     settings: Settings
+    verifier: SignatureVerifier
     _services: Services = field(init=False, repr=False)
-    _signers: dict[str, tuple[float, Actor]] = field(default_factory=dict, init=False, repr=False)
     _waiting: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -186,7 +180,7 @@ class Inbox:
             # Mastodon does the same: nothing of theirs to delete, and their key is gone.
             log.info("ignoring the self-Delete of %s, an actor we never stored", actor)
             return False
-        signer = await self._verify(parsed, body)
+        signer = await self.verifier.verify(parsed, body)
         if actor is None or not actor.startswith(("https://", "http://")):
             raise BadRequest("the activity has no actor")
         if not isinstance(doc.get("type"), str | list):
@@ -209,41 +203,6 @@ class Inbox:
         async with self.db.session() as session:
             found = await session.scalar(select(Actor.id).where(Actor.uri == actor))
         return found is not None
-
-    async def _signer(self, key_id: str, *, refresh: bool) -> Actor:
-        cached = self._signers.get(key_id)
-        if not refresh and cached and time.monotonic() - cached[0] < SIGNER_CACHE_SECONDS:
-            return cached[1]
-        try:
-            signer = await signer_of(
-                self.db, self.client, key_id, max_age=self._max_age, refresh=refresh
-            )
-        except FedisocialError as exc:
-            raise Unauthorized(f"could not get the signing key {key_id}: {exc.message}") from exc
-        if len(self._signers) >= 10_000:
-            self._signers.clear()
-        self._signers[key_id] = (time.monotonic(), signer)
-        return signer
-
-    async def _verify(self, parsed: httpsig.ParsedSignature, body: bytes) -> Actor:
-        """The actor whose key signed the request; one refetch of the key if it fails."""
-        signer = await self._signer(parsed.key_id, refresh=False)
-        try:
-            self._check(parsed, signer, body)
-        except SignatureError:
-            fetched = signer.fetched_at
-            if signer.local or (fetched is not None and utcnow() - fetched < KEY_REFRESH_AFTER):
-                raise
-            signer = await self._signer(parsed.key_id, refresh=True)
-            self._check(parsed, signer, body)
-        return signer
-
-    @staticmethod
-    def _check(parsed: httpsig.ParsedSignature, signer: Actor, body: bytes) -> None:
-        if not signer.public_key_pem:
-            raise SignatureError(f"{signer.uri} publishes no public key")
-        key = httpsig.load_public_key(signer.public_key_pem)
-        httpsig.verify_signature(parsed, key, body, now=utcnow())
 
     async def _store(
         self, activity: dict[str, Any], columns: dict[str, Any], recipient: str | None

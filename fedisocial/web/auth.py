@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import timedelta
 
 from starlette.requests import Request
 
 from fedisocial.accounts import authenticate
 from fedisocial.ap import httpsig
-from fedisocial.errors import FedisocialError, SignatureError, Unauthorized
-from fedisocial.remote import signer_of
-from fedisocial.store.models import Actor, utcnow
+from fedisocial.errors import Unauthorized
+from fedisocial.store.models import Actor
 from fedisocial.web.context import Context, get_context
 
 __all__ = [
@@ -39,8 +37,6 @@ __all__ = [
 #: the ``WWW-Authenticate`` value of a 401 asking for a password
 BASIC_CHALLENGE = 'Basic realm="fedisocial", charset="UTF-8"'
 
-#: a key that fails is fetched again only if we have not fetched it this recently
-_REFRESH_AFTER = timedelta(minutes=1)
 _SIGNED_KEY = "fedisocial_signed_actor"
 _USER_KEY = "fedisocial_signed_in_user"
 
@@ -65,46 +61,11 @@ def _public_url(context: Context, request: Request) -> str:
     return f"{context.urls.base_url}{path}{'?' + query if query else ''}"
 
 
-async def _key_owner(context: Context, key_id: str, *, refresh: bool) -> Actor:
-    max_age = timedelta(seconds=context.settings.actor_cache_seconds)
-    try:
-        return await signer_of(context.db, context.client, key_id, max_age=max_age,
-                               refresh=refresh)  # fmt: skip
-    except SignatureError:
-        raise
-    except FedisocialError as exc:
-        raise SignatureError(f"The key {key_id} could not be resolved: {exc.message}") from exc
-
-
-def _verify(parsed: httpsig.ParsedSignature, actor: Actor) -> None:
-    key = httpsig.load_public_key(actor.public_key_pem)
-    httpsig.verify_signature(parsed, key, None, now=utcnow())
-
-
 async def _verified_signer(request: Request) -> Actor:
     context = get_context(request)
     parsed = httpsig.parse_signature(request.method, _public_url(context, request),
                                      request.headers)  # fmt: skip
-    actor = await _key_owner(context, parsed.key_id, refresh=False)
-    try:
-        _verify(parsed, actor)
-    except SignatureError:
-        if not _may_refresh(actor):
-            raise
-        actor = await _key_owner(context, parsed.key_id, refresh=True)
-        _verify(parsed, actor)
-    return actor
-
-
-def _may_refresh(actor: Actor) -> bool:
-    """Whether a key that failed is worth fetching again (keys rotate).
-
-    Not our own keys, and not one fetched moments ago: otherwise every bad
-    request (a stale date, say) would make us fetch the key again.
-    """
-    if actor.local:
-        return False
-    return actor.fetched_at is None or utcnow() - actor.fetched_at > _REFRESH_AFTER
+    return await context.verifier.verify(parsed, None)
 
 
 async def signed_actor(request: Request) -> Actor | None:

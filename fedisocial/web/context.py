@@ -18,6 +18,7 @@ from fedisocial.inbox import Inbox
 from fedisocial.jobs import JobQueue
 from fedisocial.media import MediaStore
 from fedisocial.outbox import Outbox
+from fedisocial.signatures import SignatureVerifier
 from fedisocial.store.db import Database
 from fedisocial.studio import Studio
 from fedisocial.urls import Urls
@@ -88,6 +89,7 @@ class Context:
     inbox: Inbox
     media: MediaStore
     studio: Studio
+    verifier: SignatureVerifier
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
 
     async def close(self, *, database: bool = True) -> None:
