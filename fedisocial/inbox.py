@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,7 +37,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 
 from fedisocial.ap import httpsig
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import get_id, normalize
+from fedisocial.ap.vocab import get_id, normalize, parse_json_object
 from fedisocial.config import Settings
 from fedisocial.errors import (
     BadRequest,
@@ -70,12 +69,7 @@ _RETRYABLE_STATUS = frozenset({401, 408, 429})
 
 
 def _parse(body: bytes) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("body is not JSON") from exc
-    if not isinstance(doc, dict):
-        raise BadRequest("JSON is not an object")
+    doc = parse_json_object(body)
     if b"\\u0000" in body:
         # PostgreSQL's jsonb cannot hold U+0000; refuse it everywhere, not only there.
         raise BadRequest("the activity contains a NUL character (\\u0000)")

@@ -15,9 +15,9 @@ from tests.conftest import free_port
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1:<free port>; yields its base URL; stops on exit."""
-    port = free_port()
+async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a free port unless given); yields its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

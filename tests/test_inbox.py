@@ -257,7 +257,7 @@ async def test_an_activity_id_on_another_host_is_refused(
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "reason"),
     [
-        (b"[1, 2]", AS2, 400, "JSON is not an object"),
+        (b"[1, 2]", AS2, 400, "JSON but not an object"),
         (b"{not json", AS2, 400, "body is not JSON"),
         (b'{"type": "Like"}', "text/plain", 415, "application/activity+json"),
         (b"{}", "", 415, "without a type"),

@@ -8,7 +8,6 @@ two real instances on loopback.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 from starlette.applications import Starlette
@@ -33,6 +31,7 @@ from fedisocial.store.db import Database, migrate
 from fedisocial.store.models import Actor, Engagement, Follow
 from fedisocial.web.context import Context
 from tests.conftest import free_port
+from tests.loopback import serve
 
 AS2 = "application/activity+json"
 LD = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
@@ -562,20 +561,8 @@ async def test_secure_mode_refuses_blocked_readers(secure: Secure) -> None:
 @asynccontextmanager
 async def served(application: Starlette, port: int) -> AsyncIterator[None]:
     """Run ``application`` (lifespan included) on 127.0.0.1:``port`` in this event loop."""
-    async with application.router.lifespan_context(application):
-        config = uvicorn.Config(application, host="127.0.0.1", port=port,
-                                log_level="warning", lifespan="off")  # fmt: skip
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        try:
-            yield
-        finally:
-            server.should_exit = True
-            await task
+    async with application.router.lifespan_context(application), serve(application, port):
+        yield
 
 
 def instance_settings(settings: Settings, port: int, data: Path) -> Settings:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from fedisocial.errors import BadRequest, InvalidDocument
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "is_activity_media_type",
     "normalize",
     "parse_handle",
+    "parse_json_object",
     "parse_nodeinfo",
     "parse_nodeinfo_links",
     "parse_webfinger",
@@ -83,6 +86,17 @@ _PEM_ARMOR = re.compile(r"-----(BEGIN|END) ([A-Z0-9 ]+)-----")
 
 
 # -- tolerant readers -------------------------------------------------------------------
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object; BadRequest with the reason otherwise."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("the body is not JSON") from exc
+    if not isinstance(doc, dict):
+        raise BadRequest("the body is JSON but not an object")
+    return doc
 
 
 def as_list(value: Any) -> list[Any]:

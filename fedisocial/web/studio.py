@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fedisocial.ap.addressing import VISIBILITIES, Visibility
+from fedisocial.ap.vocab import parse_json_object
 from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from fedisocial.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.store.models import Actor
@@ -71,13 +72,7 @@ async def _json_body(request: Request, limit: int = 65_536) -> dict[str, Any]:
     body = await request.body()
     if len(body) > limit:
         raise PayloadTooLarge(f"the request is larger than {limit} bytes")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("the body is not JSON") from exc
-    if not isinstance(doc, dict):
-        raise BadRequest("the body must be a JSON object")
-    return doc
+    return parse_json_object(body)
 
 
 async def request_generation(request: Request) -> Response:
