@@ -18,6 +18,14 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
         || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
         || echo "could not install chromium: the browser test will be skipped"
 fi
+# The interop test runs the npm package activitypub-testing (pinned in tests/interop) against a
+# real instance. Without npm it is skipped with a message (a failure if FEDISOCIAL_REQUIRE_INTEROP=1).
+if command -v npm >/dev/null 2>&1 \
+    && [ ! tests/interop/node_modules/.package-lock.json -nt tests/interop/package-lock.json ]; then
+    echo "== installing activitypub-testing for the interop test"
+    (cd tests/interop && npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) \
+        || echo "could not install tests/interop: the activitypub-testing test will be skipped"
+fi
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== import layers"; .venv/bin/lint-imports

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
@@ -109,7 +109,7 @@ def _wants_html(request: Request) -> bool:
 
 
 async def _error_response(
-    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     if _wants_html(request) and hasattr(request.app.state, "context"):
         response = pages.render_page(request, "error.html", status, status=status,
@@ -129,7 +129,7 @@ async def _on_fedisocial_error(request: Request, exc: Exception) -> Response:
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = "nothing here" if exc.status_code == 404 else str(exc.detail)
-    return await _error_response(request, exc.status_code, message)
+    return await _error_response(request, exc.status_code, message, exc.headers)
 
 
 def create_app(

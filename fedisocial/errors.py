@@ -74,7 +74,12 @@ class Unauthorized(FedisocialError):
 
 
 class SignatureError(Unauthorized):
-    pass
+    """A missing or bad HTTP signature; the 401 says how to sign (RFC 9110 §15.5.2)."""
+
+    CHALLENGE = 'Signature realm="fedisocial", headers="(request-target) host date digest"'
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers or {"WWW-Authenticate": self.CHALLENGE})
 
 
 class Forbidden(FedisocialError):

@@ -197,3 +197,15 @@ async def test_front_page_and_avatars(client: httpx.AsyncClient, alice: None) ->
     assert avatar.headers["content-type"] == "image/png" and avatar.content[:4] == b"\x89PNG"
     css = await client.get("/static/style.css")
     assert css.status_code == 200
+
+
+async def test_errors_say_how_to_authenticate_and_what_is_allowed(
+    client: httpx.AsyncClient,
+) -> None:
+    """RFC 9110 §15.5.2 and §15.5.6: 401 carries WWW-Authenticate, 405 carries Allow."""
+    unsigned = await client.post("/inbox", content=b"{}",
+                                 headers={"Content-Type": AS2})  # fmt: skip
+    assert unsigned.status_code == 401
+    assert unsigned.headers["www-authenticate"].startswith("Signature")
+    wrong_method = await client.delete("/.well-known/nodeinfo")
+    assert wrong_method.status_code == 405 and "GET" in wrong_method.headers["allow"]

@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from fedisocial.accounts import authenticate
 from fedisocial.ap import httpsig
-from fedisocial.errors import Unauthorized
+from fedisocial.errors import SignatureError, Unauthorized
 from fedisocial.store.models import Actor
 from fedisocial.web.context import Context, get_context
 
@@ -85,7 +85,7 @@ async def require_signature(request: Request) -> Actor:
     """The signer of ``request``; Unauthorized when unsigned (secure mode)."""
     actor = await signed_actor(request)
     if actor is None:
-        raise Unauthorized(
+        raise SignatureError(
             "This server requires signed requests (authorized fetch): sign the GET "
             "with an actor's key (HTTP Signatures, draft-cavage or RFC 9421)"
         )
