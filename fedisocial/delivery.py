@@ -12,6 +12,8 @@ except one probe now and then, until it answers again.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import time
 from collections.abc import Iterable
@@ -21,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +48,8 @@ UNREACHABLE_AFTER = timedelta(days=3)
 #: an unreachable host gets one probe delivery this often
 PROBE_EVERY = timedelta(hours=6)
 _FINAL_EXCEPT = frozenset({401, 408, 429})
+#: seconds an actor's signing key is reused without reading the actor again (keys rotate)
+SIGNER_CACHE_SECONDS = 60.0
 
 
 class DeliveryFailed(FedisocialError):
@@ -86,8 +90,25 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+@functools.lru_cache(maxsize=16384)
 def _host(url: str) -> str:
     return urlsplit(url).netloc.lower()
+
+
+def _spread_hosts(inboxes: list[str]) -> list[str]:
+    """Inboxes in rounds over their hosts, so that one host's deliveries do not come in a burst.
+
+    Workers claim jobs in queue order: ten inboxes of one host side by side would
+    open ten connections to it at once; spread out, they reuse one connection
+    (and stay clear of the host's rate limits).
+    """
+    by_host: dict[str, list[str]] = {}
+    for inbox in inboxes:
+        by_host.setdefault(_host(inbox), []).append(inbox)
+    if len(by_host) == len(inboxes):
+        return inboxes
+    rounds = itertools.zip_longest(*by_host.values())
+    return [inbox for round_ in rounds for inbox in round_ if inbox is not None]
 
 
 class Delivery:
@@ -101,6 +122,7 @@ class Delivery:
         self.queue = queue
         self.actor_max_age = actor_max_age
         self._bodies: dict[str, bytes] = {}
+        self._signers: dict[int, tuple[float, HttpSignatureAuth]] = {}
         self._failing: set[str] = set()
         self._failing_read_at = 0.0
 
@@ -112,7 +134,7 @@ class Delivery:
         if actor is None:
             raise PermanentFailure(f"actor {payload['actor']} no longer exists")
         inboxes = await self.inboxes_for(actor, payload["recipients"])
-        inboxes = await self._skip_unreachable(inboxes)
+        inboxes = _spread_hosts(await self._skip_unreachable(inboxes))
         await self.queue.enqueue_many(
             DELIVER,
             [{"activity": job_ref, "actor": actor.id, "inbox": inbox} for inbox in inboxes],
@@ -143,15 +165,16 @@ class Delivery:
         return list(inboxes)
 
     async def _follower_inboxes(self, actor: Actor) -> list[str]:
+        """The followers' distinct inboxes (shared ones preferred), deduplicated by the database."""
         query = (
-            select(Actor.shared_inbox, Actor.inbox)
+            select(func.coalesce(func.nullif(Actor.shared_inbox, ""), Actor.inbox))
             .join(Follow, Follow.follower_uri == Actor.uri)
             .where(Follow.followee_uri == actor.uri, Follow.state == "accepted")
             .where(Actor.local.is_(False))
+            .distinct()
         )
         async with self.db.session() as session:
-            rows = await session.execute(query)
-            return [shared or inbox for shared, inbox in rows]
+            return list(await session.scalars(query))
 
     async def _skip_unreachable(self, inboxes: list[str]) -> list[str]:
         hosts = {_host(inbox) for inbox in inboxes}
@@ -174,10 +197,8 @@ class Delivery:
     # -- one delivery -----------------------------------------------------------------
     async def deliver(self, payload: dict[str, Any]) -> None:
         inbox: str = payload["inbox"]
-        body, actor = await self._load(payload["activity"], payload["actor"])
-        if actor.private_key_pem is None:
-            raise PermanentFailure(f"{actor.uri} has no private key to sign with")
-        auth = HttpSignatureAuth(actor.public_key_id, load_private_key(actor.private_key_pem))
+        body = await self._body(payload["activity"])
+        auth = await self._auth(payload["actor"])
         try:
             answer = await self.client.post(inbox, body, auth)
         except RemoteError as exc:
@@ -193,21 +214,36 @@ class Delivery:
         retry_after = parse_retry_after(answer.headers.get("retry-after"), utcnow())
         raise DeliveryFailed(f"{inbox} answered HTTP {answer.status}", retry_after)
 
-    async def _load(self, activity_uri: str, actor_id: int) -> tuple[bytes, Actor]:
+    async def _body(self, activity_uri: str) -> bytes:
+        """The activity's bytes, kept in memory: a fan-out sends the same body to every inbox."""
+        body = self._bodies.get(activity_uri)
+        if body is None:
+            async with self.db.session() as session:
+                activity = await session.scalar(select(Object).where(Object.uri == activity_uri))
+            if activity is None:
+                raise PermanentFailure(f"activity {activity_uri} is gone")
+            body = orjson.dumps(activity.data)
+            if len(self._bodies) > 1000:
+                self._bodies.clear()
+            self._bodies[activity_uri] = body
+        return body
+
+    async def _auth(self, actor_id: int) -> HttpSignatureAuth:
+        """The signer of an actor's deliveries, kept for a minute (no database read per POST)."""
+        cached = self._signers.get(actor_id)
+        if cached is not None and time.monotonic() - cached[0] < SIGNER_CACHE_SECONDS:
+            return cached[1]
         async with self.db.session() as session:
             actor = await session.get(Actor, actor_id)
-            body = self._bodies.get(activity_uri)
-            if body is None:
-                activity = await session.scalar(select(Object).where(Object.uri == activity_uri))
-                if activity is None:
-                    raise PermanentFailure(f"activity {activity_uri} is gone")
-                body = orjson.dumps(activity.data)
-                if len(self._bodies) > 1000:
-                    self._bodies.clear()
-                self._bodies[activity_uri] = body
         if actor is None:
             raise PermanentFailure(f"actor {actor_id} no longer exists")
-        return body, actor
+        if actor.private_key_pem is None:
+            raise PermanentFailure(f"{actor.uri} has no private key to sign with")
+        auth = HttpSignatureAuth(actor.public_key_id, load_private_key(actor.private_key_pem))
+        if len(self._signers) > 1000:
+            self._signers.clear()
+        self._signers[actor_id] = (time.monotonic(), auth)
+        return auth
 
     async def _failing_hosts(self) -> set[str]:
         """Hosts with recorded failures, re-read every 30 s (other workers write them too)."""

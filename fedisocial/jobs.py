@@ -12,17 +12,17 @@ imports its handlers: the app registers them by kind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, Update, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.store.db import Database
@@ -33,6 +33,9 @@ __all__ = ["Handler", "JobQueue", "PermanentFailure", "Worker", "retry_delay"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: claim and finish are Core statements: the ORM's bulk-update bookkeeping costs more
+_JOBS = cast(Table, Job.__table__)
 
 
 class PermanentFailure(Exception):
@@ -127,38 +130,68 @@ class JobQueue:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def claim(self, worker: str, limit: int = 10) -> list[ClaimedJob]:
-        """Take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker``."""
-        now = utcnow()
-        due = or_(
-            and_(Job.status == "queued", Job.run_at <= now),
-            and_(Job.status == "running", Job.lease_until < now),
+    def _due(self, now: datetime) -> ColumnElement[bool]:
+        jobs = _JOBS
+        return or_(
+            and_(jobs.c.status == "queued", jobs.c.run_at <= now),
+            and_(jobs.c.status == "running", jobs.c.lease_until < now),
         )
+
+    async def has_due(self) -> bool:
+        """Whether a job waits to be claimed: a read, so polling an idle queue writes nothing."""
+        async with self.db.session() as session:
+            found = await session.scalar(select(_JOBS.c.id).where(self._due(utcnow())).limit(1))
+        return found is not None
+
+    async def claim(
+        self, worker: str, limit: int = 10, *, finished: Sequence[int] = ()
+    ) -> list[ClaimedJob]:
+        """Take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker``.
+
+        ``finished`` jobs are marked done in the same transaction: a busy worker
+        pays one write transaction per batch, not one per job.
+        """
+        now = utcnow()
+        jobs = _JOBS
         pick = (
-            select(Job.id).where(due).order_by(Job.run_at).limit(limit)
+            select(jobs.c.id).where(self._due(now)).order_by(jobs.c.run_at).limit(limit)
             .with_for_update(skip_locked=True)
         )  # fmt: skip
         # One statement, so that SQLite takes its write lock before choosing rows.
         claim = (
-            update(Job)
-            .where(Job.id.in_(pick.scalar_subquery()))
+            update(jobs)
+            .where(jobs.c.id.in_(pick.scalar_subquery()))
             .values(
                 status="running", lease_until=now + self.lease, worker=worker,
-                attempts=Job.attempts + 1,
+                attempts=jobs.c.attempts + 1,
             )
-            .returning(Job.id, Job.kind, Job.payload, Job.attempts)
+            .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts)
         )  # fmt: skip
         async with self.db.transaction() as session:
-            rows = await session.execute(claim, execution_options={"synchronize_session": False})
+            if finished:
+                await session.execute(self._done(finished, now))
+            if limit <= 0:
+                return []
+            rows = await session.execute(claim)
             return [ClaimedJob(*row) for row in rows]
 
+    @staticmethod
+    def _done(job_ids: Sequence[int], now: datetime) -> Update:
+        jobs = _JOBS
+        return (
+            update(jobs)
+            .where(jobs.c.id.in_(list(job_ids)))
+            .values(status="done", finished_at=now, lease_until=None)
+        )
+
     async def finish(self, job_id: int) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(status="done", finished_at=utcnow(), lease_until=None)
-            )
+        await self.finish_many([job_id])
+
+    async def finish_many(self, job_ids: Sequence[int]) -> None:
+        """Mark jobs done, in one transaction."""
+        if job_ids:
+            async with self.db.transaction() as session:
+                await session.execute(self._done(job_ids, utcnow()))
 
     async def fail(
         self,
@@ -186,7 +219,14 @@ class JobQueue:
 
 
 class Worker:
-    """Claims jobs and runs their handlers until asked to stop."""
+    """Claims jobs and runs their handlers until asked to stop.
+
+    Finished jobs are recorded in the transaction of the next claim (or within
+    ``poll_interval`` when the queue is idle), and slots are refilled a batch
+    at a time, so a busy worker writes once per batch, not twice per job. A
+    worker that dies before recording a finished job leaves it to run again
+    after its lease: delivery is at least once either way.
+    """
 
     def __init__(
         self,
@@ -194,7 +234,7 @@ class Worker:
         handlers: Mapping[str, Handler],
         *,
         concurrency: int = 16,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.2,
     ) -> None:
         self.queue = queue
         self.handlers = handlers
@@ -202,32 +242,84 @@ class Worker:
         self.poll_interval = poll_interval
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stop = asyncio.Event()
+        self._finished: list[int] = []
+        self._stopping: asyncio.Future[Any] | None = None
 
     def stop(self) -> None:
         self._stop.set()
 
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
+        finished, self._finished = self._finished, []
+        try:
+            return await self.queue.claim(self.name, limit, finished=finished)
+        except BaseException:
+            self._finished[:0] = finished  # not recorded: try again with the next claim
+            raise
+
+    async def _flush(self) -> None:
+        finished, self._finished = self._finished, []
+        if not finished:
+            return
+        try:
+            await self.queue.finish_many(finished)
+        except BaseException:
+            self._finished[:0] = finished
+            raise
+
     async def run(self) -> None:
-        """Loop: claim, run concurrently, repeat; on stop, let running jobs finish."""
+        """Loop: claim, run concurrently, repeat; on stop, let running jobs finish.
+
+        Slots are refilled when a quarter of them are free (or none is busy).
+        Once a claim has found the queue drained, the next look comes after
+        ``poll_interval``, or at once when every running job has ended (one of
+        them may have queued more); that look is a read, not a claim.
+        """
         running: set[asyncio.Task[None]] = set()
-        while not self._stop.is_set():
-            free = self.concurrency - len(running)
-            jobs = await self.queue.claim(self.name, free) if free > 0 else []
-            for job in jobs:
-                task = asyncio.create_task(self._run_one(job))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            if not jobs:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.poll_interval)
-            elif free <= len(jobs):
-                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-        if running:
-            await asyncio.wait(running)
+        refill = max(1, self.concurrency // 4)
+        drained, polled_at = True, -float("inf")
+        self._stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                free = self.concurrency - len(running)
+                poll_due = time.monotonic() - polled_at >= self.poll_interval
+                if not running or (free >= refill and (not drained or poll_due)):
+                    polled_at = time.monotonic()
+                    jobs = await self._take(free, look_first=drained)
+                    drained = len(jobs) < free
+                    for job in jobs:
+                        task = asyncio.create_task(self._run_one(job))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                await self._idle(running, polled_at if drained else None)
+            if running:
+                await asyncio.wait(running)
+        finally:
+            self._stopping.cancel()
+            await self._flush()
+
+    async def _take(self, limit: int, *, look_first: bool) -> list[ClaimedJob]:
+        """Claim up to ``limit`` jobs; with ``look_first``, only if a read finds one due."""
+        if look_first and not await self.queue.has_due():
+            await self._flush()
+            return []
+        return await self._claim(limit)
+
+    async def _idle(self, running: set[asyncio.Task[None]], polled_at: float | None) -> None:
+        """Wait for a stop, a running job to end, or (after ``polled_at``) the next poll."""
+        timeout = None
+        if polled_at is not None:
+            timeout = max(0.0, polled_at + self.poll_interval - time.monotonic())
+        assert self._stopping is not None
+        await asyncio.wait({self._stopping, *running}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
 
     async def run_until_idle(self) -> None:
         """Run until no job is due (tests and one-shot commands)."""
-        while jobs := await self.queue.claim(self.name, self.concurrency):
-            await asyncio.gather(*(self._run_one(job) for job in jobs))
+        try:
+            while jobs := await self._claim(self.concurrency):
+                await asyncio.gather(*(self._run_one(job) for job in jobs))
+        finally:
+            await self._flush()
 
     async def _run_one(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.kind)
@@ -244,4 +336,4 @@ class Worker:
             retry_after = getattr(exc, "retry_after", None)
             await self.queue.fail(job, f"{type(exc).__name__}: {exc}", retry_after=retry_after)
         else:
-            await self.queue.finish(job.id)
+            self._finished.append(job.id)
