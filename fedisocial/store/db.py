@@ -59,7 +59,9 @@ def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
     connect_args: dict[str, Any] = {}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
-    return create_async_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
+    # as many pooled connections as a worker runs jobs at once (32 by default), so busy
+    # workers do not open and close a connection per job
+    return create_async_engine(url, pool_size=32, max_overflow=16, connect_args=connect_args)
 
 
 class Database:
