@@ -10,7 +10,7 @@ bulk load goes through the plain drivers (``sqlite3`` executemany, asyncpg
 ``COPY``); PostgreSQL is ``ANALYZE``d afterwards as autovacuum would, SQLite
 is left as the app leaves it (no ``ANALYZE``).
 
-Then it calls ``fedisocial.feed.home_feed(db, owner_id)`` (the first page,
+Then it calls ``fedisocial.collections.home_feed(db, owner_id)`` (the first page,
 20 items, through the app's own engine and ORM) many times for one user and
 reports p50/p95/p99, prints the query plan (SQLite ``EXPLAIN QUERY PLAN``,
 PostgreSQL ``EXPLAIN (ANALYZE, BUFFERS)``) and checks that the plan is an
@@ -281,14 +281,12 @@ async def load_postgres(database_url: str, shape: Shape, world: World) -> int:
 
 def _compiled(db: Any, owner_id: int) -> tuple[str, dict[str, Any]]:
     """The SQL home_feed runs (first page), with its parameters inlined for EXPLAIN."""
-    from sqlalchemy import select
+    from fedisocial.collections import home
+    from fedisocial.store.models import TimelineEntry
 
-    from fedisocial.store.models import Object, TimelineEntry
-
+    listing = home(owner_id)
     query = (
-        select(Object)
-        .join(TimelineEntry, TimelineEntry.object_id == Object.id)
-        .where(TimelineEntry.owner_id == owner_id, Object.deleted_at.is_(None))
+        listing.query(*listing.values)
         .order_by(TimelineEntry.published.desc(), TimelineEntry.id.desc())
         .limit(20)
     )
@@ -299,7 +297,7 @@ def _compiled(db: Any, owner_id: int) -> tuple[str, dict[str, Any]]:
 async def measure(database_url: str, owner_id: int, calls: int, result: Result) -> None:
     from sqlalchemy import func, select, text
 
-    from fedisocial.feed import home_feed
+    from fedisocial.collections import home_feed
     from fedisocial.store.db import Database
     from fedisocial.store.models import TimelineEntry
 
@@ -336,7 +334,7 @@ async def measure(database_url: str, owner_id: int, calls: int, result: Result) 
         progress(f"  {calls:,} calls of home_feed(db, {owner_id}) (first page)")
         for _ in range(calls):
             started = time.perf_counter()
-            items = await home_feed(db, owner_id)
+            items = (await home_feed(db, owner_id)).items
             result.timings_ms.append(1000 * (time.perf_counter() - started))
         result.items = len(items)
         # the same SQL without the ORM, to tell the database's share from ours
@@ -414,7 +412,7 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Home feed first page over a million stored notes, on SQLite and "
-        "PostgreSQL: p50/p95 of fedisocial.feed.home_feed and its query plan. Prints figures; "
+        "PostgreSQL: p50/p95 of fedisocial.collections.home_feed and its query plan. Prints figures; "
         "never asserts."
     )
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both",

@@ -17,10 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Follow, Object, TimelineEntry
+from fedisocial.store.models import Actor, Follow, TimelineEntry
 
-__all__ = ["add_to_feeds", "home_feed", "local_audience"]
+__all__ = ["add_to_feeds", "local_audience"]
 
 
 async def local_audience(
@@ -51,20 +50,3 @@ async def add_to_feeds(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(upsert(TimelineEntry).on_conflict_do_nothing(), rows)
-
-
-async def home_feed(
-    db: Database, owner_id: int, *, limit: int = 20, before: datetime | None = None
-) -> list[Object]:
-    """Newest first; ``before`` pages back (pass the last item's ``published``)."""
-    query = (
-        select(Object)
-        .join(TimelineEntry, TimelineEntry.object_id == Object.id)
-        .where(TimelineEntry.owner_id == owner_id, Object.deleted_at.is_(None))
-        .order_by(TimelineEntry.published.desc(), TimelineEntry.id.desc())
-        .limit(limit)
-    )
-    if before is not None:
-        query = query.where(TimelineEntry.published < before)
-    async with db.session() as session:
-        return list(await session.scalars(query))

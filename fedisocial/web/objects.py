@@ -55,6 +55,7 @@ from fedisocial.collections import (
 from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
 from fedisocial.outbox import iso
 from fedisocial.store.models import Actor, Object
+from fedisocial.urls import Urls
 from fedisocial.web import auth
 from fedisocial.web.context import Context, get_context
 from fedisocial.web.federation import wants_activity_json
@@ -262,28 +263,25 @@ async def _actor_for_collection(request: Request) -> Actor | Response:
     return actor
 
 
-async def actor_outbox(request: Request) -> Response:
-    actor = await _actor_for_collection(request)
-    if isinstance(actor, Response):
-        return actor
-    urls = get_context(request).urls
-    return await _collection(request, urls.outbox(actor.username), outbox(actor.uri))
+def _actor_collection(
+    collection_url: Callable[[Urls, str], str], listing: Callable[[str], Listing[Any]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """A handler for one of an actor's paged collections (outbox, followers, following)."""
+
+    async def handler(request: Request) -> Response:
+        actor = await _actor_for_collection(request)
+        if isinstance(actor, Response):
+            return actor
+        urls = get_context(request).urls
+        return await _collection(request, collection_url(urls, actor.username),
+                                 listing(actor.uri))  # fmt: skip
+
+    return handler
 
 
-async def actor_followers(request: Request) -> Response:
-    actor = await _actor_for_collection(request)
-    if isinstance(actor, Response):
-        return actor
-    urls = get_context(request).urls
-    return await _collection(request, urls.followers(actor.username), followers(actor.uri))
-
-
-async def actor_following(request: Request) -> Response:
-    actor = await _actor_for_collection(request)
-    if isinstance(actor, Response):
-        return actor
-    urls = get_context(request).urls
-    return await _collection(request, urls.following(actor.username), following(actor.uri))
+actor_outbox = _actor_collection(Urls.outbox, outbox)
+actor_followers = _actor_collection(Urls.followers, followers)
+actor_following = _actor_collection(Urls.following, following)
 
 
 async def actor_featured(request: Request) -> Response:
