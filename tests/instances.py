@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,3 +90,22 @@ def make_instance(root: Path, database_url: str = "") -> Instance:
         )
     )
     return instance
+
+
+@contextmanager
+def alice_and_bob(
+    root: Path, *, environ_two: dict[str, str] | None = None
+) -> Iterator[tuple[Instance, Instance]]:
+    """Two running instances: ``alice`` on the first, ``bob`` on the second; stopped after."""
+    one, two = make_instance(root / "one"), make_instance(root / "two")
+    two.environ.update(environ_two or {})
+    try:
+        for instance, name in ((one, "alice"), (two, "bob")):
+            created = instance.cli("user", "create", name, "--password-stdin",
+                                   stdin="a good password\n")  # fmt: skip
+            assert created.returncode == 0, created.stderr
+            instance.start()
+        yield one, two
+    finally:
+        one.stop()
+        two.stop()

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, alice_and_bob
 
 
 def rows(instance: Instance, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -48,17 +48,8 @@ def posted_uri(stdout: str) -> str:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    one, two = make_instance(tmp_path / "one"), make_instance(tmp_path / "two")
-    try:
-        for instance, name in ((one, "alice"), (two, "bob")):
-            run_create = instance.cli("user", "create", name, "--password-stdin",
-                                      stdin="a good password\n")  # fmt: skip
-            assert run_create.returncode == 0, run_create.stderr
-            instance.start()
-        yield one, two
-    finally:
-        one.stop()
-        two.stop()
+    with alice_and_bob(tmp_path) as instances:
+        yield instances
 
 
 def test_follow_post_reply_like_boost_edit_delete_unfollow(

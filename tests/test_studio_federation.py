@@ -17,7 +17,7 @@ import pytest
 
 from fedisocial.studio import TRAINED_ALGORITHMIC_MEDIA
 from tests.fake_openai import SECRET, FakeImagesAPI
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, alice_and_bob
 from tests.loopback import serve_in_thread
 from tests.test_roundtrip import eventually, posted_uri, rows, run
 
@@ -25,18 +25,10 @@ from tests.test_roundtrip import eventually, posted_uri, rows, run
 @pytest.fixture
 def studios(tmp_path: Path) -> Iterator[tuple[Instance, Instance, FakeImagesAPI]]:
     fake = FakeImagesAPI()
-    with serve_in_thread(fake.app) as api:
-        one, two = make_instance(tmp_path / "one"), make_instance(tmp_path / "two")
-        two.environ.update(FEDISOCIAL_OPENAI_BASE_URL=f"{api}/v1", FEDISOCIAL_OPENAI_API_KEY=SECRET)
-        try:
-            for instance, name in ((one, "alice"), (two, "bob")):
-                assert instance.cli("user", "create", name, "--password-stdin",
-                                    stdin="a good password\n").returncode == 0  # fmt: skip
-                instance.start()
-            yield one, two, fake
-        finally:
-            one.stop()
-            two.stop()
+    with serve_in_thread(fake.app) as api, alice_and_bob(tmp_path, environ_two={
+        "FEDISOCIAL_OPENAI_BASE_URL": f"{api}/v1", "FEDISOCIAL_OPENAI_API_KEY": SECRET,
+    }) as (one, two):  # fmt: skip
+        yield one, two, fake
 
 
 def stored_note(instance: Instance, uri: str) -> dict[str, Any] | None:

@@ -8,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, alice_and_bob, make_instance
 
 
 @pytest.fixture
 def two_instances(tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    first, second = make_instance(tmp_path / "one"), make_instance(tmp_path / "two")
-    try:
-        for instance, name in ((first, "alice"), (second, "bob")):
-            created = instance.cli("user", "create", name, "--password-stdin",
-                                   stdin="a good password\n")  # fmt: skip
-            assert created.returncode == 0, created.stderr
-            instance.start()
-        yield first, second
-    finally:
-        first.stop()
-        second.stop()
+    with alice_and_bob(tmp_path) as pair:
+        yield pair
 
 
 def test_instances_look_each_other_up(two_instances: tuple[Instance, Instance]) -> None:
