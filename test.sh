@@ -26,7 +26,12 @@ if command -v npm >/dev/null 2>&1 \
     (cd tests/interop && npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) \
         || echo "could not install tests/interop: the activitypub-testing test will be skipped"
 fi
-echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "== mypy"; .venv/bin/mypy
-echo "== import layers"; .venv/bin/lint-imports
+# (one command per line: `set -e` does not stop at a failure inside an && list)
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== import layers"
+.venv/bin/lint-imports
 echo "== pytest"; exec .venv/bin/pytest "$@"

@@ -412,8 +412,8 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Home feed first page over a million stored notes, on SQLite and "
-        "PostgreSQL: p50/p95 of fedisocial.collections.home_feed and its query plan. Prints figures; "
-        "never asserts."
+        "PostgreSQL: p50/p95 of fedisocial.collections.home_feed and its query plan. "
+        "Prints figures; never asserts."
     )
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both",
                         help="backend(s) to measure (default both)")  # fmt: skip

@@ -27,7 +27,7 @@ from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap import httpsig
 from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import job_handlers
-from fedisocial.feed import home_feed
+from fedisocial.collections import home_feed
 from fedisocial.inbox import PROCESS
 from fedisocial.jobs import Worker
 from fedisocial.remote import store_actor
@@ -494,7 +494,7 @@ async def test_a_post_is_sanitized_and_reaches_the_followers_feed(
                                        "blurhash": "LEHV6n"}]  # fmt: skip
     assert [t["type"] for t in row.data["tag"]] == ["Mention", "Hashtag"]
     # And it is in alice's home feed
-    assert [o.uri for o in await home_feed(context.db, alice.id)] == [post["id"]]
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post["id"]]
 
 
 async def test_a_post_embedded_from_another_host_is_not_trusted(
@@ -514,7 +514,7 @@ async def test_a_post_embedded_from_another_host_is_not_trusted(
     # Then the post was fetched from its own host, bob's claim refused, and nothing forged kept
     row = await object_row(context, real["id"])
     assert row is None or (row.actor_uri == carol and "real words" in row.data["content"])
-    assert await home_feed(context.db, alice.id) == []
+    assert (await home_feed(context.db, alice.id)).items == []
     failed = (await process_jobs(context))[0]
     assert failed.status == "failed"
     assert f"{BOB} cannot create a post attributed to {carol}" in (failed.last_error or "")
@@ -630,7 +630,7 @@ async def test_a_boost_fetches_the_post_and_reaches_the_boosters_followers(
     row = await object_row(context, f"{origin}/notes/1")
     assert row is not None and row.actor_uri == carol and "<script" not in row.data["content"]
     assert await count(context, Engagement, Engagement.kind == "announce") == 1
-    assert [o.uri for o in await home_feed(context.db, alice.id)] == [boost["id"]]
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [boost["id"]]
 
 
 async def test_a_like_of_something_we_do_not_have_is_ignored(
@@ -663,7 +663,7 @@ async def test_a_deleted_post_becomes_a_tombstone(
     row = await object_row(context, post["id"])
     assert row is not None and row.deleted_at is not None
     assert row.data["type"] == "Tombstone" and row.data["formerType"] == "Note"
-    assert await home_feed(context.db, alice.id) == []
+    assert (await home_feed(context.db, alice.id)).items == []
     assert [job.status for job in await process_jobs(context)] == ["done", "failed", "done"]
 
 
@@ -693,7 +693,7 @@ async def test_an_actor_deleting_itself_takes_its_content_along(
     await deliver(client, activity("Like", post.uri))
     await deliver(client, activity("Create", note(f"{BOB}/notes/1")))
     await run_jobs(context)
-    assert len(await home_feed(context.db, alice.id)) == 2
+    assert len((await home_feed(context.db, alice.id)).items) == 2
     # When his account is deleted
     await deliver(client, activity("Delete", actor_doc(BOB, remote_key())))
     await run_jobs(context)
@@ -703,7 +703,7 @@ async def test_an_actor_deleting_itself_takes_its_content_along(
     assert await count(context, Actor, Actor.uri == BOB) == 0
     row = await object_row(context, f"{BOB}/notes/1")
     assert row is not None and row.deleted_at is not None and row.data["type"] == "Tombstone"
-    assert [o.uri for o in await home_feed(context.db, alice.id)] == [post.uri]
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post.uri]
 
 
 async def test_a_block_ends_follows_both_ways(

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap.vocab import POST_TYPES, get_id, normalize
-from fedisocial.feed import home_feed
+from fedisocial.collections import home_feed
 from fedisocial.inbox import PROCESS
 from fedisocial.remote import same_origin, store_actor
 from fedisocial.store.models import Engagement, Follow, Job, Object
@@ -126,8 +126,8 @@ async def test_a_real_activity_is_processed_or_refused_clearly(
             assert processed.status == "done", processed.last_error
             assert row is not None and row.actor_uri == actor and row.deleted_at is None
             if row.visibility != "direct":
-                feed = await home_feed(context.db, alice.id)
-                assert [o.uri for o in feed] == [post_id]
+                feed = (await home_feed(context.db, alice.id)).items
+                assert [i.object.uri for i in feed] == [post_id]
     async with context.db.session() as session:
         stored = set(await session.scalars(select(Object.uri)))
         engaged = set(await session.scalars(select(Engagement.activity_uri)))
