@@ -362,9 +362,9 @@ async def _run_scenario(
 ) -> None:
     from sqlalchemy import func, select
 
-    from fedisocial.accounts import find_local_actor
     from fedisocial.app import build_context
     from fedisocial.config import load_settings
+    from fedisocial.social.accounts import find_local_actor
     from fedisocial.store.models import Job
 
     context = await build_context(load_settings(settings_path))

@@ -10,7 +10,7 @@ bulk load goes through the plain drivers (``sqlite3`` executemany, asyncpg
 ``COPY``); PostgreSQL is ``ANALYZE``d afterwards as autovacuum would, SQLite
 is left as the app leaves it (no ``ANALYZE``).
 
-Then it calls ``fedisocial.collections.home_feed(db, owner_id)`` (the first page,
+Then it calls ``fedisocial.social.collections.home_feed(db, owner_id)`` (the first page,
 20 items, through the app's own engine and ORM) many times for one user and
 reports p50/p95/p99, prints the query plan (SQLite ``EXPLAIN QUERY PLAN``,
 PostgreSQL ``EXPLAIN (ANALYZE, BUFFERS)``) and checks that the plan is an
@@ -132,7 +132,7 @@ def _sqlite_time(moment: datetime) -> str:
 
 async def _make_users(database_url: str, shape: Shape, base: str) -> World:
     """Migrate, create the local users (real accounts) and return the world to fill."""
-    from fedisocial.accounts import create_user
+    from fedisocial.social.accounts import create_user
     from fedisocial.store.db import Database, migrate
     from fedisocial.urls import Urls
 
@@ -281,7 +281,7 @@ async def load_postgres(database_url: str, shape: Shape, world: World) -> int:
 
 def _compiled(db: Any, owner_id: int) -> tuple[str, dict[str, Any]]:
     """The SQL home_feed runs (first page), with its parameters inlined for EXPLAIN."""
-    from fedisocial.collections import home
+    from fedisocial.social.timeline import home
     from fedisocial.store.models import TimelineEntry
 
     listing = home(owner_id)
@@ -297,7 +297,7 @@ def _compiled(db: Any, owner_id: int) -> tuple[str, dict[str, Any]]:
 async def measure(database_url: str, owner_id: int, calls: int, result: Result) -> None:
     from sqlalchemy import func, select, text
 
-    from fedisocial.collections import home_feed
+    from fedisocial.social.timeline import home_feed
     from fedisocial.store.db import Database
     from fedisocial.store.models import TimelineEntry
 
@@ -412,7 +412,7 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Home feed first page over a million stored notes, on SQLite and "
-        "PostgreSQL: p50/p95 of fedisocial.collections.home_feed and its query plan. "
+        "PostgreSQL: p50/p95 of fedisocial.social.collections.home_feed and its query plan. "
         "Prints figures; never asserts."
     )
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both",

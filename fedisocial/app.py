@@ -1,4 +1,9 @@
-"""The composition root: builds the engine, HTTP client, queue and routes once."""
+"""The composition root: builds the engine, HTTP client, queue, services and routes once.
+
+:class:`Context` is what every handler and command needs; :func:`build_context`
+makes it (the worker and the CLI use it too, without any web parts), and
+:func:`create_app` adds the web side: templates, routes and the lifespan.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,31 +25,59 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from fedisocial.accounts import ensure_instance_actor
-from fedisocial.ai.images import image_provider
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.cache import ByteCache
 from fedisocial.config import Settings, load_settings
-from fedisocial.delivery import DELIVER, FANOUT, Delivery
 from fedisocial.errors import ConfigError, FedisocialError
-from fedisocial.inbox import PROCESS, Inbox
+from fedisocial.federation.delivery import DELIVER, FANOUT, Delivery
+from fedisocial.federation.inbox import PROCESS, Inbox
+from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import Handler, JobQueue, Worker
-from fedisocial.media import LocalMediaStore
-from fedisocial.outbox import Outbox
-from fedisocial.signatures import SignatureVerifier
+from fedisocial.social.accounts import ensure_instance_actor
+from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database, require_current_schema
-from fedisocial.studio import GENERATE, Studio
+from fedisocial.studio.ai.images import image_provider
+from fedisocial.studio.generation import GENERATE, Studio
+from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
 from fedisocial.web import federation, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
-from fedisocial.web.context import Context
 
-__all__ = ["app_from_environment", "create_app", "job_handlers"]
+__all__ = ["Context", "app_from_environment", "build_context", "create_app", "job_handlers"]
 
 log = logging.getLogger(__name__)
 
 #: set by ``fedisocial serve`` so that each web process also runs a job worker
 RUN_WORKER_ENV = "FEDISOCIAL_RUN_WORKER"
+
+
+@dataclass
+class Context:
+    """The services of one instance, built once per process by :func:`build_context`."""
+
+    settings: Settings
+    urls: Urls
+    db: Database
+    client: FederationClient
+    queue: JobQueue
+    outbox: Outbox
+    delivery: Delivery
+    inbox: Inbox
+    media: MediaStore
+    studio: Studio
+    verifier: SignatureVerifier
+    #: rendered actor, WebFinger and NodeInfo bodies (see :class:`ByteCache`)
+    cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
+
+    async def close(self, *, database: bool = True) -> None:
+        """Release connections: the image model's, the HTTP pool, the database's."""
+        close_provider = getattr(self.studio.provider, "aclose", None)
+        if close_provider is not None:
+            await close_provider()
+        await self.client.aclose()
+        if database:
+            await self.db.close()
 
 
 def job_handlers(context: Context) -> dict[str, Handler]:
@@ -75,11 +109,6 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         user_agent_url=settings.base_url,
         auth=auth,
     )
-    templates = Environment(
-        loader=PackageLoader("fedisocial.web", "templates"),
-        autoescape=select_autoescape(),
-        enable_async=False,
-    )
     queue = JobQueue(db, lease=timedelta(seconds=settings.job_lease_seconds))
     actor_max_age = timedelta(seconds=settings.actor_cache_seconds)
     outbox = Outbox(db, client, urls, actor_max_age)
@@ -89,18 +118,17 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     media = LocalMediaStore.from_settings(settings)
     studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
     return Context(
-        settings,
-        urls,
-        db,
-        client,
-        queue,
-        templates,
-        outbox,
-        delivery,
-        inbox,
-        media,
-        studio,
-        verifier,
+        settings=settings,
+        urls=urls,
+        db=db,
+        client=client,
+        queue=queue,
+        outbox=outbox,
+        delivery=delivery,
+        inbox=inbox,
+        media=media,
+        studio=studio,
+        verifier=verifier,
     )
 
 
@@ -141,6 +169,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         context = await build_context(settings, database)
         app.state.context = context
+        app.state.templates = Environment(
+            loader=PackageLoader("fedisocial.web", "templates"), autoescape=select_autoescape()
+        )
         worker_task = None
         worker = Worker(context.queue, job_handlers(context))
         if run_worker:

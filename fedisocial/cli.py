@@ -20,19 +20,23 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from fedisocial import __version__
-from fedisocial.accounts import create_user, ensure_instance_actor, find_local_actor, list_users
 from fedisocial.ap.addressing import VISIBILITIES
-from fedisocial.app import RUN_WORKER_ENV, build_context, job_handlers
-from fedisocial.collections import FeedItem, home_feed
+from fedisocial.app import RUN_WORKER_ENV, Context, build_context, job_handlers
 from fedisocial.config import Settings, config_path, example_toml, load_settings
-from fedisocial.content import plain_text
 from fedisocial.errors import FedisocialError
+from fedisocial.federation.remote import lookup
 from fedisocial.jobs import Worker
-from fedisocial.remote import lookup
+from fedisocial.social.accounts import (
+    create_user,
+    ensure_instance_actor,
+    find_local_actor,
+    list_users,
+)
+from fedisocial.social.content import plain_text
+from fedisocial.social.timeline import FeedItem, home_feed
 from fedisocial.store.db import Database, migrate, require_current_schema
 from fedisocial.store.models import Actor, Follow, Object
 from fedisocial.urls import Urls
-from fedisocial.web.context import Context
 
 __all__ = ["main"]
 

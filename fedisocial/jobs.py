@@ -108,17 +108,29 @@ class JobQueue:
             await session.flush()
             return job.id
 
-    async def enqueue_many(
-        self, kind: str, payloads: list[dict[str, Any]], *, ref: str | None = None
+    @staticmethod
+    async def add_many(
+        session: AsyncSession, kind: str, payloads: Sequence[tuple[dict[str, Any], str | None]]
     ) -> None:
-        """Insert many jobs in one transaction (row-at-a-time inserts are slow on SQLite)."""
+        """Queue many ``(payload, ref)`` jobs inside the caller's transaction.
+
+        One Core insert: ORM units of work cost 3x more per row, and row-at-a-time
+        inserts are slow on SQLite.
+        """
         if not payloads:
             return
         now = utcnow()
-        rows = [{"kind": kind, "payload": p, "ref": ref, "run_at": now, "status": "queued",
-                 "attempts": 0, "created_at": now} for p in payloads]  # fmt: skip
-        async with self.db.transaction() as session:
-            await session.execute(insert(Job), rows)
+        rows = [{"kind": kind, "payload": payload, "ref": ref, "run_at": now, "status": "queued",
+                 "attempts": 0, "created_at": now} for payload, ref in payloads]  # fmt: skip
+        await session.execute(insert(Job), rows)
+
+    async def enqueue_many(
+        self, kind: str, payloads: list[dict[str, Any]], *, ref: str | None = None
+    ) -> None:
+        """Insert many jobs in one transaction of their own."""
+        if payloads:
+            async with self.db.transaction() as session:
+                await self.add_many(session, kind, [(payload, ref) for payload in payloads])
 
     @staticmethod
     async def cancel(session: AsyncSession, ref: str) -> int:
@@ -183,9 +195,6 @@ class JobQueue:
             .where(jobs.c.id.in_(list(job_ids)))
             .values(status="done", finished_at=now, lease_until=None)
         )
-
-    async def finish(self, job_id: int) -> None:
-        await self.finish_many([job_id])
 
     async def finish_many(self, job_ids: Sequence[int]) -> None:
         """Mark jobs done, in one transaction."""

@@ -44,9 +44,6 @@ class Urls:
     def actor_key(self, username: str) -> str:
         return f"{self.actor(username)}#main-key"
 
-    def actor_ed25519_key(self, username: str) -> str:
-        return f"{self.actor(username)}#ed25519-key"
-
     def inbox(self, username: str) -> str:
         return f"{self.actor(username)}/inbox"
 

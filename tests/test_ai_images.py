@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from fedisocial.ai.images import (
+from fedisocial.ap.client import FederationClient
+from fedisocial.config import Settings
+from fedisocial.errors import BadRequest, BlockedAddress, RateLimited, RemoteError
+from fedisocial.studio.ai.images import (
     GeneratedImage,
     ImageRateLimited,
     ImageRefused,
@@ -25,11 +28,8 @@ from fedisocial.ai.images import (
     alt_text,
     image_provider,
 )
-from fedisocial.ai.local import LOCAL_MODEL, LocalImageProvider, render_local
-from fedisocial.ap.client import FederationClient
-from fedisocial.config import Settings
-from fedisocial.errors import BadRequest, BlockedAddress, RateLimited, RemoteError
-from fedisocial.media import AiLabel, process_image, read_xmp
+from fedisocial.studio.ai.local import LOCAL_MODEL, LocalImageProvider, render_local
+from fedisocial.studio.media import AiLabel, process_image, read_xmp
 from tests.conftest import free_port
 from tests.fake_openai import SECRET, FakeImagesAPI
 from tests.loopback import serve

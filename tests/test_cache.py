@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from fedisocial.cache import ByteCache
 from fedisocial.errors import NotFound
-from fedisocial.web.context import ByteCache
 
 
 async def test_a_burst_of_misses_renders_once() -> None:

@@ -1,4 +1,4 @@
-"""Collections, the home feed and who may read what (fedisocial.collections).
+"""Collections, the home feed and who may read what (fedisocial.social.collections).
 
 Each test runs on SQLite and on PostgreSQL. Posts, follows and boosts are made
 through the Outbox, as people make them; large numbers of followers, likes or
@@ -13,20 +13,21 @@ from typing import Any, TypeVar
 import pytest
 from starlette.applications import Starlette
 
-from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap.httpsig import generate_rsa_key, public_key_to_pem
-from fedisocial.collections import (
+from fedisocial.app import Context
+from fedisocial.errors import Forbidden, NotFound, Unauthorized
+from fedisocial.federation.remote import store_actor
+from fedisocial.social.access import ensure_readable
+from fedisocial.social.accounts import create_user, find_local_actor
+from fedisocial.social.collections import (
     Cursor,
     Listing,
     Page,
     count,
     counts,
-    ensure_readable,
     featured,
     followers,
     following,
-    home,
-    home_feed,
     likes,
     outbox,
     profile_posts,
@@ -34,10 +35,8 @@ from fedisocial.collections import (
     replies,
     shares,
 )
-from fedisocial.errors import Forbidden, NotFound, Unauthorized
-from fedisocial.remote import store_actor
+from fedisocial.social.timeline import home, home_feed
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
-from fedisocial.web.context import Context
 
 T = TypeVar("T")
 REMOTE = "https://remote.example"

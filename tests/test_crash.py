@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedisocial.remote import store_actor
+from fedisocial.federation.remote import store_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Follow, Job
 from tests.conftest import POSTGRES_URL, postgres_unavailable

@@ -18,14 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap import httpsig
-from fedisocial.app import job_handlers
-from fedisocial.delivery import parse_retry_after
+from fedisocial.app import Context, job_handlers
+from fedisocial.federation.delivery import parse_retry_after
+from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import Worker
-from fedisocial.remote import store_actor
+from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.models import Actor, Follow, Host, Job, utcnow
-from fedisocial.web.context import Context
 from tests.loopback import serve
 
 

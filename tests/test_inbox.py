@@ -23,16 +23,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap import httpsig
 from fedisocial.ap.vocab import AS_PUBLIC
-from fedisocial.app import job_handlers
-from fedisocial.collections import home_feed
-from fedisocial.inbox import PROCESS
+from fedisocial.app import Context, job_handlers
+from fedisocial.federation.inbox import PROCESS
+from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import Worker
-from fedisocial.remote import store_actor
+from fedisocial.social.accounts import create_user, find_local_actor
+from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Job, Object, utcnow
-from fedisocial.web.context import Context
 from tests.loopback import serve
 
 BASE = "http://127.0.0.1:8000"
@@ -757,7 +756,7 @@ async def test_other_types_are_stored_and_ignored(
 
 def test_handlers_cover_the_issue() -> None:
     """The dispatch table names every activity the issue lists."""
-    from fedisocial.inbox import HANDLERS
+    from fedisocial.federation.inbox import HANDLERS
 
     wanted: list[tuple[str, str | None]] = [
         ("Follow", None), ("Accept", "Follow"), ("Reject", "Follow"), ("Undo", "Follow"),

@@ -17,13 +17,13 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap.vocab import POST_TYPES, get_id, normalize
-from fedisocial.collections import home_feed
-from fedisocial.inbox import PROCESS
-from fedisocial.remote import same_origin, store_actor
+from fedisocial.app import Context
+from fedisocial.federation.inbox import PROCESS
+from fedisocial.federation.remote import same_origin, store_actor
+from fedisocial.social.accounts import create_user, find_local_actor
+from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Engagement, Follow, Job, Object
-from fedisocial.web.context import Context
 from tests.conftest import FIXTURES
 from tests.test_inbox import actor_doc, deliver, follows, remote_key, run_jobs
 

@@ -21,7 +21,7 @@ import pytest
 from PIL import ExifTags, Image, ImageDraw, PngImagePlugin
 
 from fedisocial.errors import BadRequest, NotFound
-from fedisocial.media import (
+from fedisocial.studio.media import (
     AI_SOURCE_TYPE,
     AiLabel,
     InvalidImage,

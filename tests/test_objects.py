@@ -22,14 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 from starlette.applications import Starlette
 
-from fedisocial.accounts import create_user, find_local_actor
 from fedisocial.ap.httpsig import generate_rsa_key, public_key_to_pem, sign_request
-from fedisocial.app import create_app
+from fedisocial.app import Context, create_app
 from fedisocial.config import Settings
-from fedisocial.remote import store_actor
+from fedisocial.federation.remote import store_actor
+from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.db import Database, migrate
 from fedisocial.store.models import Actor, Engagement, Follow
-from fedisocial.web.context import Context
 from tests.conftest import free_port
 from tests.loopback import serve
 

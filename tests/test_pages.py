@@ -11,9 +11,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from fedisocial.accounts import create_user, find_local_actor
+from fedisocial.app import Context
+from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.models import Actor, Object, utcnow
-from fedisocial.web.context import Context
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 BASE = "http://127.0.0.1:8000"

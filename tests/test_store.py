@@ -10,7 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, update
 
-from fedisocial.accounts import (
+from fedisocial.errors import BadRequest, NotFound
+from fedisocial.jobs import JobQueue, PermanentFailure, Worker, retry_delay
+from fedisocial.social.accounts import (
     create_user,
     ensure_instance_actor,
     find_local_actor,
@@ -18,8 +20,6 @@ from fedisocial.accounts import (
     usage,
     verify_password,
 )
-from fedisocial.errors import BadRequest, NotFound
-from fedisocial.jobs import JobQueue, PermanentFailure, Worker, retry_delay
 from fedisocial.store.db import Database, migrate, pending_migrations
 from fedisocial.store.models import Base, Job, utcnow
 from fedisocial.urls import Urls

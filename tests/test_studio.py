@@ -15,13 +15,12 @@ from PIL import Image
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
-from fedisocial.accounts import create_user, find_local_actor
-from fedisocial.app import create_app, job_handlers
+from fedisocial.app import Context, create_app, job_handlers
 from fedisocial.jobs import Worker
-from fedisocial.media import read_xmp
+from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.models import Actor, Job, Media
-from fedisocial.studio import TRAINED_ALGORITHMIC_MEDIA
-from fedisocial.web.context import Context
+from fedisocial.studio.generation import TRAINED_ALGORITHMIC_MEDIA
+from fedisocial.studio.media import read_xmp
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "note.json").read_text())
 PASSWORD = "a good password"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from fedisocial.ai.local import LOCAL_MODEL
+from fedisocial.studio.ai.local import LOCAL_MODEL
 from tests.instances import Instance, make_instance
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from fedisocial.accounts import create_user
-from fedisocial.ai.local import LOCAL_MODEL
-from fedisocial.web.context import Context
+from fedisocial.app import Context
+from fedisocial.social.accounts import create_user
+from fedisocial.studio.ai.local import LOCAL_MODEL
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 PASSWORD = "long enough password"

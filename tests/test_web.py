@@ -10,11 +10,11 @@ import jsonschema
 import pytest
 from starlette.applications import Starlette
 
-from fedisocial.accounts import create_user
 from fedisocial.ap.httpsig import load_public_key, parse_multibase_ed25519
 from fedisocial.ap.jsonld import expand
 from fedisocial.ap.vocab import extract_actor, normalize
-from fedisocial.web.context import Context
+from fedisocial.app import Context
+from fedisocial.social.accounts import create_user
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 AS2 = "application/activity+json"

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from fedisocial.accounts import authenticate
 from fedisocial.ap import httpsig
 from fedisocial.errors import SignatureError, Unauthorized
+from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
-from fedisocial.web.context import Context, get_context
+from fedisocial.web.context import get_context
+
+if TYPE_CHECKING:
+    from fedisocial.app import Context
 
 __all__ = [
     "BASIC_CHALLENGE",

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from fedisocial.accounts import find_local_actor, render_actor
 from fedisocial.ap.vocab import ACTIVITY_JSON, accepts_activity_json
-from fedisocial.avatars import default_avatar_png, default_header_png
+from fedisocial.social.accounts import find_local_actor, render_actor
+from fedisocial.social.avatars import default_avatar_png, default_header_png
 from fedisocial.web.auth import require_signature
 from fedisocial.web.context import get_context
 from fedisocial.web.pages import profile_page

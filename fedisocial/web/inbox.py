@@ -2,19 +2,24 @@
 
 Only checks that belong to HTTP happen here: the content type (415), the size
 cap (413) and an unknown user (404). Everything else (signature, dedupe,
-storage) is :meth:`fedisocial.inbox.Inbox.accept`; the answer is 202 at once
+storage) is :meth:`fedisocial.federation.inbox.Inbox.accept`; the answer is 202 at once
 and the activity is processed as a job.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedisocial.accounts import find_local_actor
 from fedisocial.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from fedisocial.web.context import Context, get_context
+from fedisocial.social.accounts import find_local_actor
+from fedisocial.web.context import get_context
+
+if TYPE_CHECKING:
+    from fedisocial.app import Context
 
 __all__ = ["routes"]
 

@@ -3,7 +3,7 @@
 - ``/users/NAME/statuses/ID`` (and ``/@NAME/ID``): a post, as AS2 for servers
   and an HTML page for browsers; ``/users/NAME/activities/ID``: an activity.
   Deleted ones answer 410 (a ``Tombstone`` as AS2). Who may read what is
-  :func:`fedisocial.collections.ensure_readable`.
+  :func:`fedisocial.social.collections.ensure_readable`.
 - Collections, Mastodon's shape: the collection URL is an ``OrderedCollection``
   with ``totalItems`` and ``first``/``last`` page URLs; ``?page=true`` (then
   ``&max_id=`` or ``&min_id=``) is an ``OrderedCollectionPage`` with
@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -26,40 +26,40 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisocial.accounts import find_local_actor
 from fedisocial.ap.jsonld import AS_CONTEXT_URL, OBJECT_CONTEXT
 from fedisocial.ap.vocab import ACTIVITY_JSON
-from fedisocial.collections import (
-    READABLE,
+from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
+from fedisocial.social.access import READABLE, ensure_readable, is_blocked
+from fedisocial.social.accounts import find_local_actor
+from fedisocial.social.collections import (
     Cursor,
     Listing,
     Page,
     activity_document,
     bare,
     count,
-    ensure_readable,
     featured,
     find_activity,
     find_object,
     followers,
     following,
-    home,
-    home_feed,
-    is_blocked,
     likes,
     outbox,
     read_page,
     replies,
     shares,
 )
-from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
-from fedisocial.outbox import iso
+from fedisocial.social.outbox import iso
+from fedisocial.social.timeline import home, home_feed
 from fedisocial.store.models import Actor, Object
 from fedisocial.urls import Urls
 from fedisocial.web import auth
-from fedisocial.web.context import Context, get_context
+from fedisocial.web.context import get_context
 from fedisocial.web.federation import wants_activity_json
 from fedisocial.web.pages import activity_page, deleted_page, post_page
+
+if TYPE_CHECKING:
+    from fedisocial.app import Context
 
 __all__ = ["routes"]
 

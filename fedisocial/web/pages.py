@@ -17,20 +17,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from fedisocial import __version__
-from fedisocial.accounts import find_local_actor, list_users, usage
 from fedisocial.ap.vocab import as_list, get_id
-from fedisocial.collections import (
-    Counts,
-    Cursor,
-    counts,
-    featured,
-    profile_posts,
-    read_page,
-)
-from fedisocial.content import sanitize
 from fedisocial.errors import BadRequest
+from fedisocial.social.accounts import find_local_actor, list_users, usage
+from fedisocial.social.collections import Counts, Cursor, counts, featured, profile_posts, read_page
+from fedisocial.social.content import sanitize
 from fedisocial.store.models import Actor, Object
-from fedisocial.web.context import get_context
+from fedisocial.web.context import get_context, get_templates
 
 __all__ = [
     "AttachmentView",
@@ -63,8 +56,10 @@ def render_page(
     request: Request, template: str, status_code: int = 200, **values: object
 ) -> Response:
     context = get_context(request)
-    page = context.templates.get_template(template).render(
-        settings=context.settings, urls=context.urls, version=__version__, **values
+    page = (
+        get_templates(request)
+        .get_template(template)
+        .render(settings=context.settings, urls=context.urls, version=__version__, **values)
     )
     return HTMLResponse(page, status_code=status_code)
 

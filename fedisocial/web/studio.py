@@ -22,9 +22,9 @@ from starlette.routing import Route
 from fedisocial.ap.addressing import VISIBILITIES, Visibility
 from fedisocial.ap.vocab import parse_json_object
 from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
-from fedisocial.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.store.models import Actor
-from fedisocial.studio import MAX_ATTACHMENTS, MAX_PROMPT
+from fedisocial.studio.generation import MAX_ATTACHMENTS, MAX_PROMPT
+from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.web import auth
 from fedisocial.web.context import get_context
 from fedisocial.web.pages import render_page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 import orjson
@@ -11,10 +11,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fedisocial import __version__
-from fedisocial.accounts import find_local_actor, usage
 from fedisocial.ap.vocab import ACTIVITY_JSON
 from fedisocial.errors import BadRequest, NotFound
-from fedisocial.web.context import Context, get_context
+from fedisocial.social.accounts import find_local_actor, usage
+from fedisocial.web.context import get_context
+
+if TYPE_CHECKING:
+    from fedisocial.app import Context
 
 __all__ = ["routes"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -44,7 +43,6 @@ RESERVED_USERNAMES = frozenset(
 )  # fmt: skip
 
 _hasher = PasswordHasher()
-_TAGS = re.compile(r"<[^>]+>")
 
 
 def hash_password(password: str) -> str:
@@ -290,8 +288,3 @@ def render_actor(actor: Actor, urls: Urls) -> dict[str, Any]:
     if actor.image_url:
         doc["image"] = _image(actor.image_url)
     return doc
-
-
-def plain_summary(actor: Actor) -> str:
-    """The bio without markup, for meta tags."""
-    return _TAGS.sub("", actor.summary)

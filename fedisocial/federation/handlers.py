@@ -19,24 +19,21 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, get_id, normalize
-from fedisocial.content import clean_remote_post
 from fedisocial.errors import Forbidden, InvalidDocument
-from fedisocial.feed import add_to_feeds, local_audience
-from fedisocial.outbox import Outbox, iso
-from fedisocial.remote import (
-    MAX_URI,
+from fedisocial.federation.remote import (
     fetch_actor,
     fetch_object,
-    object_columns,
     same_origin,
     store_actor,
 )
+from fedisocial.social.access import local_audience
+from fedisocial.social.content import clean_remote_post
+from fedisocial.social.outbox import Outbox, iso
+from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
@@ -47,6 +44,7 @@ from fedisocial.store.models import (
     TimelineEntry,
     utcnow,
 )
+from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
 __all__ = ["HANDLERS", "Handler", "Received", "Services"]
@@ -108,12 +106,6 @@ Handler = Callable[[Services, Received], Awaitable[None]]
 
 def _skip(act: Received, reason: str) -> None:
     log.info("%s %s from %s: ignored, %s", act.type, act.id, act.actor, reason)
-
-
-def _insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return upsert(model).on_conflict_do_nothing()
 
 
 async def _local_actor(session: AsyncSession, uri: str | None) -> Actor | None:
@@ -179,9 +171,7 @@ async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -
     followers = await session.scalar(select(Actor.followers_url).where(Actor.uri == author))
     clean = clean_remote_post(post, author)
     columns = object_columns(clean, followers)
-    for name, value in (("id", post["id"]), ("inReplyTo", columns["in_reply_to"])):
-        if value is not None and len(value) > MAX_URI:
-            raise InvalidDocument(f"the post's {name} is longer than {MAX_URI} characters")
+    check_uri_lengths("post", {"id": post["id"], "inReplyTo": columns["in_reply_to"]})
     if row is None:
         row = Object(uri=post["id"], local=False, data=clean, **columns)
         session.add(row)
@@ -363,7 +353,7 @@ async def on_block(svc: Services, act: Received) -> None:
             ((Follow.follower_uri == act.actor) & (Follow.followee_uri == blocked.uri))
             | ((Follow.follower_uri == blocked.uri) & (Follow.followee_uri == act.actor))
         ))  # fmt: skip
-        await session.execute(_insert_ignoring_conflicts(session, Block).values(
+        await session.execute(upsert(session, Block).on_conflict_do_nothing().values(
             blocker_uri=act.actor, blocked_uri=blocked.uri, activity_uri=act.id
         ))  # fmt: skip
 
@@ -380,7 +370,7 @@ def _reaction(act: Received) -> str:
 
 
 async def _engage(session: AsyncSession, act: Received, kind: str, target: str, emoji: str) -> None:
-    await session.execute(_insert_ignoring_conflicts(session, Engagement).values(
+    await session.execute(upsert(session, Engagement).on_conflict_do_nothing().values(
         kind=kind, actor_uri=act.actor, object_uri=target, activity_uri=act.id, content=emoji
     ))  # fmt: skip
 

@@ -24,18 +24,18 @@ from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
 from fedisocial.ap.vocab import PUBLIC_ALIASES
+from fedisocial.cache import TTLCache
 from fedisocial.errors import FedisocialError, RemoteError
+from fedisocial.federation.remote import fetch_actor
 from fedisocial.jobs import JobQueue, PermanentFailure
-from fedisocial.remote import fetch_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Follow, Host, Object, utcnow
+from fedisocial.store.rows import upsert
 
 __all__ = ["DELIVER", "FANOUT", "Delivery", "DeliveryFailed", "enqueue_fanout"]
 
@@ -121,8 +121,8 @@ class Delivery:
         self.client = client
         self.queue = queue
         self.actor_max_age = actor_max_age
-        self._bodies: dict[str, bytes] = {}
-        self._signers: dict[int, tuple[float, HttpSignatureAuth]] = {}
+        self._bodies: TTLCache[str, bytes] = TTLCache(SIGNER_CACHE_SECONDS, max_entries=1000)
+        self._signers: TTLCache[int, HttpSignatureAuth] = TTLCache(SIGNER_CACHE_SECONDS, 1000)
         self._failing: set[str] = set()
         self._failing_read_at = 0.0
 
@@ -223,16 +223,14 @@ class Delivery:
             if activity is None:
                 raise PermanentFailure(f"activity {activity_uri} is gone")
             body = orjson.dumps(activity.data)
-            if len(self._bodies) > 1000:
-                self._bodies.clear()
-            self._bodies[activity_uri] = body
+            self._bodies.put(activity_uri, body)
         return body
 
     async def _auth(self, actor_id: int) -> HttpSignatureAuth:
         """The signer of an actor's deliveries, kept for a minute (no database read per POST)."""
         cached = self._signers.get(actor_id)
-        if cached is not None and time.monotonic() - cached[0] < SIGNER_CACHE_SECONDS:
-            return cached[1]
+        if cached is not None:
+            return cached
         async with self.db.session() as session:
             actor = await session.get(Actor, actor_id)
         if actor is None:
@@ -240,9 +238,7 @@ class Delivery:
         if actor.private_key_pem is None:
             raise PermanentFailure(f"{actor.uri} has no private key to sign with")
         auth = HttpSignatureAuth(actor.public_key_id, load_private_key(actor.private_key_pem))
-        if len(self._signers) > 1000:
-            self._signers.clear()
-        self._signers[actor_id] = (time.monotonic(), auth)
+        self._signers.put(actor_id, auth)
         return auth
 
     async def _failing_hosts(self) -> set[str]:
@@ -270,11 +266,10 @@ class Delivery:
                     )  # fmt: skip
             return
         self._failing.add(domain)
-        upsert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        statement = upsert(Host).values(
-            domain=domain, failures=1, first_failure_at=now, last_failure_at=now
-        )
         async with self.db.transaction() as session:
+            statement = upsert(session, Host).values(
+                domain=domain, failures=1, first_failure_at=now, last_failure_at=now
+            )
             await session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[Host.domain],

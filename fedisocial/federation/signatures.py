@@ -9,13 +9,13 @@ us hammer the sender's server.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from fedisocial.ap import httpsig
 from fedisocial.ap.client import FederationClient
+from fedisocial.cache import TTLCache
 from fedisocial.errors import FedisocialError, SignatureError
-from fedisocial.remote import signer_of
+from fedisocial.federation.remote import signer_of
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, utcnow
 
@@ -32,7 +32,7 @@ class SignatureVerifier:
         self.db = db
         self.client = client
         self.max_age = max_age
-        self._signers: dict[str, tuple[float, Actor]] = {}
+        self._signers: TTLCache[str, Actor] = TTLCache(SIGNER_CACHE_SECONDS)
 
     async def verify(self, parsed: httpsig.ParsedSignature, body: bytes | None) -> Actor:
         """The actor whose key made ``parsed``; SignatureError (401) when it does not verify."""
@@ -48,9 +48,9 @@ class SignatureVerifier:
         return signer
 
     async def _signer(self, key_id: str, *, refresh: bool) -> Actor:
-        cached = self._signers.get(key_id)
-        if not refresh and cached and time.monotonic() - cached[0] < SIGNER_CACHE_SECONDS:
-            return cached[1]
+        cached = None if refresh else self._signers.get(key_id)
+        if cached is not None:
+            return cached
         try:
             signer = await signer_of(self.db, self.client, key_id, max_age=self.max_age,
                                      refresh=refresh)  # fmt: skip
@@ -58,9 +58,7 @@ class SignatureVerifier:
             raise
         except FedisocialError as exc:
             raise SignatureError(f"could not get the signing key {key_id}: {exc.message}") from exc
-        if len(self._signers) >= 10_000:
-            self._signers.clear()
-        self._signers[key_id] = (time.monotonic(), signer)
+        self._signers.put(key_id, signer)
         return signer
 
     @staticmethod

@@ -19,14 +19,16 @@ from fedisocial.ap.addressing import Visibility, address
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.jsonld import OBJECT_CONTEXT
 from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES
-from fedisocial.content import MentionTarget, find_mentions, render
-from fedisocial.delivery import enqueue_fanout
 from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
-from fedisocial.feed import add_to_feeds, local_audience
+from fedisocial.federation.delivery import enqueue_fanout
+from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
-from fedisocial.remote import fetch_actor, fetch_object, object_columns, resolve_handle
+from fedisocial.social.access import local_audience
+from fedisocial.social.content import MentionTarget, find_mentions, render
+from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
+from fedisocial.store.rows import object_columns
 from fedisocial.urls import Urls, new_id
 
 __all__ = ["Outbox", "iso"]

@@ -90,7 +90,7 @@ def image_provider(settings: Settings, client: FederationClient) -> ImageProvide
     """The provider ``settings.image_provider`` names (openai or local)."""
     if settings.image_provider == "openai":
         return OpenAIImageProvider(settings, client)
-    from fedisocial.ai.local import LocalImageProvider  # local.py builds on this module
+    from fedisocial.studio.ai.local import LocalImageProvider  # local.py builds on this module
 
     return LocalImageProvider(settings)
 

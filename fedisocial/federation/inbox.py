@@ -14,7 +14,7 @@ reach thousands (see the performance notes in DESIGN.md). Keys are looked up
 through a short in-memory cache, so a known sender costs no database read.
 
 ``process`` runs as a job: it dispatches on ``(activity type, object type)``
-to the small handlers of :mod:`fedisocial.inbox_handlers`, falling back to
+to the small handlers of :mod:`fedisocial.federation.handlers`, falling back to
 ``(activity type, None)``. Types without a handler stay stored and are
 ignored. A handler failure that retrying cannot fix ends the job with a
 :class:`~fedisocial.jobs.PermanentFailure` that says why.
@@ -30,9 +30,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from fedisocial.ap import httpsig
@@ -47,13 +45,14 @@ from fedisocial.errors import (
     RemoteError,
     RemoteStatus,
 )
-from fedisocial.inbox_handlers import HANDLERS, Received, Services
+from fedisocial.federation.handlers import HANDLERS, Received, Services
+from fedisocial.federation.remote import same_origin
+from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobQueue, PermanentFailure
-from fedisocial.outbox import Outbox
-from fedisocial.remote import MAX_URI, object_columns, same_origin
-from fedisocial.signatures import SignatureVerifier
+from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Job, Object
+from fedisocial.store.models import Actor, Object
+from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
 __all__ = ["HANDLERS", "PROCESS", "Inbox"]
@@ -61,7 +60,6 @@ __all__ = ["HANDLERS", "PROCESS", "Inbox"]
 log = logging.getLogger(__name__)
 
 PROCESS = "process_activity"
-#: a key cached more recently than this is not refetched after a failed verification,
 #: most activities written in one transaction by the group commit
 _BATCH = 200
 #: remote 4xx answers that may change on a retry (as delivery.py classifies them)
@@ -87,12 +85,6 @@ def _activity_id(doc: dict[str, Any], actor: str, body: bytes) -> str:
         # Dedupe is by id: an id on another host could shadow that host's real activity.
         raise BadRequest(f"the activity id {given} is not on the host of its actor {actor}")
     return given
-
-
-def _check_lengths(values: Mapping[str, str | None]) -> None:
-    for name, value in values.items():
-        if value is not None and len(value) > MAX_URI:
-            raise BadRequest(f"the activity's {name} is longer than {MAX_URI} characters")
 
 
 def _is_self_delete(doc: dict[str, Any], actor: str) -> bool:
@@ -188,7 +180,7 @@ class Inbox:
         activity = normalize(doc)
         activity["id"] = activity_id
         columns = object_columns(activity, signer.followers_url)
-        _check_lengths({"id": activity_id, "actor": columns["actor_uri"],
+        check_uri_lengths("activity", {"id": activity_id, "actor": columns["actor_uri"],
                         "object": columns["object_uri"],
                         "inReplyTo": columns["in_reply_to"]})  # fmt: skip
         return await self._store(activity, columns, recipient)
@@ -231,27 +223,21 @@ class Inbox:
 
     async def _insert(self, batch: list[_Pending]) -> set[str]:
         """One transaction: the activities not seen before, and a job for each; their ids."""
-        upsert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            upsert(Object)
-            .on_conflict_do_nothing(index_elements=[Object.uri])
-            .returning(Object.id, Object.uri)
-        )
         rows = [pending.values for pending in batch]
         async with self.db.transaction() as session:
+            statement = (
+                upsert(session, Object)
+                .on_conflict_do_nothing(index_elements=[Object.uri])
+                .returning(Object.id, Object.uri)
+            )
             new = {uri: object_id for object_id, uri in await session.execute(statement, rows)}
-            jobs = []
+            jobs: list[tuple[dict[str, Any], str | None]] = []
             for pending in batch:
                 uri = pending.values["uri"]
                 if uri in new:  # once, even when a batch holds the same activity twice
-                    payload = {"object_id": new[uri], "recipient": pending.recipient}
-                    jobs.append({"kind": PROCESS, "payload": payload, "ref": uri})
-                    del new[uri]
-            if jobs:
-                # Core, not JobQueue.add: ORM units of work cost 3x more per row here.
-                # The model's defaults make them queued jobs, due now.
-                await session.execute(insert(Job), jobs)
-        return {job["ref"] for job in jobs}
+                    jobs.append(({"object_id": new.pop(uri), "recipient": pending.recipient}, uri))
+            await JobQueue.add_many(session, PROCESS, jobs)
+        return {uri for _, uri in jobs if uri is not None}
 
     # -- process ------------------------------------------------------------------------
     async def process(self, payload: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
-from fedisocial.ai.images import GeneratedImage
+from fedisocial.studio.ai.images import GeneratedImage
 
 if TYPE_CHECKING:
     from fedisocial.config import Settings

@@ -17,15 +17,21 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from fedisocial.ai.images import GeneratedImage, ImageProvider, alt_text
 from fedisocial.ap.addressing import Visibility
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
 from fedisocial.jobs import JobQueue
-from fedisocial.media import AiLabel, MediaStore, ProcessedImage, process_image, store_processed
-from fedisocial.outbox import Outbox
+from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Generation, Media, Object, utcnow
+from fedisocial.studio.ai.images import GeneratedImage, ImageProvider, alt_text
+from fedisocial.studio.media import (
+    AiLabel,
+    MediaStore,
+    ProcessedImage,
+    process_image,
+    store_processed,
+)
 
 __all__ = ["GENERATE", "TRAINED_ALGORITHMIC_MEDIA", "Studio", "attachment"]
 

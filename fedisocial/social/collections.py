@@ -1,4 +1,4 @@
-"""Reads behind our collections and pages: paging, counts, and who may read what.
+"""Reads behind our collections and pages: paging and counts.
 
 Every collection pages the way Mastodon's do: newest first, :data:`PAGE_SIZE`
 items a page, ``max_id`` to go back in time and ``min_id`` to come forward.
@@ -6,19 +6,6 @@ Cursors are row ids of the table a collection reads (opaque to clients); the
 order is a keyset on (time column, row id), so any page is one index range
 scan, however deep. A :class:`Listing` says what one collection selects; the
 web layer turns its pages into AS2 documents.
-
-Who may read an object (:func:`ensure_readable`), following Mastodon:
-
-- public and unlisted: anyone;
-- followers-only: the author, its addressees, an accepted follower of the
-  author, or any actor of a server where the author has an accepted follower
-  (that server's instance actor fetches on behalf of its users, as Mastodon's
-  does). Anonymous readers get 401 (sign the request), others 403;
-- direct: the author and its addressees only; anyone else gets 404.
-
-An actor the author blocks reads nothing of theirs (404) whenever we know who
-asks: in secure mode (``authorized_fetch``) for everything, otherwise for
-posts that are not public (public ones are served without asking).
 """
 
 from __future__ import annotations
@@ -26,40 +13,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fedisocial.ap.vocab import POST_TYPES, as_list, get_id
-from fedisocial.errors import Forbidden, NotFound, Unauthorized
+from fedisocial.ap.vocab import POST_TYPES
+from fedisocial.social.access import READABLE
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, TimelineEntry
+from fedisocial.store.models import Actor, Engagement, Follow, Object
 
 __all__ = [
     "PAGE_SIZE",
-    "READABLE",
     "Counts",
     "Cursor",
-    "FeedItem",
     "Listing",
     "Page",
     "activity_document",
-    "addressees",
     "bare",
     "count",
     "counts",
-    "ensure_readable",
     "featured",
     "find_activity",
     "find_object",
     "followers",
     "following",
-    "home",
-    "home_feed",
-    "is_blocked",
     "likes",
+    "object_item",
     "outbox",
     "profile_posts",
     "read_page",
@@ -69,8 +48,6 @@ __all__ = [
 
 #: items per collection page (Mastodon's figure)
 PAGE_SIZE = 20
-#: visibilities anyone may read
-READABLE = ("public", "unlisted")
 #: at most this many pinned posts are listed (Mastodon allows 5 pins)
 _MAX_FEATURED = 50
 
@@ -117,14 +94,6 @@ class Counts:
     replies: int = 0
     likes: int = 0
     shares: int = 0
-
-
-@dataclass(frozen=True)
-class FeedItem:
-    """A home-feed entry: a post, or a boost (``object`` is the Announce) with what it boosts."""
-
-    object: Object
-    boosted: Object | None = None
 
 
 # -- paging -------------------------------------------------------------------------------
@@ -291,7 +260,8 @@ def shares(object_uri: str) -> Listing[str]:
     return _engagements("announce", object_uri)
 
 
-def _object(row: Sequence[Any]) -> Object:
+def object_item(row: Sequence[Any]) -> Object:
+    """The item of a listing whose one value is an :class:`Object` row."""
     obj: Object = row[1]
     return obj
 
@@ -312,48 +282,7 @@ def profile_posts(actor_uri: str) -> Listing[Object]:
             )
         )
 
-    return Listing(Object, "published", query, (Object,), _object)
-
-
-def home(owner_id: int) -> Listing[Object]:
-    """The home feed of a local actor: its posts, those of whom it follows, boosts.
-
-    Deleted posts, withdrawn boosts and boosts of deleted posts are left out.
-    """
-    boosted = aliased(Object)
-
-    def query(*columns: Any) -> Select[Any]:
-        return (
-            select(*columns)
-            .select_from(TimelineEntry)
-            .join(Object, Object.id == TimelineEntry.object_id)
-            .outerjoin(boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri))
-            .where(
-                TimelineEntry.owner_id == owner_id,
-                Object.deleted_at.is_(None),
-                boosted.deleted_at.is_(None),
-            )
-        )
-
-    return Listing(TimelineEntry, "published", query, (Object,), _object)
-
-
-async def home_feed(
-    db: Database, owner_id: int, cursor: Cursor = Cursor(), limit: int = PAGE_SIZE
-) -> Page[FeedItem]:
-    """A page of the home feed, each boost with the post it boosts (one query for all)."""
-    page = await read_page(db, home(owner_id), cursor, limit)
-    wanted = {o.object_uri for o in page.items if o.type == "Announce" and o.object_uri}
-    boosted: dict[str, Object] = {}
-    if wanted:
-        query = select(Object).where(Object.uri.in_(wanted), Object.deleted_at.is_(None))
-        async with db.session() as session:
-            boosted = {o.uri: o for o in await session.scalars(query)}
-    items = [
-        FeedItem(o, boosted.get(o.object_uri) if o.type == "Announce" and o.object_uri else None)
-        for o in page.items
-    ]
-    return Page(items, page.next_max_id, page.prev_min_id)
+    return Listing(Object, "published", query, (Object,), object_item)
 
 
 async def featured(db: Database, actor_uri: str) -> list[Object]:
@@ -431,65 +360,3 @@ async def find_activity(db: Database, uri: str) -> tuple[Object, Object | None] 
     async with db.session() as session:
         row = (await session.execute(query)).first()
     return (row[0], row[1]) if row is not None else None
-
-
-# -- who may read what --------------------------------------------------------------------
-
-
-def addressees(doc: dict[str, Any]) -> set[str]:
-    """Every actor or collection id a document is addressed to."""
-    fields = ("to", "cc", "bto", "bcc", "audience")
-    return {i for f in fields for i in map(get_id, as_list(doc.get(f))) if i}
-
-
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-async def _blocked(session: AsyncSession, author_uri: str, viewer_uri: str) -> bool:
-    query = select(Block.id).where(Block.blocker_uri == author_uri, Block.blocked_uri == viewer_uri)
-    return await session.scalar(query.limit(1)) is not None
-
-
-async def is_blocked(db: Database, blocker_uri: str, blocked_uri: str) -> bool:
-    """Whether ``blocker_uri`` blocks ``blocked_uri``."""
-    async with db.session() as session:
-        return await _blocked(session, blocker_uri, blocked_uri)
-
-
-async def _follows_author(session: AsyncSession, author_uri: str, viewer: Actor) -> bool:
-    """Whether ``viewer`` (or, for a remote viewer, anyone on its server) follows the author."""
-    query = select(Follow.id).where(Follow.followee_uri == author_uri, Follow.state == "accepted")
-    if viewer.local:
-        query = query.where(Follow.follower_uri == viewer.uri)
-    else:
-        query = query.where(Follow.follower_uri.startswith(_origin(viewer.uri) + "/",
-                                                           autoescape=True))  # fmt: skip
-    return await session.scalar(query.limit(1)) is not None
-
-
-async def ensure_readable(db: Database, obj: Object, viewer: Actor | None) -> None:
-    """Raise Unauthorized, Forbidden or NotFound unless ``viewer`` may read ``obj``.
-
-    ``viewer`` is None for anonymous readers. See the module docstring for the rules.
-    """
-    author = obj.actor_uri
-    if viewer is not None and author and viewer.uri != author:
-        async with db.session() as session:
-            if await _blocked(session, author, viewer.uri):
-                raise NotFound(f"no object {obj.uri}")
-    if obj.visibility in READABLE or (viewer is not None and viewer.uri == author):
-        return
-    if viewer is None:
-        if obj.visibility == "followers":
-            raise Unauthorized(f"{obj.uri} is for followers only: sign the request as a follower")
-        raise NotFound(f"no object {obj.uri}")
-    if viewer.uri in addressees(obj.data):
-        return
-    if obj.visibility == "followers" and author:
-        async with db.session() as session:
-            if await _follows_author(session, author, viewer):
-                return
-        raise Forbidden(f"{obj.uri} is for the followers of {author} only")
-    raise NotFound(f"no object {obj.uri}")

@@ -6,14 +6,13 @@ path every key lookup and delivery takes.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from fedisocial.ap.addressing import visibility_of
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.vocab import (
     ACTOR_TYPES,
@@ -24,20 +23,16 @@ from fedisocial.ap.vocab import (
     normalize,
     parse_handle,
 )
-from fedisocial.content import clean_remote_post, sanitize
 from fedisocial.errors import InvalidDocument, NotFound
+from fedisocial.social.content import clean_remote_post, sanitize
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
-
-#: the longest URI our columns hold (String(2048); PostgreSQL enforces it)
-MAX_URI = 2048
+from fedisocial.store.rows import check_uri_lengths, object_columns
 
 __all__ = [
-    "MAX_URI",
     "fetch_actor",
     "fetch_object",
     "lookup",
-    "object_columns",
     "resolve_handle",
     "same_origin",
     "signer_of",
@@ -51,31 +46,6 @@ def same_origin(a: str, b: str) -> bool:
     return (left.scheme, left.netloc.lower()) == (right.scheme, right.netloc.lower())
 
 
-def _published(doc: dict[str, Any]) -> datetime:
-    text = doc.get("published")
-    if isinstance(text, str):
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return utcnow()
-        if moment.tzinfo is not None:
-            return moment
-    return utcnow()
-
-
-def object_columns(doc: dict[str, Any], followers: str | None = None) -> dict[str, Any]:
-    """The indexed columns of an ``objects`` row, read from a normalized document."""
-    actor = get_id(doc.get("attributedTo")) or get_id(doc.get("actor"))
-    return {
-        "type": str(doc.get("type") or "Object")[:64],
-        "actor_uri": actor,
-        "published": _published(doc),
-        "visibility": visibility_of(doc.get("to", []), doc.get("cc", []), followers),
-        "in_reply_to": get_id(doc.get("inReplyTo")),
-        "object_uri": get_id(doc.get("object")),
-    }
-
-
 def _handle_domain(remote: RemoteActor) -> str:
     return urlsplit(remote.id).netloc.lower()
 
@@ -83,9 +53,7 @@ def _handle_domain(remote: RemoteActor) -> str:
 async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
     """Insert or refresh the cached row of a remote actor from its document."""
     remote = extract_actor(normalize(doc))
-    for field, value in (("id", remote.id), ("inbox", remote.inbox)):
-        if len(value) > MAX_URI:
-            raise InvalidDocument(f"the actor's {field} is longer than {MAX_URI} characters")
+    check_uri_lengths("actor", {"id": remote.id, "inbox": remote.inbox})
     if len(remote.preferred_username or "") > 255:
         raise InvalidDocument("the actor's preferredUsername is longer than 255 characters")
     async with db.transaction() as session:

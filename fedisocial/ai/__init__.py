@@ -1,1 +1,0 @@
-"""AI helpers: image providers (:mod:`fedisocial.ai.images`)."""

@@ -1,0 +1,92 @@
+"""Home feeds: written on arrival (fan-out on write) and read here.
+
+When a post or boost is stored, one ``timeline_entries`` row is added for each
+local actor who should see it: its author, the local followers of its author
+(the post is public, unlisted or followers-only) and the local actors it is
+addressed to. Reading a feed is then one index range scan, whatever the number
+of accounts followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from fedisocial.social.collections import (
+    PAGE_SIZE,
+    Cursor,
+    Listing,
+    Page,
+    object_item,
+    read_page,
+)
+from fedisocial.store.db import Database
+from fedisocial.store.models import Object, TimelineEntry
+from fedisocial.store.rows import upsert
+
+__all__ = ["FeedItem", "add_to_feeds", "home", "home_feed"]
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """A home-feed entry: a post, or a boost (``object`` is the Announce) with what it boosts."""
+
+    object: Object
+    boosted: Object | None = None
+
+
+async def add_to_feeds(
+    session: AsyncSession, object_id: int, published: datetime, owner_ids: Iterable[int]
+) -> None:
+    """Add an object to the feeds of ``owner_ids`` (repeats are ignored)."""
+    rows = [{"owner_id": o, "object_id": object_id, "published": published} for o in owner_ids]
+    if not rows:
+        return
+    await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), rows)
+
+
+def home(owner_id: int) -> Listing[Object]:
+    """The home feed of a local actor: its posts, those of whom it follows, boosts.
+
+    Deleted posts, withdrawn boosts and boosts of deleted posts are left out.
+    """
+    boosted = aliased(Object)
+
+    def query(*columns: Any) -> Select[Any]:
+        return (
+            select(*columns)
+            .select_from(TimelineEntry)
+            .join(Object, Object.id == TimelineEntry.object_id)
+            .outerjoin(boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri))
+            .where(
+                TimelineEntry.owner_id == owner_id,
+                Object.deleted_at.is_(None),
+                boosted.deleted_at.is_(None),
+            )
+        )
+
+    return Listing(TimelineEntry, "published", query, (Object,), object_item)
+
+
+async def home_feed(
+    db: Database, owner_id: int, cursor: Cursor = Cursor(), limit: int = PAGE_SIZE
+) -> Page[FeedItem]:
+    """A page of the home feed, each boost with the post it boosts (one query for all)."""
+    page = await read_page(db, home(owner_id), cursor, limit)
+    wanted = {o.object_uri for o in page.items if o.type == "Announce" and o.object_uri}
+    boosted: dict[str, Object] = {}
+    if wanted:
+        query = select(Object).where(Object.uri.in_(wanted), Object.deleted_at.is_(None))
+        async with db.session() as session:
+            boosted = {o.uri: o for o in await session.scalars(query)}
+    items = [
+        FeedItem(o, boosted.get(o.object_uri) if o.type == "Announce" and o.object_uri else None)
+        for o in page.items
+    ]
+    return Page(items, page.next_max_id, page.prev_min_id)

@@ -1,0 +1,2 @@
+"""The AI image studio: generation jobs and publishing (``generation``), media checks and storage
+(``media``) and the image model providers (``ai``)."""

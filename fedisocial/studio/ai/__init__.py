@@ -1,0 +1,1 @@
+"""AI helpers: image providers (:mod:`fedisocial.studio.ai.images`)."""
