@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +159,33 @@ class Processes:
     def stop_all(self) -> None:
         for proc in reversed(list(self._procs)):
             self.stop(proc)
+
+
+def run_in_scratch(prefix: str, keep: bool, body: Callable[[Processes, Path], int]) -> int:
+    """Run ``body`` with a process registry and a scratch folder, then clean both up.
+
+    SIGTERM and Ctrl-C (even when started in the background) stop every process
+    ``body`` started; the folder (logs, databases) is removed unless ``keep``.
+    """
+    procs = Processes()
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return body(procs, tmp)
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping processes", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -633,25 +661,7 @@ def main() -> int:
         print("wrk is not installed. On Debian/Ubuntu: apt-get install -y wrk", file=sys.stderr)
         return 2
 
-    procs = Processes()
-
-    def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in background
-    tmp = Path(tempfile.mkdtemp(prefix="fedisocial-bench-"))
-    try:
-        return run(args, procs, tmp)
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping servers", file=sys.stderr)
-        return 130
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run_in_scratch("fedisocial-bench-", args.keep, lambda procs, tmp: run(args, procs, tmp))
 
 
 def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:

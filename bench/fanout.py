@@ -36,13 +36,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import resource
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +55,7 @@ from discovery import (
     machine_busy_seconds,
     process_tree,
     progress,
+    run_in_scratch,
     tail,
 )
 from federation import DbCpu, backends, make_instance, mark, print_table, scratch_database
@@ -590,32 +589,14 @@ def main() -> int:
     if args.sink_mode:
         return sink_main(args.hosts, args.ports_file)
 
-    procs = Processes()
-
-    def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tmp = Path(tempfile.mkdtemp(prefix="fedisocial-fanout-"))
-    results: list[Result] = []
-    try:
+    def body(procs: Processes, tmp: Path) -> int:
+        results: list[Result] = []
         for backend in backends(args.database):
             results += run_backend(backend, args, procs, tmp)
         print_report(results, args)
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping processes", file=sys.stderr)
-        return 130
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            import shutil
 
-            with contextlib.suppress(OSError):
-                shutil.rmtree(tmp, ignore_errors=True)
+    return run_in_scratch("fedisocial-fanout-", args.keep, body)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ bulk load goes through the plain drivers (``sqlite3`` executemany, asyncpg
 ``COPY``); PostgreSQL is ``ANALYZE``d afterwards as autovacuum would, SQLite
 is left as the app leaves it (no ``ANALYZE``).
 
-Then it calls ``fedisocial.social.collections.home_feed(db, owner_id)`` (the first page,
+Then it calls ``fedisocial.social.timeline.home_feed(db, owner_id)`` (the first page,
 20 items, through the app's own engine and ORM) many times for one user and
 reports p50/p95/p99, prints the query plan (SQLite ``EXPLAIN QUERY PLAN``,
 PostgreSQL ``EXPLAIN (ANALYZE, BUFFERS)``) and checks that the plan is an
@@ -33,11 +33,8 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from discovery import progress
+from discovery import Processes, progress, run_in_scratch
 from federation import backends, mark, print_table, scratch_database
 
 TARGET_P50_MS = 5.0
@@ -412,7 +409,7 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Home feed first page over a million stored notes, on SQLite and "
-        "PostgreSQL: p50/p95 of fedisocial.social.collections.home_feed and its query plan. "
+        "PostgreSQL: p50/p95 of fedisocial.social.timeline.home_feed and its query plan. "
         "Prints figures; never asserts."
     )
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both",
@@ -431,26 +428,12 @@ def main() -> int:
                         help="keep the temporary folder (the SQLite database)")  # fmt: skip
     args = parser.parse_args()
 
-    def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tmp = Path(tempfile.mkdtemp(prefix="fedisocial-feed-"))
-    results = []
-    try:
-        for backend in backends(args.database):
-            results.append(run_backend(backend, args, tmp))
+    def body(procs: Processes, tmp: Path) -> int:
+        results = [run_backend(backend, args, tmp) for backend in backends(args.database)]
         print_report(results, args)
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    return run_in_scratch("fedisocial-feed-", args.keep, body)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +58,7 @@ from discovery import (
     loaded_accelerators,
     process_tree,
     progress,
+    run_in_scratch,
     run_wrk,
     wait_for,
 )
@@ -708,31 +708,15 @@ def main() -> int:
         print("wrk is not installed. On Debian/Ubuntu: apt-get install -y wrk", file=sys.stderr)
         return 2
 
-    procs = Processes()
-
-    def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tmp = Path(tempfile.mkdtemp(prefix="fedisocial-inbox-"))
-    results = []
-    try:
+    def body(procs: Processes, tmp: Path) -> int:
+        results = []
         with concurrent.futures.ProcessPoolExecutor(2) as pool:
             for backend in backends(args.database):
                 results.append(run_backend(backend, args, procs, tmp, pool))
         print_report(results, args)
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping servers", file=sys.stderr)
-        return 130
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(tmp, ignore_errors=True)
+
+    return run_in_scratch("fedisocial-inbox-", args.keep, body)
 
 
 if __name__ == "__main__":
