@@ -47,6 +47,7 @@ __all__ = [
     "FederationClient",
     "GuardedResolver",
     "check_address",
+    "network_failure",
     "parse_retry_after",
 ]
 
@@ -95,8 +96,12 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _what_failed(exc: BaseException, host: str, timeout: float) -> str:
-    """The network failure in words (httpx's class names say "timeout" for most of them)."""
+def network_failure(exc: BaseException, host: str, timeout: float) -> str:
+    """A network failure in words: connection refused, no such host, TLS error, timed out.
+
+    httpx-aiohttp maps most connection errors to ``ConnectTimeout``, so the cause
+    is read from the OS or TLS error underneath the wrappers.
+    """
     for cause in _causes(exc):
         if isinstance(cause, TimeoutError):
             return f"timed out after {timeout:g} s (the server took longer than {timeout:g} s)"
@@ -288,7 +293,7 @@ class FederationClient:
             blocked = next((c for c in _causes(exc) if isinstance(c, BlockedAddress)), None)
             if blocked is not None:  # raised by the resolver, under aiohttp's wrapper
                 raise blocked from exc
-            what = _what_failed(exc, urlsplit(url).hostname or url, self.timeout)
+            what = network_failure(exc, urlsplit(url).hostname or url, self.timeout)
             raise RemoteError(f"could not {verb} {url}: {what}") from exc
 
     @staticmethod
