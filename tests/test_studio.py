@@ -24,7 +24,7 @@ from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Job, Media, utcnow
-from fedisocial.studio.generation import TRAINED_ALGORITHMIC_MEDIA
+from fedisocial.studio.generation import GENERATE_RETRY, TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.studio.media import read_xmp
 from tests.fake_openai import SECRET, FakeImagesAPI
 from tests.loopback import serve
@@ -271,6 +271,27 @@ async def test_a_rate_limited_generation_stays_queued_then_succeeds(
     # Then the image is made
     status = (await client.get(asked.json()["status_url"], headers=ALICE)).json()
     assert status["status"] == "done" and status["media"]["model"] == "gpt-image-1"
+
+
+async def test_a_generation_still_rate_limited_at_its_last_attempt_fails_with_the_reason(
+    with_model: tuple[FakeImagesAPI, Context, httpx.AsyncClient],
+) -> None:
+    # Given a generation that has used all but one of its attempts
+    fake, context, client = with_model
+    fake.mode = "429"
+    asked = await client.post("/api/studio/generations", json={"prompt": "a red fox"},
+                              headers=ALICE)  # fmt: skip
+    job = await generation_job(context)
+    async with context.db.transaction() as session:
+        await session.execute(update(Job).where(Job.id == job.id)
+                              .values(attempts=GENERATE_RETRY.attempts - 1))  # fmt: skip
+    # When the last attempt is rate limited too
+    await run_jobs(context)
+    # Then alice sees it failed, and why
+    status = (await client.get(asked.json()["status_url"], headers=ALICE)).json()
+    assert status["status"] == "failed"
+    assert status["error"].startswith("quota or rate limit reached at http://127.0.0.1:")
+    assert (await generation_job(context)).status == "failed"
 
 
 async def test_a_refused_prompt_fails_at_once_with_the_reason(
