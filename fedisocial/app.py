@@ -30,15 +30,15 @@ from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
 from fedisocial.cache import ByteCache
 from fedisocial.config import Settings, load_settings
 from fedisocial.errors import ConfigError, FedisocialError
-from fedisocial.federation.delivery import DELIVER, FANOUT, Delivery
-from fedisocial.federation.inbox import PROCESS, Inbox
+from fedisocial.federation.delivery import DELIVER, DELIVER_RETRY, FANOUT, FANOUT_RETRY, Delivery
+from fedisocial.federation.inbox import PROCESS, PROCESS_RETRY, Inbox
 from fedisocial.federation.signatures import SignatureVerifier
-from fedisocial.jobs import Handler, JobQueue, Worker
+from fedisocial.jobs import JobKind, JobQueue, Worker
 from fedisocial.social.accounts import ensure_instance_actor
 from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database, require_current_schema
 from fedisocial.studio.ai.images import image_provider
-from fedisocial.studio.generation import GENERATE, Studio
+from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
 from fedisocial.web import federation, objects, pages, studio, wellknown
@@ -80,13 +80,13 @@ class Context:
             await self.db.close()
 
 
-def job_handlers(context: Context) -> dict[str, Handler]:
-    """The job kinds this instance knows, bound to their services."""
+def job_handlers(context: Context) -> dict[str, JobKind]:
+    """The job kinds this instance knows, bound to their services, each with its retry policy."""
     return {
-        FANOUT: context.delivery.fan_out,
-        DELIVER: context.delivery.deliver,
-        PROCESS: context.inbox.process,
-        GENERATE: context.studio.run,
+        FANOUT: JobKind(context.delivery.fan_out, FANOUT_RETRY),
+        DELIVER: JobKind(context.delivery.deliver, DELIVER_RETRY),
+        PROCESS: JobKind(context.inbox.process, PROCESS_RETRY),
+        GENERATE: JobKind(context.studio.run, GENERATE_RETRY, gave_up=context.studio.gave_up),
     }
 
 

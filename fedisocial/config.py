@@ -123,13 +123,16 @@ class Settings:
     )
     job_lease_seconds: int = _setting(
         300,
-        "Seconds a worker holds a claimed job; if the worker dies, another one takes the "
-        "job over after this long. Keep it above the slowest job (a delivery times out "
-        "after http_timeout).",
+        "Seconds a worker holds a claimed job; the worker renews it every third of this "
+        "while the job runs, and if the worker dies, another one takes the job over after "
+        "this long.",
         "FEDISOCIAL_JOB_LEASE_SECONDS",
     )
     http_timeout: float = _setting(
-        10.0, "Seconds an outbound HTTP request may take in all.", "FEDISOCIAL_HTTP_TIMEOUT"
+        10.0,
+        "Seconds an outbound HTTP request may take in all: connecting, headers and body "
+        "(redirects included).",
+        "FEDISOCIAL_HTTP_TIMEOUT",
     )
     max_fetch_bytes: int = _setting(
         1_048_576, "Largest remote document we read, in bytes.", "FEDISOCIAL_MAX_FETCH_BYTES"

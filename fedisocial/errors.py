@@ -15,9 +15,13 @@ web layer turns any of them into a clear answer with a single handler::
     ├── PayloadTooLarge             413  a body over the configured cap
     ├── UnsupportedMediaType        415  a body of the wrong content type
     ├── RateLimited                 429  too many requests or jobs
-    └── RemoteError                 502  another server failed us
+    └── RemoteError                 502  another server failed us (network, timeout, answer)
         ├── BlockedAddress          502  a fetch to a refused (private) address
         └── RemoteStatus            502  a remote answer with an error status
+
+``RemoteError`` and ``RateLimited`` may carry ``retry_after`` (seconds, from the
+server's ``Retry-After``); the job queue (:func:`fedisocial.jobs.is_final`)
+decides from this tree which failures are worth retrying.
 """
 
 from __future__ import annotations
@@ -109,13 +113,27 @@ class RateLimited(FedisocialError):
 class RemoteError(FedisocialError):
     status = 502
 
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: seconds the remote asked us to wait before trying again
+        self.retry_after = retry_after
+
 
 class BlockedAddress(RemoteError):
     pass
 
 
 class RemoteStatus(RemoteError):
-    def __init__(self, url: str, status_code: int) -> None:
-        super().__init__(f"{url} answered HTTP {status_code}")
+    """An error status from ``url``; ``message`` defaults to "URL answered HTTP N"."""
+
+    def __init__(
+        self,
+        url: str,
+        status_code: int,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message or f"{url} answered HTTP {status_code}", retry_after=retry_after)
         self.url = url
         self.status_code = status_code

@@ -4,9 +4,15 @@ Jobs move ``queued → running → done | failed`` (or ``cancelled`` while
 queued). A worker claims a batch by setting a lease; on PostgreSQL the claim
 uses ``FOR UPDATE SKIP LOCKED`` so workers on many hosts share one queue
 without blocking each other; SQLite serializes writers, so one claim runs at a
-time there. A job whose worker died is claimed again once its lease expires.
-Failures are retried on the schedule of :func:`retry_delay`. This module never
-imports its handlers: the app registers them by kind.
+time there. A worker renews the leases of the jobs it runs (a heartbeat), so a
+slow job is never taken over while it still runs; a job whose worker died is
+claimed again once its lease expires.
+
+One retry contract: a handler fails by raising; :func:`is_final` is the one
+rule for whether retrying can help (:class:`JobFailed` says so itself), the
+exception's ``retry_after`` (a server's ``Retry-After``) is honoured, and each
+job kind has its own :class:`RetryPolicy`. This module never imports its
+handlers: the app registers them by kind, each as a :class:`JobKind`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -25,45 +32,133 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, Update, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedisocial.errors import (
+    BlockedAddress,
+    FedisocialError,
+    RateLimited,
+    RemoteError,
+    RemoteStatus,
+)
 from fedisocial.store.db import Database
 from fedisocial.store.models import Job, utcnow
 
-__all__ = ["Handler", "JobQueue", "PermanentFailure", "Worker", "retry_delay"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "Handler",
+    "JobFailed",
+    "JobKind",
+    "JobQueue",
+    "PermanentFailure",
+    "RetryPolicy",
+    "Worker",
+    "final_status",
+    "is_final",
+]
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: claim and finish are Core statements: the ORM's bulk-update bookkeeping costs more
 _JOBS = cast(Table, Job.__table__)
 
 
-class PermanentFailure(Exception):
-    """Raised by a handler when retrying cannot help (e.g. a 404 from the remote)."""
+class JobFailed(Exception):
+    """A handler's failure that says itself whether to retry, and when at the earliest."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, final: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.final = final
 
 
-def retry_delay(
-    attempt: int,
-    *,
-    base: float = 30.0,
-    cap: float = 6 * 3600.0,
-    retry_after: float | None = None,
-    max_attempts: int = 12,
-    jitter: Callable[[], float] = random.random,
-) -> timedelta | None:
-    """How long to wait before attempt ``attempt + 1``, or None to give up.
+class PermanentFailure(JobFailed):
+    """Raised by a handler when retrying cannot help (e.g. the row it works on is gone)."""
 
-    Exponential backoff (``base * 2**(attempt-1)``) with up to 25% random
-    jitter and a cap; a server's ``Retry-After`` wins when it asks for longer.
-    With the defaults, 12 attempts span about two and a half days.
+    def __init__(self, message: str) -> None:
+        super().__init__(message, final=True)
+
+
+#: 4xx answers that may change on a retry: 401 (a key not yet known, a clock skew), 408 (a
+#: timeout) and 429 (rate limited). Mastodon treats every other 4xx as unsalvageable too.
+_RETRYABLE_4XX = frozenset({401, 408, 429})
+
+
+def final_status(status: int) -> bool:
+    """Whether a remote's HTTP error status makes retrying pointless: 4xx but 401, 408, 429."""
+    return 400 <= status < 500 and status not in _RETRYABLE_4XX
+
+
+def is_final(exc: BaseException) -> bool:
+    """The one rule for whether a failed job may succeed on a retry.
+
+    Final: a :class:`JobFailed` that says so, a remote answer whose status is
+    :func:`final_status`, a refused address, and our own errors (bad input, not
+    found…). Retried: other remote failures (network, 5xx), rate limits, and
+    anything unexpected (a database that went away).
     """
-    if attempt >= max_attempts:
-        return None
-    delay = min(cap, base * 2 ** max(attempt - 1, 0))
-    delay *= 1 + 0.25 * jitter()
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, cap * 4))
-    return timedelta(seconds=delay)
+    if isinstance(exc, JobFailed):
+        return exc.final
+    if isinstance(exc, RemoteStatus):
+        return final_status(exc.status_code)
+    if isinstance(exc, BlockedAddress):
+        return True
+    if isinstance(exc, RemoteError | RateLimited):
+        return False
+    return isinstance(exc, FedisocialError)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a failed job of one kind runs again: exponential backoff, jitter, a cap, an end.
+
+    Attempt ``n`` waits ``base * 2**(n-1)`` seconds, at most ``cap``, plus up to
+    25% random jitter; a ``Retry-After`` wins when it asks for longer (up to
+    ``max_retry_after``). The job fails for good after ``attempts`` attempts.
+    """
+
+    base: float = 30.0
+    cap: float = 3600.0
+    attempts: int = 10
+    max_retry_after: float = 86400.0
+
+    def delay(
+        self,
+        attempt: int,
+        *,
+        retry_after: float | None = None,
+        jitter: Callable[[], float] = random.random,
+    ) -> timedelta | None:
+        """How long to wait before attempt ``attempt + 1``, or None to give up."""
+        if attempt >= self.attempts:
+            return None
+        delay = min(self.cap, self.base * 2 ** max(attempt - 1, 0))
+        delay *= 1 + 0.25 * jitter()
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return timedelta(seconds=delay)
+
+
+#: kinds registered without a policy: retried for about three hours (10 attempts)
+DEFAULT_RETRY = RetryPolicy()
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+#: called once when a job fails for good, with its payload and the last error
+GaveUp = Callable[[dict[str, Any], BaseException], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job as the app registers it: its handler, retry policy and last word."""
+
+    run: Handler
+    retry: RetryPolicy = DEFAULT_RETRY
+    gave_up: GaveUp | None = None
 
 
 @dataclass(frozen=True)
@@ -202,16 +297,30 @@ class JobQueue:
             async with self.db.transaction() as session:
                 await session.execute(self._done(job_ids, utcnow()))
 
+    async def renew(self, worker: str, job_ids: Sequence[int]) -> None:
+        """Extend the leases of the jobs ``worker`` is still running (its heartbeat)."""
+        if not job_ids:
+            return
+        jobs = _JOBS
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker == worker,
+                       jobs.c.status == "running")
+                .values(lease_until=utcnow() + self.lease)
+            )  # fmt: skip
+
     async def fail(
         self,
         job: ClaimedJob,
         error: str,
         *,
-        permanent: bool = False,
+        final: bool = False,
         retry_after: float | None = None,
-    ) -> None:
-        """Record a failure: requeue after :func:`retry_delay`, or mark it failed."""
-        delay = None if permanent else retry_delay(job.attempts, retry_after=retry_after)
+        policy: RetryPolicy = DEFAULT_RETRY,
+    ) -> bool:
+        """Record a failure: requeue it as ``policy`` says, or mark it failed (returns True)."""
+        delay = None if final else policy.delay(job.attempts, retry_after=retry_after)
         values: dict[str, Any] = {"last_error": error[:2000], "lease_until": None}
         if delay is None:
             values.update(status="failed", finished_at=utcnow())
@@ -219,6 +328,7 @@ class JobQueue:
             values.update(status="queued", run_at=utcnow() + delay)
         async with self.db.transaction() as session:
             await session.execute(update(Job).where(Job.id == job.id).values(**values))
+        return delay is None
 
     async def counts(self) -> dict[str, int]:
         """Jobs per status (for the admin and the tests)."""
@@ -234,24 +344,32 @@ class Worker:
     ``poll_interval`` when the queue is idle), and slots are refilled a batch
     at a time, so a busy worker writes once per batch, not twice per job. A
     worker that dies before recording a finished job leaves it to run again
-    after its lease: delivery is at least once either way.
+    after its lease: delivery is at least once either way. While jobs run, their
+    leases are renewed every third of a lease, in one statement for all of them.
+
+    ``handlers`` maps a job kind to its :class:`JobKind` (or a bare handler, with
+    the default retry policy).
     """
 
     def __init__(
         self,
         queue: JobQueue,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, JobKind | Handler],
         *,
         concurrency: int = 16,
         poll_interval: float = 0.2,
     ) -> None:
         self.queue = queue
-        self.handlers = handlers
+        self.kinds = {
+            name: kind if isinstance(kind, JobKind) else JobKind(kind)
+            for name, kind in handlers.items()
+        }
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stop = asyncio.Event()
         self._finished: list[int] = []
+        self._running: set[int] = set()
         self._stopping: asyncio.Future[Any] | None = None
 
     def stop(self) -> None:
@@ -283,28 +401,52 @@ class Worker:
         ``poll_interval``, or at once when every running job has ended (one of
         them may have queued more); that look is a read, not a claim.
         """
-        running: set[asyncio.Task[None]] = set()
-        refill = max(1, self.concurrency // 4)
-        drained, polled_at = True, -float("inf")
         self._stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            while not self._stop.is_set():
-                free = self.concurrency - len(running)
-                poll_due = time.monotonic() - polled_at >= self.poll_interval
-                if not running or (free >= refill and (not drained or poll_due)):
-                    polled_at = time.monotonic()
-                    jobs = await self._take(free, look_first=drained)
-                    drained = len(jobs) < free
-                    for job in jobs:
-                        task = asyncio.create_task(self._run_one(job))
-                        running.add(task)
-                        task.add_done_callback(running.discard)
-                await self._idle(running, polled_at if drained else None)
-            if running:
-                await asyncio.wait(running)
+            async with self._heartbeat():
+                await self._loop()
         finally:
             self._stopping.cancel()
             await self._flush()
+
+    async def _loop(self) -> None:
+        running: set[asyncio.Task[None]] = set()
+        refill = max(1, self.concurrency // 4)
+        drained, polled_at = True, -float("inf")
+        while not self._stop.is_set():
+            free = self.concurrency - len(running)
+            poll_due = time.monotonic() - polled_at >= self.poll_interval
+            if not running or (free >= refill and (not drained or poll_due)):
+                polled_at = time.monotonic()
+                jobs = await self._take(free, look_first=drained)
+                drained = len(jobs) < free
+                for job in jobs:
+                    task = asyncio.create_task(self._run_one(job))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+            await self._idle(running, polled_at if drained else None)
+        if running:
+            await asyncio.wait(running)
+
+    @asynccontextmanager
+    async def _heartbeat(self) -> AsyncIterator[None]:
+        """Renew the leases of the running jobs until the block ends."""
+        beat = asyncio.create_task(self._beat())
+        try:
+            yield
+        finally:
+            beat.cancel()
+            with suppress(asyncio.CancelledError):
+                await beat
+
+    async def _beat(self) -> None:
+        every = self.queue.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.queue.renew(self.name, sorted(self._running))
+            except Exception as exc:  # the next beat may get through; the lease has slack
+                log.warning("could not renew the leases of running jobs: %s", exc)
 
     async def _take(self, limit: int, *, look_first: bool) -> list[ClaimedJob]:
         """Claim up to ``limit`` jobs; with ``look_first``, only if a read finds one due."""
@@ -325,24 +467,40 @@ class Worker:
     async def run_until_idle(self) -> None:
         """Run until no job is due (tests and one-shot commands)."""
         try:
-            while jobs := await self._claim(self.concurrency):
-                await asyncio.gather(*(self._run_one(job) for job in jobs))
+            async with self._heartbeat():
+                while jobs := await self._claim(self.concurrency):
+                    await asyncio.gather(*(self._run_one(job) for job in jobs))
         finally:
             await self._flush()
 
     async def _run_one(self, job: ClaimedJob) -> None:
-        handler = self.handlers.get(job.kind)
-        if handler is None:
-            await self.queue.fail(job, f"no handler for job kind {job.kind!r}", permanent=True)
+        kind = self.kinds.get(job.kind)
+        if kind is None:
+            await self.queue.fail(job, f"no handler for job kind {job.kind!r}", final=True)
             return
+        self._running.add(job.id)
         try:
-            await handler(job.payload)
-        except PermanentFailure as exc:
-            log.info("job %s (%s) failed for good: %s", job.id, job.kind, exc)
-            await self.queue.fail(job, str(exc), permanent=True)
+            await kind.run(job.payload)
         except Exception as exc:
-            log.warning("job %s (%s) failed, will retry: %s", job.id, job.kind, exc)
-            retry_after = getattr(exc, "retry_after", None)
-            await self.queue.fail(job, f"{type(exc).__name__}: {exc}", retry_after=retry_after)
+            await self._failed(job, kind, exc)
         else:
             self._finished.append(job.id)
+        finally:
+            self._running.discard(job.id)
+
+    async def _failed(self, job: ClaimedJob, kind: JobKind, exc: Exception) -> None:
+        """Requeue or fail the job by the one rule (:func:`is_final`) and the kind's policy."""
+        final = is_final(exc)
+        error = str(exc) if final else f"{type(exc).__name__}: {exc}"
+        gave_up = await self.queue.fail(job, error, final=final, retry_after=_retry_after(exc),
+                                        policy=kind.retry)  # fmt: skip
+        if not gave_up:
+            log.warning("job %s (%s) failed, will retry: %s", job.id, job.kind, exc)
+            return
+        log.info("job %s (%s) failed for good: %s", job.id, job.kind, exc)
+        if kind.gave_up is None:
+            return
+        try:
+            await kind.gave_up(job.payload, exc)
+        except Exception:  # the failure is recorded; one bad hook must not stop the worker
+            log.exception("job %s (%s): its give-up hook failed", job.id, job.kind)

@@ -56,6 +56,9 @@ class FakeImagesAPI:
         if self.mode == "429" or (self.mode == "429-once" and len(self.bodies) == 1):
             return self.error(429, "rate_limit_exceeded", "Rate limit reached for images per min",
                               **{"retry-after-ms": "50", "retry-after": "1"})  # fmt: skip
+        if self.mode == "429-long":  # resets in 5 minutes: the SDK waits out 2 at most, not this
+            return self.error(429, "rate_limit_exceeded", "Rate limit reached for images per day",
+                              **{"retry-after": "300"})  # fmt: skip
         if self.mode == "400-policy":
             refusal = "Your request was rejected as a result of our safety system."
             return self.error(400, "content_policy_violation", refusal)

@@ -231,7 +231,7 @@ async def test_unreachable_endpoint(settings: Settings, client: FederationClient
     error = await failure(provider)
     await provider.aclose()
     assert isinstance(error, RemoteError)
-    assert str(error) == f"cannot reach the image model at {base}/v1"
+    assert str(error) == f"cannot reach the image model at {base}/v1: connection refused"
 
 
 # -- choosing a provider --------------------------------------------------------

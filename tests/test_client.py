@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpsig
@@ -14,7 +17,8 @@ from starlette.routing import Route
 
 from fedisocial.ap import httpsig as ours
 from fedisocial.ap.client import FederationClient
-from fedisocial.errors import InvalidDocument, RemoteError, RemoteStatus
+from fedisocial.errors import BlockedAddress, InvalidDocument, RemoteError, RemoteStatus
+from tests.conftest import free_port
 from tests.loopback import serve
 
 KEY = ours.generate_rsa_key()
@@ -122,3 +126,117 @@ async def test_redirects_are_followed_and_still_signed() -> None:
             await client.aclose()
     assert doc["id"].endswith("/users/alice")
     assert "signature" in hits[0].headers
+
+
+# -- deadlines and network errors ---------------------------------------------------
+
+
+class Dribbler:
+    """A raw TCP server that sends its answer one byte at a time, a tenth of a second apart.
+
+    With ``head_first`` the status line and headers come at once and only the
+    body dribbles; otherwise the headers dribble too. ``closed`` is set when the
+    client hangs up.
+    """
+
+    def __init__(self, *, head_first: bool) -> None:
+        self.head_first = head_first
+        self.closed = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 99999\r\n\r\n"
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            if self.head_first:
+                writer.write(head)
+                head = b""
+            while True:
+                byte, head = head[:1] or b" ", head[1:]
+                writer.write(byte)
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    if await asyncio.wait_for(reader.read(65536), 0.1) == b"":
+                        return  # the client hung up
+        except ConnectionError:
+            return
+        finally:
+            self.closed.set()
+            writer.close()
+
+
+@asynccontextmanager
+async def dribbling(*, head_first: bool) -> AsyncIterator[tuple[Dribbler, str]]:
+    dribbler = Dribbler(head_first=head_first)
+    server = await asyncio.start_server(dribbler.handle, "127.0.0.1", 0)
+    try:
+        yield dribbler, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def short_deadline_client() -> FederationClient:
+    return FederationClient(allow_private=True, timeout=0.5, max_bytes=1_000_000,
+                            user_agent_url="https://social.example")  # fmt: skip
+
+
+async def get(client: FederationClient, url: str) -> None:
+    await client.get_json(url)
+
+
+async def post(client: FederationClient, url: str) -> None:
+    await client.post(url, b"{}", ours.HttpSignatureAuth(KEY_ID, KEY))
+
+
+@pytest.mark.parametrize("send", [get, post])
+@pytest.mark.parametrize("head_first", [True, False], ids=["slow-body", "slow-headers"])
+async def test_a_dribbling_server_cannot_hold_a_request_past_the_deadline(
+    send: Callable[[FederationClient, str], Awaitable[None]], head_first: bool
+) -> None:
+    # Given a server that answers one byte every 0.1 s, forever
+    async with dribbling(head_first=head_first) as (dribbler, base):
+        client = short_deadline_client()
+        try:
+            # When we fetch from it (or deliver to it) with a 0.5 s deadline
+            # (wait_for only keeps a broken client from hanging the test)
+            with pytest.raises(RemoteError) as raised:
+                await asyncio.wait_for(send(client, f"{base}/users/slow"), 30)
+            # Then the request fails, saying why
+            assert f"{base}/users/slow" in str(raised.value)
+            assert "timed out after 0.5 s (the server took longer than 0.5 s)" in str(raised.value)
+            # and our side hung up: the server is not left holding the connection
+            await asyncio.wait_for(dribbler.closed.wait(), 30)
+        finally:
+            await client.aclose()
+
+
+@asynccontextmanager
+async def plain_http_port() -> AsyncIterator[int]:
+    async with serve(remote_server([])) as base:
+        yield int(base.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("send", [get, post])
+async def test_network_errors_say_what_happened(
+    send: Callable[[FederationClient, str], Awaitable[None]],
+) -> None:
+    client = short_deadline_client()
+    verb = "could not fetch" if send is get else "could not deliver to"
+    try:
+        # A port nobody listens on
+        closed = f"http://127.0.0.1:{free_port()}/inbox"
+        with pytest.raises(RemoteError, match=f"^{verb} {closed}: connection refused$"):
+            await send(client, closed)
+        # A name that cannot resolve (RFC 6761 §6.4: .invalid never does)
+        nowhere = "http://nowhere.invalid/inbox"
+        with pytest.raises(RemoteError, match=f"^{verb} {nowhere}: no such host nowhere.invalid$"):
+            await send(client, nowhere)
+        # TLS spoken to a plain-HTTP port
+        async with plain_http_port() as port:
+            tls = f"https://127.0.0.1:{port}/inbox"
+            with pytest.raises(RemoteError, match=rf"^{verb} {tls}: TLS error \(\w+"):
+                await send(client, tls)
+        # A URL that is not http(s) at all
+        with pytest.raises(BlockedAddress, match=r"^refusing example\.com/inbox: only https URLs"):
+            await send(client, "example.com/inbox")
+    finally:
+        await client.aclose()

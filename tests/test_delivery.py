@@ -20,11 +20,11 @@ from starlette.routing import Route
 
 from fedisocial.ap import httpsig
 from fedisocial.app import Context, job_handlers
-from fedisocial.federation.delivery import parse_retry_after
 from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.models import Actor, Follow, Host, Job, utcnow
+from tests.conftest import free_port
 from tests.loopback import serve
 
 
@@ -144,12 +144,27 @@ async def test_retry_after_is_honoured(context: Context, remote: tuple[Remote, s
     assert job.status == "queued" and job.run_at > utcnow() + timedelta(minutes=59)
 
 
-def test_parse_retry_after() -> None:
-    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    assert parse_retry_after("120", now) == 120.0
-    assert parse_retry_after("Thu, 26 Nov 2026 12:10:00 GMT", now) == 600.0
-    assert parse_retry_after("Thu, 26 Nov 2026 11:00:00 GMT", now) == 0.0
-    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None
+async def test_a_network_failure_is_retried_and_says_what_happened(context: Context) -> None:
+    # Given a follower whose server no longer listens
+    gone = f"http://127.0.0.1:{free_port()}"
+    await store_actor(context.db, {
+        "id": f"{gone}/users/g", "type": "Person", "inbox": f"{gone}/users/g/inbox",
+        "publicKey": {"id": f"{gone}/users/g#main-key", "owner": f"{gone}/users/g",
+                      "publicKeyPem": "unused"},
+    })  # fmt: skip
+    alice = await find_local_actor(context.db, context.urls, "alice")
+    async with context.db.transaction() as session:
+        session.add(Follow(follower_uri=f"{gone}/users/g", followee_uri=alice.uri,
+                           state="accepted", activity_uri=f"{gone}/users/g#follows/1"))  # fmt: skip
+    # When alice posts
+    await context.outbox.post(alice, "Anyone there?")
+    await run_jobs(context)
+    # Then the delivery waits for a retry, and its error says why
+    (job,) = await deliver_jobs(context)
+    assert job.status == "queued" and job.run_at > utcnow() + timedelta(seconds=50)
+    assert job.last_error == (
+        f"RemoteError: could not deliver to {gone}/users/g/inbox: connection refused"
+    )
 
 
 async def test_a_host_failing_for_days_is_skipped_but_probed(

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, update
 
 from fedisocial.errors import BadRequest, NotFound
-from fedisocial.jobs import JobQueue, PermanentFailure, Worker, retry_delay
+from fedisocial.jobs import JobQueue, PermanentFailure, Worker
 from fedisocial.social.accounts import (
     create_user,
     ensure_instance_actor,
@@ -173,13 +173,25 @@ async def test_unknown_job_kind_fails_with_a_message(db: Database) -> None:
     assert job.last_error == "no handler for job kind 'mystery'"
 
 
-def test_retry_delay_policy() -> None:
-    """Exponential backoff with jitter and a cap; Retry-After wins; gives up in the end."""
-    no_jitter = {"jitter": lambda: 0.0}
-    assert retry_delay(1, **no_jitter) == timedelta(seconds=30)
-    assert retry_delay(2, **no_jitter) == timedelta(seconds=60)
-    assert retry_delay(5, **no_jitter) == timedelta(seconds=480)
-    assert retry_delay(11, **no_jitter) == timedelta(hours=6)  # capped
-    assert retry_delay(12, **no_jitter) is None  # gives up
-    assert retry_delay(1, retry_after=600, **no_jitter) == timedelta(seconds=600)
-    assert retry_delay(3, jitter=lambda: 1.0) == timedelta(seconds=150)  # +25% at most
+async def test_a_job_longer_than_its_lease_is_not_run_twice(db: Database) -> None:
+    # Given a queue whose leases last 0.6 s and a job that works for four leases
+    queue = JobQueue(db, lease=timedelta(seconds=0.6))
+    runs: list[str] = []
+
+    async def slow(payload: dict[str, str]) -> None:
+        runs.append(payload["name"])
+        await asyncio.sleep(2.4)
+
+    job_id = await queue.enqueue("slow", {"name": "report"})
+    first = Worker(queue, {"slow": slow}, poll_interval=0.05)
+    second = Worker(queue, {"slow": slow}, poll_interval=0.05)
+    # When one worker runs it while another keeps looking for work
+    looking = asyncio.create_task(second.run())
+    await first.run_until_idle()
+    second.stop()
+    await looking
+    # Then the job ran once (its lease was renewed meanwhile), and is done
+    assert runs == ["report"]
+    async with db.session() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None and job.status == "done" and job.attempts == 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +15,23 @@ import httpx
 import jsonschema
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app, job_handlers
+from fedisocial.config import Settings
 from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
-from fedisocial.store.models import Actor, Job, Media
-from fedisocial.studio.generation import TRAINED_ALGORITHMIC_MEDIA
+from fedisocial.store.db import Database
+from fedisocial.store.models import Actor, Job, Media, utcnow
+from fedisocial.studio.generation import GENERATE_RETRY, TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.studio.media import read_xmp
+from tests.fake_openai import SECRET, FakeImagesAPI
+from tests.loopback import serve
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "note.json").read_text())
 PASSWORD = "a good password"
+BASE = "http://127.0.0.1:8000"
 
 
 def basic(name: str) -> dict[str, str]:
@@ -207,6 +215,104 @@ async def test_a_restart_does_not_lose_queued_work(
     # Then the image was made
     status = (await client.get(f"/api/studio/generations/{generation_id}", headers=ALICE)).json()
     assert status["status"] == "done"
+
+
+@pytest.fixture
+async def with_model(
+    settings: Settings, db: Database
+) -> AsyncIterator[tuple[FakeImagesAPI, Context, httpx.AsyncClient]]:
+    """The instance with an OpenAI-compatible image model on loopback (the real SDK)."""
+    fake = FakeImagesAPI()
+    async with serve(fake.app) as base:
+        configured = dataclasses.replace(settings, ai_images_base_url=f"{base}/v1",
+                                         ai_images_api_key=SECRET)  # fmt: skip
+        app = create_app(configured, database=db)
+        async with app.router.lifespan_context(app):
+            ctx: Context = app.state.context
+            await create_user(ctx.db, ctx.urls, "alice", PASSWORD)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+                yield fake, ctx, client
+
+
+async def generation_job(context: Context) -> Job:
+    async with context.db.session() as session:
+        (job,) = await session.scalars(select(Job).where(Job.kind == "generate_image"))
+    return job
+
+
+@pytest.mark.parametrize(
+    ("mode", "waits"),
+    [("429", timedelta(seconds=10)), ("429-long", timedelta(seconds=290))],
+    ids=["backoff", "retry-after"],
+)
+async def test_a_rate_limited_generation_stays_queued_then_succeeds(
+    with_model: tuple[FakeImagesAPI, Context, httpx.AsyncClient], mode: str, waits: timedelta
+) -> None:
+    # Given an image model that answers 429 even after the SDK's own retries
+    fake, context, client = with_model
+    fake.mode = mode
+    asked = await client.post("/api/studio/generations", json={"prompt": "a red fox"},
+                              headers=ALICE)  # fmt: skip
+    # When the worker runs the generation
+    await run_jobs(context)
+    # Then alice sees it still queued, not failed
+    status = (await client.get(asked.json()["status_url"], headers=ALICE)).json()
+    assert (status["status"], status["error"]) == ("queued", None)
+    # and its job waits (the backoff, or the model's Retry-After when that is longer)
+    job = await generation_job(context)
+    assert job.status == "queued" and job.run_at > utcnow() + waits
+    assert "quota or rate limit reached" in (job.last_error or "")
+    # When the quota is back and the retry is due
+    fake.mode = "b64"
+    async with context.db.transaction() as session:
+        await session.execute(update(Job).where(Job.id == job.id).values(run_at=utcnow()))
+    await run_jobs(context)
+    # Then the image is made
+    status = (await client.get(asked.json()["status_url"], headers=ALICE)).json()
+    assert status["status"] == "done" and status["media"]["model"] == "gpt-image-1"
+
+
+async def test_a_generation_still_rate_limited_at_its_last_attempt_fails_with_the_reason(
+    with_model: tuple[FakeImagesAPI, Context, httpx.AsyncClient],
+) -> None:
+    # Given a generation that has used all but one of its attempts
+    fake, context, client = with_model
+    fake.mode = "429"
+    asked = await client.post("/api/studio/generations", json={"prompt": "a red fox"},
+                              headers=ALICE)  # fmt: skip
+    job = await generation_job(context)
+    async with context.db.transaction() as session:
+        await session.execute(update(Job).where(Job.id == job.id)
+                              .values(attempts=GENERATE_RETRY.attempts - 1))  # fmt: skip
+    # When the last attempt is rate limited too
+    await run_jobs(context)
+    # Then alice sees it failed, and why
+    status = (await client.get(asked.json()["status_url"], headers=ALICE)).json()
+    assert status["status"] == "failed"
+    assert status["error"].startswith("quota or rate limit reached at http://127.0.0.1:")
+    assert (await generation_job(context)).status == "failed"
+
+
+async def test_a_refused_prompt_fails_at_once_with_the_reason(
+    with_model: tuple[FakeImagesAPI, Context, httpx.AsyncClient],
+) -> None:
+    # Given an image model whose content policy refuses the prompt
+    fake, context, client = with_model
+    fake.mode = "400-policy"
+    asked = await client.post("/api/studio/generations", json={"prompt": "something awful"},
+                              headers=ALICE)  # fmt: skip
+    # When the worker runs it
+    await run_jobs(context)
+    # Then alice sees it failed, and why; it is not tried again
+    status = (await client.get(asked.json()["status_url"], headers=ALICE)).json()
+    assert status["status"] == "failed"
+    assert status["error"] == (
+        "The image model refused this prompt: "
+        "Your request was rejected as a result of our safety system."
+    )
+    assert (await generation_job(context)).status == "failed"
+    assert len(fake.bodies) == 1
 
 
 async def test_every_note_we_send_validates(context: Context) -> None:

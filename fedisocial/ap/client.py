@@ -3,9 +3,12 @@
 Every remote fetch goes through :class:`FederationClient`: it refuses loopback,
 private and other reserved addresses (unless ``allow_private_networks``) at DNS
 resolution time, so a name that resolves to 127.0.0.1 cannot sneak through;
-caps time and size; signs GETs with the instance actor's key; and collapses
-concurrent fetches of one URL into one request (single-flight), because a
-boosted post makes many servers ask for the same documents at once.
+caps size and time (one deadline for the whole request: connect, headers and
+body, redirects included, so a server that dribbles bytes cannot hold a worker);
+says in words what went wrong on the network; signs GETs with the instance
+actor's key; and collapses concurrent fetches of one URL into one request
+(single-flight), because a boosted post makes many servers ask for the same
+documents at once.
 
 It speaks httpx (``httpx.Auth`` signing) over aiohttp's connection pool:
 httpx's own pool costs 5-20 ms of CPU per request under concurrency (see the
@@ -19,7 +22,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -33,7 +41,15 @@ from fedisocial import __version__
 from fedisocial.ap.vocab import ACTIVITY_JSON, LD_JSON_PROFILE, WebfingerResult, parse_webfinger
 from fedisocial.errors import BlockedAddress, InvalidDocument, RemoteError, RemoteStatus
 
-__all__ = ["AS2_ACCEPT", "Answer", "FederationClient", "GuardedResolver", "check_address"]
+__all__ = [
+    "AS2_ACCEPT",
+    "Answer",
+    "FederationClient",
+    "GuardedResolver",
+    "check_address",
+    "network_failure",
+    "parse_retry_after",
+]
 
 AS2_ACCEPT = f"{ACTIVITY_JSON}, {LD_JSON_PROFILE}"
 _MAX_REDIRECTS = 5
@@ -47,6 +63,59 @@ def check_address(address: str, allow_private: bool) -> None:
             f"refusing to connect to {address}: not a public address "
             "(set allow_private_networks = true to federate on a private network)"
         )
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds a server asks us to wait: ``Retry-After`` (RFC 9110 §10.2.3) or None.
+
+    Both forms: delay-seconds and an HTTP-date (a date in the past means now).
+    OpenAI-compatible servers also send ``retry-after-ms``, which is read first.
+    """
+    millis = headers.get("retry-after-ms", "").strip()
+    if millis.replace(".", "", 1).isdigit():
+        return float(millis) / 1000
+    value = headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it wraps (httpx wraps aiohttp, which wraps the OS error)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def network_failure(exc: BaseException, host: str, timeout: float) -> str:
+    """A network failure in words: connection refused, no such host, TLS error, timed out.
+
+    httpx-aiohttp maps most connection errors to ``ConnectTimeout``, so the cause
+    is read from the OS or TLS error underneath the wrappers.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, TimeoutError):
+            return f"timed out after {timeout:g} s (the server took longer than {timeout:g} s)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return f"no such host {host}"
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, aiohttp.ClientError):
+            return f"TLS error ({cause.reason or cause})"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by the server"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | httpx.RemoteProtocolError):
+        return "the server closed the connection before answering"
+    return str(exc) or type(exc).__name__
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -101,9 +170,9 @@ class FederationClient:
         self.allow_private = allow_private
         self.max_bytes = max_bytes
         self.auth = auth
+        self.timeout = timeout
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._user_agent = f"fedisocial/{__version__} (+{user_agent_url})"
-        self._post_timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
         self.http = httpx.AsyncClient(
@@ -132,12 +201,14 @@ class FederationClient:
         """Runs for every request, redirects included."""
         self._check_url(request.url)
 
-    def _check_url(self, url: httpx.URL) -> None:
-        scheme, host = url.scheme, url.host
+    def _check_url(self, url: httpx.URL | str) -> None:
+        """Refuse what is not http(s), or plain http or a private IP literal when not allowed."""
+        parsed = httpx.URL(url)
+        scheme, host = parsed.scheme, parsed.host
         if scheme not in ("https", "http"):
-            raise BlockedAddress(f"refusing {scheme}: URLs; only https is fetched")
+            raise BlockedAddress(f"refusing {url}: only https URLs are fetched")
         if scheme == "http" and not self.allow_private:
-            raise BlockedAddress(f"refusing plain http URL {url}; only https is fetched")
+            raise BlockedAddress(f"refusing plain http URL {url}: only https URLs are fetched")
         if _is_ip_literal(host):
             check_address(host.strip("[]"), self.allow_private)
 
@@ -191,8 +262,9 @@ class FederationClient:
     async def _read(
         self, url: str, accept: str, auth: httpx.Auth | None, max_bytes: int
     ) -> tuple[bytes, httpx.Response]:
-        """GET following redirects (each one guarded), body capped; errors as RemoteError."""
-        try:
+        """GET following redirects (each one guarded), body capped, within one deadline."""
+        self._check_url(url)
+        async with self._deadline("fetch", url):
             for _ in range(_MAX_REDIRECTS + 1):
                 request = self.http.build_request("GET", url, headers={"Accept": accept})
                 response = await self.http.send(request, auth=auth, stream=True)
@@ -201,15 +273,28 @@ class FederationClient:
                         url = str(response.url.join(response.headers["location"]))
                         continue
                     if response.status_code >= 400:
-                        raise RemoteStatus(url, response.status_code)
+                        wait = parse_retry_after(response.headers)
+                        raise RemoteStatus(url, response.status_code, retry_after=wait)
                     return await self._capped_body(response, max_bytes), response
                 finally:
                     await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise RemoteError(f"{url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"could not fetch {url}: {exc or type(exc).__name__}") from exc
         raise RemoteError(f"too many redirects from {url}")
+
+    @asynccontextmanager
+    async def _deadline(self, verb: str, url: str) -> AsyncIterator[None]:
+        """Bound a whole request by ``timeout``; network failures become RemoteErrors in words.
+
+        The connection of a request cut short is closed, not returned to the pool.
+        """
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
+            blocked = next((c for c in _causes(exc) if isinstance(c, BlockedAddress)), None)
+            if blocked is not None:  # raised by the resolver, under aiohttp's wrapper
+                raise blocked from exc
+            what = network_failure(exc, urlsplit(url).hostname or url, self.timeout)
+            raise RemoteError(f"could not {verb} {url}: {what}") from exc
 
     @staticmethod
     async def _capped_body(response: httpx.Response, max_bytes: int) -> bytes:
@@ -237,37 +322,32 @@ class FederationClient:
         """
         headers = {"Content-Type": ACTIVITY_JSON, "Accept": AS2_ACCEPT,
                    "User-Agent": self._user_agent}  # fmt: skip
+        self._check_url(url)
         request = httpx.Request("POST", url, content=body, headers=headers)
         flow = auth.async_auth_flow(request)
         try:
-            request = await flow.__anext__()
-            while True:
-                status, raw_headers, content = await self._send_post(request)
-                response = httpx.Response(status, headers=raw_headers, content=content,
-                                          request=request)  # fmt: skip
-                try:
-                    request = await flow.asend(response)
-                except StopAsyncIteration:
-                    return Answer(status, response.headers, content)
+            async with self._deadline("deliver to", url):
+                request = await flow.__anext__()
+                while True:
+                    status, raw_headers, content = await self._send_post(request)
+                    response = httpx.Response(status, headers=raw_headers, content=content,
+                                              request=request)  # fmt: skip
+                    try:
+                        request = await flow.asend(response)
+                    except StopAsyncIteration:
+                        return Answer(status, response.headers, content)
         finally:
             await flow.aclose()
 
     async def _send_post(
         self, request: httpx.Request
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        url = str(request.url)
-        self._check_url(request.url)
-        try:
-            async with self._aiohttp().request(
-                "POST", url, data=request.content, headers=request.headers.multi_items(),
-                allow_redirects=False, timeout=self._post_timeout,
-            ) as response:  # fmt: skip
-                content = await self._capped_answer(response)
-                return response.status, list(response.raw_headers), content
-        except TimeoutError as exc:
-            raise RemoteError(f"{url} did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            raise RemoteError(f"could not deliver to {url}: {exc or type(exc).__name__}") from exc
+        async with self._aiohttp().request(
+            "POST", str(request.url), data=request.content,
+            headers=request.headers.multi_items(), allow_redirects=False,
+        ) as response:  # fmt: skip
+            content = await self._capped_answer(response)
+            return response.status, list(response.raw_headers), content
 
     async def _capped_answer(self, response: aiohttp.ClientResponse) -> bytes:
         """The answer's body; empty when over the cap (an error page's status is what counts)."""

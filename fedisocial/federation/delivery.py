@@ -4,8 +4,9 @@
 activity and its delivery are committed together or not at all. The fan-out
 job resolves the recipients (followers collections, actors) to inboxes,
 preferring shared inboxes and deduplicating them, and queues one ``deliver``
-job per inbox. A delivery that fails is retried with backoff (see
-``jobs.retry_delay``); 4xx answers other than 401/408/429 are final. A host
+job per inbox. A delivery that fails is retried on :data:`DELIVER_RETRY` for
+about three days, honouring ``Retry-After``; which answers are final is the
+job queue's one rule (:func:`fedisocial.jobs.final_status`). A host
 that keeps failing for days is marked unreachable: its deliveries are dropped,
 except one probe now and then, until it answers again.
 """
@@ -17,8 +18,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,18 +26,18 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedisocial.ap.client import FederationClient
+from fedisocial.ap.client import FederationClient, parse_retry_after
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
 from fedisocial.ap.vocab import PUBLIC_ALIASES
 from fedisocial.cache import TTLCache
-from fedisocial.errors import FedisocialError, RemoteError
+from fedisocial.errors import FedisocialError, RemoteError, RemoteStatus
 from fedisocial.federation.remote import fetch_actor
-from fedisocial.jobs import JobQueue, PermanentFailure
+from fedisocial.jobs import JobQueue, PermanentFailure, RetryPolicy, final_status
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Follow, Host, Object, utcnow
 from fedisocial.store.rows import upsert
 
-__all__ = ["DELIVER", "FANOUT", "Delivery", "DeliveryFailed", "enqueue_fanout"]
+__all__ = ["DELIVER", "DELIVER_RETRY", "FANOUT", "FANOUT_RETRY", "Delivery", "enqueue_fanout"]
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,15 @@ DELIVER = "deliver"
 UNREACHABLE_AFTER = timedelta(days=3)
 #: an unreachable host gets one probe delivery this often
 PROBE_EVERY = timedelta(hours=6)
-_FINAL_EXCEPT = frozenset({401, 408, 429})
+#: A server down for a weekend still gets its posts: 15 attempts, the last ones 12 h apart,
+#: span 2.7 days (3.4 with jitter), about UNREACHABLE_AFTER. Mastodon retries a delivery
+#: 16 times over about two days (Sidekiq's backoff); spreading the tail keeps dead hosts cheap.
+DELIVER_RETRY = RetryPolicy(base=60.0, cap=12 * 3600.0, attempts=15, max_retry_after=86400.0)
+#: Fan-out is our own work (the database, cached actors): retry soon and for about three
+#: hours, so a database restart does not keep a post from federating.
+FANOUT_RETRY = RetryPolicy(base=10.0, cap=3600.0, attempts=12)
 #: seconds an actor's signing key is reused without reading the actor again (keys rotate)
 SIGNER_CACHE_SECONDS = 60.0
-
-
-class DeliveryFailed(FedisocialError):
-    """A delivery that may succeed later; ``retry_after`` comes from the server."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def enqueue_fanout(
@@ -73,21 +71,6 @@ def enqueue_fanout(
     if targets:
         payload = {"activity": activity_uri, "actor": actor_id, "recipients": targets, "ref": ref}
         JobQueue.add(session, FANOUT, payload, ref=ref)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 @functools.lru_cache(maxsize=16384)
@@ -201,18 +184,17 @@ class Delivery:
         auth = await self._auth(payload["actor"])
         try:
             answer = await self.client.post(inbox, body, auth)
-        except RemoteError as exc:
+        except RemoteError:
             await self._record(inbox, ok=False)
-            raise DeliveryFailed(str(exc)) from exc
+            raise
         if answer.status < 300:
             await self._record(inbox, ok=True)
             return
-        if 400 <= answer.status < 500 and answer.status not in _FINAL_EXCEPT:
-            await self._record(inbox, ok=True)  # the host is up, it just refuses
-            raise PermanentFailure(f"{inbox} refused the delivery with HTTP {answer.status}")
-        await self._record(inbox, ok=False)
-        retry_after = parse_retry_after(answer.headers.get("retry-after"), utcnow())
-        raise DeliveryFailed(f"{inbox} answered HTTP {answer.status}", retry_after)
+        final = final_status(answer.status)
+        await self._record(inbox, ok=final)  # a final refusal: the host is up, it just says no
+        verb = "refused the delivery with" if final else "answered"
+        raise RemoteStatus(inbox, answer.status, f"{inbox} {verb} HTTP {answer.status}",
+                           retry_after=parse_retry_after(answer.headers))  # fmt: skip
 
     async def _body(self, activity_uri: str) -> bytes:
         """The activity's bytes, kept in memory: a fan-out sends the same body to every inbox."""

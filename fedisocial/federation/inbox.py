@@ -16,8 +16,10 @@ through a short in-memory cache, so a known sender costs no database read.
 ``process`` runs as a job: it dispatches on ``(activity type, object type)``
 to the small handlers of :mod:`fedisocial.federation.handlers`, falling back to
 ``(activity type, None)``. Types without a handler stay stored and are
-ignored. A handler failure that retrying cannot fix ends the job with a
-:class:`~fedisocial.jobs.PermanentFailure` that says why.
+ignored. A handler failure that retrying cannot fix (the job queue's one rule,
+:func:`~fedisocial.jobs.is_final`) ends the job with a
+:class:`~fedisocial.jobs.PermanentFailure` that says why; others are retried on
+:data:`PROCESS_RETRY`.
 """
 
 from __future__ import annotations
@@ -37,33 +39,27 @@ from fedisocial.ap import httpsig
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.vocab import get_id, normalize, parse_json_object
 from fedisocial.config import Settings
-from fedisocial.errors import (
-    BadRequest,
-    BlockedAddress,
-    FedisocialError,
-    Forbidden,
-    RemoteError,
-    RemoteStatus,
-)
+from fedisocial.errors import BadRequest, FedisocialError, Forbidden
 from fedisocial.federation.handlers import HANDLERS, Received, Services
 from fedisocial.federation.remote import same_origin
 from fedisocial.federation.signatures import SignatureVerifier
-from fedisocial.jobs import JobQueue, PermanentFailure
+from fedisocial.jobs import JobQueue, PermanentFailure, RetryPolicy, is_final
 from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object
 from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "PROCESS", "Inbox"]
+__all__ = ["HANDLERS", "PROCESS", "PROCESS_RETRY", "Inbox"]
 
 log = logging.getLogger(__name__)
 
 PROCESS = "process_activity"
 #: most activities written in one transaction by the group commit
 _BATCH = 200
-#: remote 4xx answers that may change on a retry (as delivery.py classifies them)
-_RETRYABLE_STATUS = frozenset({401, 408, 429})
+#: Processing waits on other servers (the object, its author): retry for about three hours
+#: (10 attempts, then hourly). An activity whose context is still missing by then is stale.
+PROCESS_RETRY = RetryPolicy(base=30.0, cap=3600.0, attempts=10)
 
 
 def _parse(body: bytes) -> dict[str, Any]:
@@ -89,13 +85,6 @@ def _activity_id(doc: dict[str, Any], actor: str, body: bytes) -> str:
 
 def _is_self_delete(doc: dict[str, Any], actor: str) -> bool:
     return doc.get("type") == "Delete" and get_id(doc.get("object")) == actor
-
-
-def _permanent(exc: FedisocialError) -> bool:
-    """Whether retrying the job cannot help (the remote said no, or the input is bad)."""
-    if isinstance(exc, RemoteStatus):
-        return 400 <= exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS
-    return isinstance(exc, BlockedAddress) or not isinstance(exc, RemoteError)
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
@@ -256,7 +245,7 @@ class Inbox:
         try:
             await handler(self._services, received)
         except FedisocialError as exc:
-            if not _permanent(exc):
+            if not is_final(exc):
                 raise
             raise PermanentFailure(f"{received.type} {row.uri}: {exc.message}") from exc
         except DBAPIError as exc:

@@ -1,7 +1,11 @@
 """The AI image studio: generate as a job, review the draft, publish it as a Note.
 
 A generation is a row (``queued → running → done | failed``) plus a job, so it
-never runs inside a request and survives a restart. The finished image is a
+never runs inside a request and survives a restart. A run that fails goes back
+to ``queued`` and the job queue decides (its one rule, :data:`GENERATE_RETRY`):
+a rate limit or an outage is tried again after ``Retry-After``, while the user
+still sees it queued; a final failure, or the last attempt, shows it
+``failed`` with the reason (:meth:`Studio.gave_up`). The finished image is a
 draft ``Media`` row the author reviews (alt text defaults to the prompt) before
 ``publish`` posts it through the normal outbox, labeled as AI media: alt text
 naming the model, a visible line and a hashtag in the post, and the IPTC
@@ -20,7 +24,7 @@ from sqlalchemy import func, select, update
 from fedisocial.ap.addressing import Visibility
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
-from fedisocial.jobs import JobQueue
+from fedisocial.jobs import JobQueue, RetryPolicy
 from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Generation, Media, Object, utcnow
@@ -33,9 +37,12 @@ from fedisocial.studio.media import (
     store_processed,
 )
 
-__all__ = ["GENERATE", "TRAINED_ALGORITHMIC_MEDIA", "Studio", "attachment"]
+__all__ = ["GENERATE", "GENERATE_RETRY", "TRAINED_ALGORITHMIC_MEDIA", "Studio", "attachment"]
 
 GENERATE = "generate_image"
+#: Someone waits at the composer: retry a rate limit or an outage for about eight minutes
+#: (6 attempts), then say it failed; a Retry-After of more than ten minutes is not waited out.
+GENERATE_RETRY = RetryPolicy(base=15.0, cap=300.0, attempts=6, max_retry_after=600.0)
 #: IPTC digital source type of images made by a trained model
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 MAX_ATTACHMENTS = 4
@@ -109,17 +116,33 @@ class Studio:
 
     # -- the job --------------------------------------------------------------------------
     async def run(self, payload: dict[str, Any]) -> None:
-        """Job handler: generate, check and store the image; record a clear error."""
+        """Job handler: generate, check and store the image; a failure goes to the queue.
+
+        The generation is queued again until the job queue gives up (then
+        :meth:`gave_up` records the reason).
+        """
         generation = await self._claim(payload["generation"])
         if generation is None:
             return  # done, failed, or being made by someone else right now
         try:
             image = await self.provider.generate(generation.prompt)
             media = await self._keep(generation, image)
-        except FedisocialError as exc:
-            await self._finish(generation.id, error=exc.message)
-            return
+        except Exception:
+            await self._requeue(generation.id)
+            raise
         await self._finish(generation.id, media_id=media.id)
+
+    async def gave_up(self, payload: dict[str, Any], exc: BaseException) -> None:
+        """The job failed for good: show the generation failed, with a reason a user can read."""
+        reason = exc.message if isinstance(exc, FedisocialError) else "an internal error"
+        await self._finish(payload["generation"], error=reason)
+
+    async def _requeue(self, generation_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Generation).where(Generation.id == generation_id)
+                .values(status="queued", started_at=None)
+            )  # fmt: skip
 
     async def _claim(self, generation_id: int) -> Generation | None:
         """Mark a generation running, atomically: one runner at a time.
@@ -170,7 +193,8 @@ class Studio:
     ) -> None:
         async with self.db.transaction() as session:
             generation = await session.get(Generation, generation_id)
-            assert generation is not None
+            if generation is None:
+                return  # its owner was deleted meanwhile
             generation.status = "failed" if error else "done"
             generation.error, generation.media_id = error, media_id
             generation.finished_at = utcnow()

@@ -3,7 +3,9 @@
 :class:`OpenAIImageProvider` speaks the images API through the official
 ``openai`` package (OpenAI, Azure, LocalAI, vLLM… by ``base_url``); the SDK
 retries 429 and 5xx answers with backoff, honouring ``Retry-After``. Its
-errors become :mod:`fedisocial.errors` with messages a user can act on; the
+errors become :mod:`fedisocial.errors` with messages a user can act on (an
+answer with an error status as :class:`~fedisocial.errors.RemoteStatus`, so
+the job queue's one rule decides whether the generation is tried again); the
 API key never appears in them. :class:`LocalImageProvider` is the embedded
 default: a deterministic Pillow renderer that needs no account anywhere.
 Providers are built by :func:`image_provider` from the settings; generation
@@ -16,7 +18,6 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -24,12 +25,8 @@ from urllib.parse import urlsplit
 import openai
 from openai.types import ImagesResponse
 
-from fedisocial.errors import (
-    BadRequest,
-    FedisocialError,
-    RateLimited,
-    RemoteError,
-)
+from fedisocial.ap.client import network_failure, parse_retry_after
+from fedisocial.errors import BadRequest, FedisocialError, RateLimited, RemoteError, RemoteStatus
 
 if TYPE_CHECKING:
     from fedisocial.ap.client import FederationClient
@@ -131,16 +128,6 @@ async def download_image(client: FederationClient, url: str, max_bytes: int) -> 
         raise
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    for name, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
-        value = headers.get(name)
-        try:
-            return float(value) / divisor if value is not None else None
-        except ValueError:
-            continue
-    return None
-
-
 class OpenAIImageProvider:
     """Any OpenAI-compatible images endpoint, through the official ``openai`` package."""
 
@@ -217,6 +204,17 @@ class OpenAIImageProvider:
         text = str(message or exc.message or type(exc).__name__)[:300]
         return text.replace(self._secret, "***") if self._secret else text
 
+    def _status_message(self, exc: openai.APIStatusError, detail: str) -> str:
+        where = _public(self.base_url)
+        if isinstance(exc, openai.AuthenticationError):
+            return (f"the image model at {where} refused our API key: set "
+                    "FEDISOCIAL_OPENAI_API_KEY (or OPENAI_API_KEY) to a valid key")  # fmt: skip
+        if isinstance(exc, openai.PermissionDeniedError):
+            return f"the API key may not use {self.model} at {where}: {detail}"
+        if isinstance(exc, openai.NotFoundError):
+            return f"no image model {self.model!r} or images API at {where}"
+        return f"the image model at {where} failed with HTTP {exc.status_code}: {detail}"
+
     def _translate(self, exc: openai.APIError) -> FedisocialError:
         """An SDK error as a user-facing fedisocial error (never with the API key)."""
         where = _public(self.base_url)
@@ -224,7 +222,9 @@ class OpenAIImageProvider:
             timeout = self.settings.ai_images_timeout
             return RemoteError(f"the image model did not answer within {timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
-            return RemoteError(f"cannot reach the image model at {where}")
+            why = network_failure(exc, urlsplit(self.base_url).hostname or where,
+                                  self.settings.ai_images_timeout)  # fmt: skip
+            return RemoteError(f"cannot reach the image model at {where}: {why}")
         detail = self._detail(exc)
         if isinstance(exc, openai.BadRequestError):
             if exc.code in REFUSAL_CODES:
@@ -233,19 +233,9 @@ class OpenAIImageProvider:
         if isinstance(exc, openai.RateLimitError):
             return ImageRateLimited(
                 f"quota or rate limit reached at {where}; try again later ({detail})",
-                _retry_after(exc.response.headers),
+                parse_retry_after(exc.response.headers),
             )
-        if isinstance(exc, openai.AuthenticationError):
-            return RemoteError(
-                f"the image model at {where} refused our API key: set FEDISOCIAL_OPENAI_API_KEY "
-                "(or OPENAI_API_KEY) to a valid key"
-            )
-        if isinstance(exc, openai.PermissionDeniedError):
-            return RemoteError(f"the API key may not use {self.model} at {where}: {detail}")
-        if isinstance(exc, openai.NotFoundError):
-            return RemoteError(f"no image model {self.model!r} or images API at {where}")
         if isinstance(exc, openai.APIStatusError):
-            return RemoteError(
-                f"the image model at {where} failed with HTTP {exc.status_code}: {detail}"
-            )
+            return RemoteStatus(where, exc.status_code, self._status_message(exc, detail),
+                                retry_after=parse_retry_after(exc.response.headers))  # fmt: skip
         return RemoteError(f"the image model at {where} sent an answer we cannot read: {detail}")
