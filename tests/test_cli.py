@@ -73,3 +73,22 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "migrations pending" in result.stderr and "fedisocial migrate" in result.stderr
+
+
+HEAVY_MODULES = ("openai", "PIL", "sqlalchemy", "starlette", "pyld", "cryptography", "httpx",
+                 "aiohttp", "jinja2", "argon2", "alembic")  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [[], ["post"], ["user", "list"]], ids=" ".join)
+def test_help_imports_no_heavy_module(command: list[str]) -> None:
+    # Given the import log of `fedisocial … --help` (what a new user types first)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "fedisocial", *command, "--help"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = {line.rpartition("|")[2].strip().split(".")[0]
+                for line in result.stderr.splitlines() if line.startswith("import time:")}  # fmt: skip
+    # Then none of the libraries only some commands need was loaded
+    assert "argparse" in imported
+    assert imported.isdisjoint(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
