@@ -55,8 +55,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    path = config_path(args.config)
-    print(f"# from {path if path.exists() else 'defaults'} and FEDISOCIAL_* variables")
+    print(f"# from {config_path(args.config)} and FEDISOCIAL_* variables")
     rows = settings.describe()
     width = max(len(name) for name, _, _ in rows)
     for name, value, env in rows:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from fedisocial.config import Settings, load_settings
+from fedisocial.config import Settings, find_config, load_settings
 from fedisocial.store.db import Database
 
 if TYPE_CHECKING:
@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    """The settings of the instance named by --config, $FEDISOCIAL_CONFIG or ./fedisocial.toml."""
+    return load_settings(find_config(args.config))
 
 
 def with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
