@@ -117,6 +117,19 @@ def test_the_data_folder_is_found_beside_the_config_file(tmp_path: Path) -> None
     assert list(elsewhere.iterdir()) == []
 
 
+def test_init_tells_what_next_only_when_it_made_something(tmp_path: Path) -> None:
+    # Given a first `fedisocial init`: it writes the config and makes the database
+    first = run_here(tmp_path, "init")
+    assert first.returncode == 0, first.stderr
+    assert "Next: `fedisocial user create NAME --admin`" in first.stdout
+    # When init runs again on the ready instance
+    again = run_here(tmp_path, "init")
+    # Then it says all is there, and no "what next" hint
+    assert again.returncode == 0, again.stderr
+    assert "existing configuration" in again.stdout and "Database ready" in again.stdout
+    assert "Next:" not in again.stdout
+
+
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     (tmp_path / "fedisocial.toml").write_text('data_dir = "empty"\n')
     result = run_here(tmp_path, "serve")

@@ -12,22 +12,26 @@ from fedisocial import __version__
 from fedisocial.cli.instance import settings_of
 from fedisocial.config import Settings, config_path, example_toml, load_settings
 from fedisocial.social.accounts import ensure_instance_actor, list_users
-from fedisocial.store.db import Database, migrate, require_current_schema
+from fedisocial.store.db import Database, migrate, pending_migrations, require_current_schema
 from fedisocial.urls import Urls
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings) -> int:
+    """Apply the pending migrations; returns how many there were."""
     db = Database(settings.effective_database_url)
     try:
+        pending = await pending_migrations(db)
         await migrate(db)
         await ensure_instance_actor(db, Urls(settings.base_url))
     finally:
         await db.close()
+    return len(pending)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     path = config_path(args.config)
-    if path.exists():
+    wrote = not path.exists()
+    if not wrote:
         print(f"Using the existing configuration in {path}")
     else:
         text = example_toml(
@@ -36,9 +40,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"Wrote {path} (edit it to set your domain, name and database)")
     settings = load_settings(path)
-    asyncio.run(_migrate(settings))
+    migrated = asyncio.run(_migrate(settings))
     print(f"Database ready: {_mask_url(settings)}")
-    print("Next: `fedisocial user create NAME --admin`, then `fedisocial serve`.")
+    if wrote or migrated:
+        print("Next: `fedisocial user create NAME --admin`, then `fedisocial serve`.")
     return 0
 
 
