@@ -8,17 +8,19 @@ from typing import Any
 from fedisocial import __version__
 from fedisocial.ap.addressing import VISIBILITIES
 
+_FOLLOW_ID = "(its FOLLOW-ID: `fedisocial followers USER` shows it)"
 _TARGETED = (
     ("follow", "follow", "follow an account (asks, when it approves followers)", "HANDLE|URL"),
     ("unfollow", "unfollow", "stop following an account", "HANDLE|URL"),
     ("block", "block", "block an account (ends follows both ways)", "HANDLE|URL"),
+    ("unblock", "unblock", "take a block back", "HANDLE|URL"),
     ("like", "like", "like a post", "URL"),
     ("unlike", "unlike", "take a like back", "URL"),
     ("boost", "boost", "boost (announce) a post to your followers", "URL"),
     ("unboost", "unboost", "take a boost back", "URL"),
     ("delete", "delete", "delete one of your posts", "URL"),
-    ("accept", "accept_follow", "accept a pending follow request (its id)", "URL"),
-    ("reject", "reject_follow", "reject a pending follow request (its id)", "URL"),
+    ("accept", "accept_follow", f"accept a follow request {_FOLLOW_ID}", "FOLLOW-ID"),
+    ("reject", "reject_follow", f"reject a follow request {_FOLLOW_ID}", "FOLLOW-ID"),
 )
 
 
@@ -89,12 +91,21 @@ def _users(parent: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")  # fmt: skip
     users.add("list", "users:cmd_user_list", "list local accounts")
+    p = users.add("set", "users:cmd_user_set", "change an account's settings")
+    p.add_argument("name", help="username")
+    locking = p.add_mutually_exclusive_group(required=True)
+    locking.add_argument("--locked", action="store_true", dest="locked", default=None,
+                         help="approve each follower (`fedisocial accept|reject`)")  # fmt: skip
+    locking.add_argument("--unlocked", action="store_false", dest="locked",
+                         help="accept followers at once (the default)")  # fmt: skip
 
 
 def _actions(commands: _Commands) -> None:
     p = commands.add("lookup", "reading:cmd_lookup",
-                     "fetch a remote actor or object (WebFinger + signed GET)")  # fmt: skip
-    p.add_argument("target", metavar="HANDLE|URL", help="@user@host, user@host or an https URL")
+                     "print an actor or object: ours from the database, others' fetched "
+                     "(WebFinger + signed GET)")  # fmt: skip
+    p.add_argument("target", metavar="HANDLE|URL",
+                   help="@user@host, user@host, a local username or a URL")  # fmt: skip
 
     p = commands.add("post", "actions:cmd_post", "publish a post as USER")
     p.add_argument("user", help="local username")
@@ -122,5 +133,8 @@ def _actions(commands: _Commands) -> None:
     p.add_argument("--limit", type=int, default=20, help="how many items (default 20)")
     p.add_argument("--json", action="store_true", help="print the items as AS2 JSON")
     p = commands.add("followers", "reading:cmd_followers",
-                     "list USER's followers (and pending requests)")  # fmt: skip
+                     "list USER's followers, and requests with their FOLLOW-ID")  # fmt: skip
+    p.add_argument("user", help="local username")
+    p = commands.add("following", "reading:cmd_following",
+                     "list the accounts USER follows (and asks to follow)")  # fmt: skip
     p.add_argument("user", help="local username")

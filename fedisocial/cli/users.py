@@ -9,7 +9,7 @@ import sys
 
 from fedisocial.cli.instance import settings_of, with_db
 from fedisocial.errors import FedisocialError
-from fedisocial.social.accounts import create_user, list_users
+from fedisocial.social.accounts import create_user, list_users, set_locked
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, User
 from fedisocial.urls import Urls
@@ -55,4 +55,17 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     for user, actor in rows:
         role = "admin" if user.is_admin else "user"
         print(f"{user.username:<20} {role:<6} {actor.uri}  joined {user.created_at:%Y-%m-%d}")
+    return 0
+
+
+def cmd_user_set(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    urls = Urls(settings.base_url)
+    with_db(settings, lambda db: set_locked(db, urls, args.name, locked=args.locked))
+    if args.locked:
+        print(f"@{args.name}@{urls.netloc} now approves each follower: `fedisocial followers "
+              f"{args.name}` lists the requests, `fedisocial accept|reject {args.name} FOLLOW-ID` "
+              "answers them")  # fmt: skip
+    else:
+        print(f"@{args.name}@{urls.netloc} now accepts followers at once")
     return 0
