@@ -13,9 +13,9 @@ from tests.instances import FEDISOCIAL, make_instance
 
 COMMANDS = [
     [], ["init"], ["migrate"], ["config"], ["serve"], ["worker"], ["user"],
-    ["user", "create"], ["user", "list"], ["user", "set"], ["lookup"], ["post"], ["edit"], ["delete"],
-    ["follow"], ["unfollow"], ["block"], ["unblock"], ["like"], ["unlike"], ["boost"], ["unboost"],
-    ["accept"], ["reject"], ["feed"], ["followers"], ["following"],
+    ["user", "create"], ["user", "list"], ["user", "set"], ["lookup"], ["post"], ["edit"],
+    ["delete"], ["follow"], ["unfollow"], ["block"], ["unblock"], ["like"], ["unlike"],
+    ["boost"], ["unboost"], ["accept"], ["reject"], ["feed"], ["followers"], ["following"],
 ]  # fmt: skip
 
 
