@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from fedisocial.cli.output import echo
 from fedisocial.cli.parser import build_parser
 from fedisocial.errors import FedisocialError
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = _handler(args.handler)(args)
     except FedisocialError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        echo(f"error: {exc.message}", err=True)
         code = 1
     except KeyboardInterrupt:
         code = 130

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fedisocial.app import Context
 from fedisocial.cli.instance import in_context
+from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.store.models import Actor, Object
@@ -26,7 +27,7 @@ def cmd_post(args: argparse.Namespace) -> int:
         media_ids = [await _generate(context, actor, prompt, args.alt) for prompt in args.generate]
         for name, data in files:
             media = await context.studio.upload(actor, data, filename=name, description=args.alt)
-            print(f"image ready: {context.media.url(media.path)} ({media.width}x{media.height})")
+            echo(f"image ready: {context.media.url(media.path)} ({media.width}x{media.height})")
             media_ids.append(media.id)
         if media_ids:
             return await context.studio.publish(
@@ -38,7 +39,7 @@ def cmd_post(args: argparse.Namespace) -> int:
         )  # fmt: skip
 
     note = in_context(args, act)
-    print(f"posted {note.uri} ({note.visibility}); {QUEUED}")
+    echo(f"posted {note.uri} ({note.visibility}); {QUEUED}")
     return 0
 
 
@@ -63,19 +64,20 @@ async def _generate(context: Context, actor: Actor, prompt: str, alt: str | None
             continue
         line = f"{status['status']} {elapsed:4.1f}s  {where}: {prompt[:50]}"
         if sys.stdout.isatty():
-            print(f"\r{_SPINNER[tick % len(_SPINNER)]} {line}", end="", flush=True)
+            print("\r", end="")  # back to the start of the progress line
+            echo(f"{_SPINNER[tick % len(_SPINNER)]} {line}", end="", flush=True)
         elif status["status"] != shown:
-            print(line, flush=True)
+            echo(line, flush=True)
         shown, tick = status["status"], tick + 1
         if status["status"] in ("done", "failed"):
             break
         await asyncio.sleep(0.25)
     if sys.stdout.isatty():
-        print()
+        echo()
     if status["status"] == "failed":
         raise FedisocialError(f"the image could not be made: {status['error']}")
     media = status["media"]
-    print(f"image ready: {media['url']} ({media['width']}x{media['height']})")
+    echo(f"image ready: {media['url']} ({media['width']}x{media['height']})")
     if alt:
         await studio.describe_media(actor, media["id"], alt)
     media_id: int = media["id"]
@@ -97,7 +99,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         return await context.outbox.edit(actor, args.target, args.text)
 
     note = in_context(args, act)
-    print(f"edited {note.uri}; {QUEUED}")
+    echo(f"edited {note.uri}; {QUEUED}")
     return 0
 
 
@@ -110,5 +112,5 @@ def cmd_outbox_action(args: argparse.Namespace) -> int:
         return await method(actor, args.target)
 
     activity = in_context(args, act)
-    print(f"{activity.type} {activity.uri}; {QUEUED}")
+    echo(f"{activity.type} {activity.uri}; {QUEUED}")
     return 0

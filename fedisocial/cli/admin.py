@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from fedisocial import __version__
 from fedisocial.cli.instance import settings_of
+from fedisocial.cli.output import echo
 from fedisocial.config import Settings, config_path, example_toml, load_settings
 from fedisocial.social.accounts import ensure_instance_actor, list_users
 from fedisocial.store.db import Database, migrate, pending_migrations, require_current_schema
@@ -32,18 +33,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     wrote = not path.exists()
     if not wrote:
-        print(f"Using the existing configuration in {path}")
+        echo(f"Using the existing configuration in {path}")
     else:
         text = example_toml(
             base_url=args.base_url, data_dir=args.data_dir, database_url=args.database_url
         )
         path.write_text(text, encoding="utf-8")
-        print(f"Wrote {path} (edit it to set your domain, name and database)")
+        echo(f"Wrote {path} (edit it to set your domain, name and database)")
     settings = load_settings(path)
     migrated = asyncio.run(_migrate(settings))
-    print(f"Database ready: {_mask_url(settings)}")
+    echo(f"Database ready: {_mask_url(settings)}")
     if wrote or migrated:
-        print("Next: `fedisocial user create NAME --admin`, then `fedisocial serve`.")
+        echo("Next: `fedisocial user create NAME --admin`, then `fedisocial serve`.")
     return 0
 
 
@@ -54,17 +55,17 @@ def _mask_url(settings: Settings) -> str:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     asyncio.run(_migrate(settings))
-    print(f"Database schema is current: {_mask_url(settings)}")
+    echo(f"Database schema is current: {_mask_url(settings)}")
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    print(f"# from {config_path(args.config)} and FEDISOCIAL_* variables")
+    echo(f"# from {config_path(args.config)} and FEDISOCIAL_* variables")
     rows = settings.describe()
     width = max(len(name) for name, _, _ in rows)
     for name, value, env in rows:
-        print(f"{name:<{width}}  {value:<40}  {env}")
+        echo(f"{name:<{width}}  {value:<40}  {env}")
     return 0
 
 
@@ -100,15 +101,15 @@ async def _preflight(settings: Settings, host: str, port: int) -> None:
         users = await list_users(db)
     finally:
         await db.close()
-    print(f"fedisocial {__version__}: {settings.instance_name} at {settings.base_url}")
-    print(f"listening on http://{host}:{port}")
+    echo(f"fedisocial {__version__}: {settings.instance_name} at {settings.base_url}")
+    echo(f"listening on http://{host}:{port}")
     public = urlsplit(settings.base_url)
     if public.hostname in ("127.0.0.1", "localhost", "::1") and public.port not in (None, port):
-        print(f"warning: base_url is {settings.base_url} but the server listens on port {port};"
+        echo(f"warning: base_url is {settings.base_url} but the server listens on port {port};"
               " links and federation will use base_url (set it in the config file)")  # fmt: skip
     if not users:
-        print("No accounts yet. Create the first one in another terminal:")
-        print("    .venv/bin/fedisocial user create alice --admin")
+        echo("No accounts yet. Create the first one in another terminal:")
+        echo("    .venv/bin/fedisocial user create alice --admin")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -123,7 +124,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
-        print(f"worker {worker.name} running; Ctrl-C stops it after the running jobs")
+        echo(f"worker {worker.name} running; Ctrl-C stops it after the running jobs")
         try:
             await worker.run()
         finally:

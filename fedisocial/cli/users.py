@@ -8,6 +8,7 @@ import secrets
 import sys
 
 from fedisocial.cli.instance import settings_of, with_db
+from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
 from fedisocial.social.accounts import create_user, list_users, set_locked
 from fedisocial.store.db import Database
@@ -39,22 +40,22 @@ def cmd_user_create(args: argparse.Namespace) -> int:
                           display_name=args.display_name or "")  # fmt: skip
 
     with_db(settings, create)
-    print(f"Created {'admin ' if args.admin else ''}@{args.name}@{urls.netloc}")
-    print(f"  profile: {urls.profile(args.name)}")
-    print(f"  actor:   {urls.actor(args.name)}")
+    echo(f"Created {'admin ' if args.admin else ''}@{args.name}@{urls.netloc}")
+    echo(f"  profile: {urls.profile(args.name)}")
+    echo(f"  actor:   {urls.actor(args.name)}")
     if generated:
-        print(f"  password: {password}   (shown once; keep it somewhere safe)")
-    print(f"Others find this account by searching for @{args.name}@{urls.netloc}.")
+        echo(f"  password: {password}   (shown once; keep it somewhere safe)")
+    echo(f"Others find this account by searching for @{args.name}@{urls.netloc}.")
     return 0
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
     rows: list[tuple[User, Actor]] = with_db(settings_of(args), list_users)
     if not rows:
-        print("No accounts yet: `fedisocial user create NAME --admin` makes the first.")
+        echo("No accounts yet: `fedisocial user create NAME --admin` makes the first.")
     for user, actor in rows:
         role = "admin" if user.is_admin else "user"
-        print(f"{user.username:<20} {role:<6} {actor.uri}  joined {user.created_at:%Y-%m-%d}")
+        echo(f"{user.username:<20} {role:<6} {actor.uri}  joined {user.created_at:%Y-%m-%d}")
     return 0
 
 
@@ -63,9 +64,9 @@ def cmd_user_set(args: argparse.Namespace) -> int:
     urls = Urls(settings.base_url)
     with_db(settings, lambda db: set_locked(db, urls, args.name, locked=args.locked))
     if args.locked:
-        print(f"@{args.name}@{urls.netloc} now approves each follower: `fedisocial followers "
+        echo(f"@{args.name}@{urls.netloc} now approves each follower: `fedisocial followers "
               f"{args.name}` lists the requests, `fedisocial accept|reject {args.name} FOLLOW-ID` "
               "answers them")  # fmt: skip
     else:
-        print(f"@{args.name}@{urls.netloc} now accepts followers at once")
+        echo(f"@{args.name}@{urls.netloc} now accepts followers at once")
     return 0
