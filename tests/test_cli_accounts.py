@@ -88,8 +88,9 @@ def test_a_locked_account_accepts_follow_requests_by_follow_id(site: Instance) -
     # And once she accepts it, each list shows the other
     accepted = site.cli("accept", "alice", follow_id)
     assert accepted.returncode == 0 and accepted.stdout.startswith("Accept ")
-    assert site.cli("followers", "alice").stdout == f"@bob@{site.netloc}\n"
-    assert site.cli("following", "bob").stdout == f"@alice@{site.netloc}\n"
+    bob, alice = f"{site.base_url}/users/bob", f"{site.base_url}/users/alice"
+    assert site.cli("followers", "alice").stdout == f"@bob@{site.netloc}  {bob}\n"
+    assert site.cli("following", "bob").stdout == f"@alice@{site.netloc}  {alice}\n"
     # And unlocked, the actor says so again
     assert site.cli("user", "set", "alice", "--unlocked").returncode == 0
     assert json.loads(site.cli("lookup", "alice").stdout)["manuallyApprovesFollowers"] is False

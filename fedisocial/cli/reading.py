@@ -109,7 +109,7 @@ def _attachment(attachment: dict[str, Any]) -> str:
 
 
 async def _follows(db: Database, actor_uri: str, *, followers: bool) -> list[tuple[Follow, str]]:
-    """The follows to (``followers``) or from ``actor_uri``, each with the other side's handle."""
+    """The follows to (``followers``) or from ``actor_uri``, each with ``@handle  URI``."""
     mine, other = (Follow.followee_uri, Follow.follower_uri) if followers else (
         Follow.follower_uri, Follow.followee_uri)  # fmt: skip
     query = (
@@ -120,7 +120,8 @@ async def _follows(db: Database, actor_uri: str, *, followers: bool) -> list[tup
     )
     async with db.session() as session:
         rows = await session.execute(query)
-    return [(follow, f"@{name}@{domain}" if name else uri) for follow, uri, name, domain in rows]
+    return [(follow, f"@{name}@{domain}  {uri}" if name else uri)
+            for follow, uri, name, domain in rows]  # fmt: skip
 
 
 def _list_follows(args: argparse.Namespace, *, followers: bool) -> list[tuple[Follow, str]]:
