@@ -55,10 +55,11 @@ def test_the_feed_reads_like_a_timeline(tmp_path: Path) -> None:
         for name in ("bob", "carol"):
             run(one, "follow", "alice", f"@{name}@{two.netloc}")
         eventually(lambda: _accepted(run(one, "following", "alice")), "both follows are accepted")
-        # When bob posts two lines with control codes, a followers-only post and a picture,
-        # and boosts what carol posted
+        # When bob posts two lines with control codes, a followers-only post, a direct one to
+        # alice and a picture, and boosts what carol posted
         run(two, "post", "bob", f"first line{HOSTILE}\nsecond line")
         run(two, "post", "bob", "for friends", "--visibility", "followers")
+        run(two, "post", "bob", f"psst @alice@{one.netloc}", "--visibility", "direct")
         run(two, "post", "bob", "look", "--image", str(_png(tmp_path / "red.png")),
             "--alt", "a red square")  # fmt: skip
         carols = posted_uri(run(two, "post", "carol", "carol here"))
@@ -66,7 +67,8 @@ def test_the_feed_reads_like_a_timeline(tmp_path: Path) -> None:
         feed = eventually(lambda: (out := run(one, "feed", "alice")).count("boosted") and out,
                           "the boost arrives")  # fmt: skip
         # Then alice's feed names people by handle, indents their text, marks the picture and
-        # the followers-only post, shows carol's post once (as bob's boost), and no control code
+        # the followers-only and direct posts, shows carol's post once (as bob's boost), and
+        # prints no control code
         bob, carol = f"@bob@{two.netloc}", f"@carol@{two.netloc}"
         lines = feed.splitlines()
         assert not any(line.endswith(f"{two.base_url}/users/bob") for line in lines), feed
@@ -74,6 +76,7 @@ def test_the_feed_reads_like_a_timeline(tmp_path: Path) -> None:
         assert "    first line" in lines and "    second line" in lines
         assert "    [image: a red square]" in lines
         assert any(line.endswith(f"  {bob}  [followers only]") for line in lines), feed
+        assert any(line.endswith(f"  {bob}  [direct]") for line in lines), feed
         assert any(line.endswith(f"  {bob} boosted {carol}:") for line in lines), feed
         assert feed.count("carol here") == 1
         assert not any(code in feed for code in "\x1b\x07\x9b\u202e"), repr(feed)

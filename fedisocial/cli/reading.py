@@ -1,4 +1,4 @@
-"""What a local account sees: its feed and followers; lookups of remote documents."""
+"""What a local account sees: its feed, followers and follows; lookups of actors and posts."""
 
 from __future__ import annotations
 
