@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 
 from fedisocial.errors import ConfigError
 
-__all__ = ["REGISTRATION_MODES", "Settings", "config_path", "example_toml", "load_settings"]
+__all__ = [
+    "REGISTRATION_MODES",
+    "Settings",
+    "config_path",
+    "example_toml",
+    "find_config",
+    "load_settings",
+]
 
 REGISTRATION_MODES = ("open", "approval", "closed")
 DEFAULT_CONFIG_FILE = "fedisocial.toml"
@@ -302,10 +309,32 @@ def config_path(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("FEDISOCIAL_CONFIG") or DEFAULT_CONFIG_FILE)
 
 
+def find_config(explicit: str | None = None) -> Path:
+    """The config file of the instance a command runs against; ConfigError if there is none.
+
+    Commands other than ``init`` need one: run without, they would open (and
+    create) an empty database under the defaults in whatever folder they run in.
+    """
+    path = config_path(explicit)
+    if path.is_file():
+        return path
+    if explicit or os.environ.get("FEDISOCIAL_CONFIG"):
+        raise ConfigError(
+            str(path), f"no such config file (`fedisocial --config {path} init` makes one)"
+        )
+    raise ConfigError(
+        f"no {DEFAULT_CONFIG_FILE} here", "run `fedisocial init` or pass --config PATH"
+    )
+
+
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Read the file (if it exists) and the environment, validate, return Settings."""
+    """Read the file (if it exists) and the environment, validate, return Settings.
+
+    A relative ``data_dir`` in the file is relative to the file's folder, so the
+    instance is the same from wherever its commands run.
+    """
     environ = os.environ if environ is None else environ
     file = config_path(str(path) if path else environ.get("FEDISOCIAL_CONFIG"))
     raw: dict[str, Any] = {}
@@ -321,6 +350,8 @@ def load_settings(
             valid = ", ".join(sorted(known))
             raise ConfigError(key, f"unknown setting in {file}; valid settings are: {valid}")
         values[known[key].name] = _coerce(known[key], value)
+    if "data_dir" in values:
+        values["data_dir"] = str(file.parent / values["data_dir"])
     for f in known.values():
         for name in f.metadata["env"]:
             if name in environ:

@@ -31,6 +31,7 @@ __all__ = [
     "hash_password",
     "list_users",
     "render_actor",
+    "set_locked",
     "usage",
     "verify_password",
 ]
@@ -188,6 +189,15 @@ async def find_local_actor(db: Database, urls: Urls, username: str) -> Actor:
     if actor is None:
         raise NotFound(f"no user called {username!r} on this instance")
     return actor
+
+
+async def set_locked(db: Database, urls: Urls, username: str, *, locked: bool) -> Actor:
+    """Make a local account approve each follower (``manuallyApprovesFollowers``), or not."""
+    actor = await find_local_actor(db, urls, username)
+    async with db.transaction() as session:
+        row = await session.get_one(Actor, actor.id)
+        row.manually_approves_followers = locked
+    return row
 
 
 async def list_users(db: Database) -> list[tuple[User, Actor]]:

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedisocial.ap.addressing import Visibility, address
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.jsonld import OBJECT_CONTEXT
-from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES
+from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES, parse_handle
 from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
 from fedisocial.federation.delivery import enqueue_fanout
 from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
 from fedisocial.social.access import local_audience
+from fedisocial.social.accounts import find_local_actor
 from fedisocial.social.content import MentionTarget, find_mentions, render
 from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
@@ -50,13 +51,40 @@ class Outbox:
 
     # -- lookups ------------------------------------------------------------------
     async def actor_of(self, target: str) -> Actor:
-        """An actor by handle (``@bob@host``, ``bob@host``, local ``bob``) or id."""
+        """An actor by handle (``@bob@host``, ``bob@host``, local ``bob``) or id.
+
+        Our own accounts come from the store only: asking our own server over
+        the network for a name nobody has here only fails in a confusing way.
+        """
         if target.startswith(("https://", "http://")):
+            if self.urls.is_local(target):
+                return await self._local_actor(target)
             return await fetch_actor(self.db, self.client, target, max_age=self.actor_max_age)
-        name, _, host = target.lstrip("@").partition("@")
-        return await resolve_handle(
-            self.db, self.client, name, host or self.urls.netloc, max_age=self.actor_max_age
-        )
+        name, _, host = target.strip().lstrip("@").partition("@")
+        if not host or host.lower() == self.urls.netloc:
+            return await find_local_actor(self.db, self.urls, name)
+        name, host = parse_handle(target)
+        return await resolve_handle(self.db, self.client, name, host, max_age=self.actor_max_age)
+
+    async def _local_actor(self, uri: str) -> Actor:
+        name = self.urls.local_username(uri)
+        if name is not None:
+            return await find_local_actor(self.db, self.urls, name)
+        async with self.db.session() as session:
+            actor = await session.scalar(select(Actor).where(Actor.uri == uri))
+        if actor is None:
+            raise NotFound(f"no account {uri} on this instance")
+        return actor
+
+    async def _object(self, uri: str) -> Object:
+        """A post by id: ours from the store (NotFound if missing), others' fetched."""
+        if not self.urls.is_local(uri):
+            return await fetch_object(self.db, self.client, uri)
+        async with self.db.session() as session:
+            row = await session.scalar(select(Object).where(Object.uri == uri))
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"no post {uri}")
+        return row
 
     async def _mentions(self, text: str) -> dict[tuple[str, str | None], MentionTarget]:
         targets = {}
@@ -115,7 +143,7 @@ class Outbox:
             raise BadRequest("a post needs text or an attachment")
         if len(text) > 5000:
             raise BadRequest("a post can have at most 5,000 characters")
-        parent = await fetch_object(self.db, self.client, in_reply_to) if in_reply_to else None
+        parent = await self._parent(in_reply_to) if in_reply_to else None
         mentions = await self._mentions(text)
         rendered = render(text, mentions, self.urls.hashtag)
         mentioned = [m.uri for m in rendered.mentions]
@@ -157,6 +185,12 @@ class Outbox:
             owners = await local_audience(session, actor.uri, row.visibility, to + cc)
             await add_to_feeds(session, row.id, row.published, owners)
         return row
+
+    async def _parent(self, uri: str) -> Object:
+        try:
+            return await self._object(uri)
+        except NotFound as exc:
+            raise NotFound(f"no post {uri} to reply to") from exc
 
     async def _own(self, session: AsyncSession, actor: Actor, uri: str) -> Object:
         row = await session.scalar(select(Object).where(Object.uri == uri))
@@ -210,7 +244,7 @@ class Outbox:
 
     # -- likes and boosts -----------------------------------------------------------
     async def _engage(self, actor: Actor, kind: str, uri: str) -> Object:
-        target = await fetch_object(self.db, self.client, uri)
+        target = await self._object(uri)
         if target.type not in POST_TYPES:
             raise BadRequest(f"{uri} is a {target.type}, not a post")
         author = target.actor_uri
@@ -331,6 +365,8 @@ class Outbox:
     async def block(self, actor: Actor, target: str) -> Object:
         """Block ``target``: follows both ways end, and they are told (as Mastodon does)."""
         blocked = await self.actor_of(target)
+        if blocked.uri == actor.uri:
+            raise BadRequest("you cannot block yourself")
         activity = self._activity(actor, "Block", blocked.uri, to=[blocked.uri])
         async with self.db.transaction() as session:
             await session.execute(delete(Follow).where(
@@ -340,3 +376,18 @@ class Outbox:
             session.add(Block(blocker_uri=actor.uri, blocked_uri=blocked.uri,
                               activity_uri=activity["id"]))  # fmt: skip
             return await self._store(session, actor, activity, recipients=[blocked.uri])
+
+    async def unblock(self, actor: Actor, target: str) -> Object:
+        """Take a block back: ``target`` is sent an Undo of the Block."""
+        blocked = await self.actor_of(target)
+        async with self.db.transaction() as session:
+            block = await session.scalar(select(Block).where(
+                Block.blocker_uri == actor.uri, Block.blocked_uri == blocked.uri
+            ))  # fmt: skip
+            if block is None:
+                raise NotFound(f"not blocking {blocked.uri}")
+            embedded = {"id": block.activity_uri, "type": "Block", "actor": actor.uri,
+                        "object": blocked.uri}  # fmt: skip
+            await session.delete(block)
+            undo = self._activity(actor, "Undo", embedded, to=[blocked.uri])
+            return await self._store(session, actor, undo, recipients=[blocked.uri])

@@ -1,0 +1,72 @@
+"""Local accounts: user create, user list."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import secrets
+import sys
+
+from fedisocial.cli.instance import settings_of, with_db
+from fedisocial.cli.output import echo
+from fedisocial.errors import FedisocialError
+from fedisocial.social.accounts import create_user, list_users, set_locked
+from fedisocial.store.db import Database
+from fedisocial.store.models import Actor, User
+from fedisocial.urls import Urls
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(password, generated?)"""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password (empty: generate one): ")
+        if not first:
+            return secrets.token_urlsafe(12), True
+        if getpass.getpass("Repeat it: ") != first:
+            raise FedisocialError("the two passwords differ")
+        return first, False
+    return secrets.token_urlsafe(12), True
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    urls = Urls(settings.base_url)
+    password, generated = _read_password(args)
+
+    async def create(db: Database) -> None:
+        await create_user(db, urls, args.name, password, is_admin=args.admin,
+                          display_name=args.display_name or "")  # fmt: skip
+
+    with_db(settings, create)
+    echo(f"Created {'admin ' if args.admin else ''}@{args.name}@{urls.netloc}")
+    echo(f"  profile: {urls.profile(args.name)}")
+    echo(f"  actor:   {urls.actor(args.name)}")
+    if generated:
+        echo(f"  password: {password}   (shown once; keep it somewhere safe)")
+    echo(f"Others find this account by searching for @{args.name}@{urls.netloc}.")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    rows: list[tuple[User, Actor]] = with_db(settings_of(args), list_users)
+    if not rows:
+        echo("No accounts yet: `fedisocial user create NAME --admin` makes the first.")
+    for user, actor in rows:
+        role = "admin" if user.is_admin else "user"
+        echo(f"{user.username:<20} {role:<6} {actor.uri}  joined {user.created_at:%Y-%m-%d}")
+    return 0
+
+
+def cmd_user_set(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    urls = Urls(settings.base_url)
+    with_db(settings, lambda db: set_locked(db, urls, args.name, locked=args.locked))
+    if args.locked:
+        echo(f"@{args.name}@{urls.netloc} now approves each follower: `fedisocial followers "
+              f"{args.name}` lists the requests, `fedisocial accept|reject {args.name} FOLLOW-ID` "
+              "answers them")  # fmt: skip
+    else:
+        echo(f"@{args.name}@{urls.netloc} now accepts followers at once")
+    return 0
