@@ -24,7 +24,7 @@ from fedisocial.ap.vocab import (
     parse_handle,
 )
 from fedisocial.errors import InvalidDocument, NotFound
-from fedisocial.social.content import clean_remote_post, sanitize
+from fedisocial.social.content import clean_remote_post, http_url, sanitize
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
 from fedisocial.store.rows import check_uri_lengths, object_columns
@@ -68,15 +68,15 @@ async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
         actor.domain = _handle_domain(remote)
         actor.name = remote.name or ""
         actor.summary = sanitize(remote.summary or "")
-        actor.url = remote.url
+        actor.url = http_url(remote.url)
         actor.inbox = remote.inbox
         actor.shared_inbox = remote.shared_inbox
         actor.outbox = remote.outbox
         actor.followers_url = remote.followers
         actor.following_url = remote.following
         actor.featured_url = remote.featured
-        actor.icon_url = remote.icon_url
-        actor.image_url = remote.image_url
+        actor.icon_url = http_url(remote.icon_url)
+        actor.image_url = http_url(remote.image_url)
         actor.public_key_id = remote.public_key_id or ""
         actor.public_key_pem = remote.public_key_pem or ""
         actor.manually_approves_followers = remote.manually_approves_followers

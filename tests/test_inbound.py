@@ -1,0 +1,150 @@
+"""What we accept from other servers: URLs, addressing, objects by reference, raw records.
+
+Each story has a remote server deliver (or serve) documents the way real servers
+write them, or the way a hostile one would, and checks what we store, show and
+send on. Stores run on SQLite and PostgreSQL (the ``db`` fixture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fedisocial.app import Context
+from fedisocial.federation.remote import lookup
+from fedisocial.social.content import MentionTarget, render
+from fedisocial.store.models import Actor
+from tests import test_inbox
+from tests.loopback import serve
+from tests.test_inbox import (
+    AS2,
+    BOB,
+    Documents,
+    activity,
+    actor_doc,
+    deliver,
+    follows,
+    note,
+    object_row,
+    process_jobs,
+    remote_key,
+    run_jobs,
+)
+
+HOSTILE = "javascript:alert(1)"
+# the inbox tests' fixtures: the app's context, alice (local) and bob (remote, key known)
+context, alice, bob = test_inbox.context, test_inbox.alice, test_inbox.bob
+
+
+@asynccontextmanager
+async def remote_server(
+    docs: Documents, posted: list[tuple[str, bytes]], gets: list[Request] | None = None
+) -> AsyncIterator[str]:
+    """A remote server on loopback: serves ``docs`` by path, keeps what is POSTed to it."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.method == "POST":
+            posted.append((request.url.path, await request.body()))
+            return Response(status_code=202)
+        if gets is not None:
+            gets.append(request)
+        doc = docs.get(request.url.path)
+        if doc is None:
+            return Response(status_code=404)
+        return Response(orjson.dumps(doc), media_type=AS2)
+
+    app = Starlette(routes=[Route("/{p:path}", endpoint, methods=["GET", "POST"])])
+    async with serve(app) as url:
+        yield url
+
+
+# -- 1. remote URLs we store and render are http(s) -------------------------------------
+
+
+async def test_a_hostile_profile_url_never_reaches_our_html(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    # Given mallory, whose actor document gives javascript: as her profile page and avatar
+    docs: Documents = {}
+    posted: list[tuple[str, bytes]] = []
+    async with remote_server(docs, posted) as origin:
+        mallory = f"{origin}/users/mallory"
+        icon = {"type": "Image", "url": "javascript:x()"}
+        docs["/users/mallory"] = actor_doc(mallory, remote_key("mallory"), url=HOSTILE, icon=icon)
+        await lookup(context.db, context.client, mallory)
+        # When alice mentions her in a post, which is delivered to mallory's inbox
+        post = await context.outbox.post(alice, f"hi @mallory@{urlsplit(origin).netloc}")
+        await run_jobs(context)
+    # Then nothing we store, serve or deliver carries the javascript: URL
+    async with context.db.session() as session:
+        stored = await session.get(Actor, (await _actor_id(context, mallory)))
+    assert stored is not None and stored.url is None and stored.icon_url is None
+    assert "@<span>mallory</span>" in post.data["content"]
+    assert "javascript:" not in post.data["content"]
+    served = await client.get(post.uri, headers={"Accept": AS2})
+    assert served.status_code == 200 and "javascript:" not in served.text
+    page = await client.get(post.uri, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "javascript:" not in page.text
+    delivered = [body for path, body in posted if path == "/users/mallory/inbox"]
+    assert delivered and all(b"javascript:" not in body for body in delivered)
+
+
+async def _actor_id(context: Context, uri: str) -> int:
+    async with context.db.session() as session:
+        from sqlalchemy import select
+
+        found = await session.scalar(select(Actor.id).where(Actor.uri == uri))
+    assert found is not None
+    return found
+
+
+def test_a_mention_never_links_to_a_non_http_url() -> None:
+    # Given a mention target whose profile URL is not http(s)
+    target = MentionTarget("https://remote.example/users/m", HOSTILE, "m@remote.example")
+    # When a post mentioning it is rendered
+    rendered = render("hi @m@remote.example", {("m", "remote.example"): target}, str)
+    # Then the link goes nowhere dangerous
+    assert "javascript:" not in rendered.html
+
+
+async def test_urls_in_a_remote_post_are_http_or_dropped(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # Given alice follows bob
+    await follows(context, alice.uri, BOB)
+    # When bob sends a Note whose url, tag hrefs, emoji and attachments are not http(s)
+    post = note(f"{BOB}/notes/urls", url=HOSTILE,
+                tag=[{"type": "Mention", "href": HOSTILE, "name": "@x"},
+                     {"type": "Hashtag", "href": "data:text/html,<script>", "name": "#x"},
+                     {"type": "Hashtag", "href": "https://remote.example/tags/ok", "name": "#ok"},
+                     {"type": "Emoji", "name": ":e:",
+                      "icon": {"type": "Image", "url": "javascript:e()"}}],
+                attachment=[{"type": "Document", "mediaType": "image/png", "url": "//x/a.png"},
+                            {"type": "Document", "mediaType": "image/png",
+                             "url": "https:///no-host.png"},
+                            {"type": "Document", "mediaType": "image/png",
+                             "url": "https://remote.example/a.png"}])  # fmt: skip
+    assert (await deliver(client, activity("Create", post, name="urls"))).status_code == 202
+    await run_jobs(context)
+    # Then the stored post keeps only the http(s) ones
+    row = await object_row(context, post["id"])
+    assert row is not None, (await process_jobs(context))[0].last_error
+    text = orjson.dumps(row.data).decode()
+    for bad in ("javascript:", "data:", "//x/a.png", "no-host"):
+        assert bad not in text
+    assert "url" not in row.data
+    assert [a["url"] for a in row.data["attachment"]] == ["https://remote.example/a.png"]
+    # (a tag keeps its name without its bad link; an emoji without its image goes)
+    assert [(t["type"], t.get("href")) for t in row.data["tag"]] == [
+        ("Mention", None),
+        ("Hashtag", None),
+        ("Hashtag", "https://remote.example/tags/ok"),
+    ]
