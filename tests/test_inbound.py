@@ -18,9 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fedisocial.ap.addressing import visibility_of
+from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context
 from fedisocial.federation.remote import lookup
 from fedisocial.social.content import MentionTarget, render
+from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Actor
 from tests import test_inbox
 from tests.loopback import serve
@@ -148,3 +151,44 @@ async def test_urls_in_a_remote_post_are_http_or_dropped(
         ("Hashtag", None),
         ("Hashtag", "https://remote.example/tags/ok"),
     ]
+
+
+# -- 2. addressing: the activity's when the object has none; audience ------------------
+
+
+def test_audience_counts_for_visibility() -> None:
+    followers = f"{BOB}/followers"
+    assert visibility_of([], [], followers, audience=[AS_PUBLIC]) == "public"
+    assert visibility_of([], [], followers, audience=[followers]) == "followers"
+    assert visibility_of([], [], followers) == "direct"
+
+
+async def test_a_create_whose_object_has_no_addressing_uses_the_activitys(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # Given alice follows bob
+    await follows(context, alice.uri, BOB)
+    # When bob sends a Create addressed to Public whose Note says nothing about its audience
+    post = note(f"{BOB}/notes/bare")
+    del post["to"], post["cc"]
+    create = activity("Create", post, name="bare", to=[AS_PUBLIC], cc=[f"{BOB}/followers"])
+    assert (await deliver(client, create)).status_code == 202
+    await run_jobs(context)
+    # Then the post is public (as Mastodon reads it) and in alice's feed
+    row = await object_row(context, post["id"])
+    assert row is not None and row.visibility == "public"
+    assert row.data["to"] == [AS_PUBLIC]
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post["id"]]
+
+
+async def test_a_post_addressed_by_audience_only_is_public(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # When bob sends a Note whose only addressing is its audience (FEP-1b12 style)
+    post = note(f"{BOB}/notes/audience", audience="as:Public")
+    del post["to"], post["cc"]
+    assert (await deliver(client, activity("Create", post, name="aud"))).status_code == 202
+    await run_jobs(context)
+    # Then it is public, not a direct message
+    row = await object_row(context, post["id"])
+    assert row is not None and row.visibility == "public"

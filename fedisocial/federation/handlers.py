@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 #: FEP-1b12: a group shares its members' activities by announcing them
 _SHARED_ACTIVITIES = frozenset({"Create", "Update"})
+_ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,18 @@ async def _store_post(svc: Services, post: dict[str, Any], author: str) -> Objec
     return row
 
 
+def _addressed(post: dict[str, Any], create: dict[str, Any]) -> dict[str, Any]:
+    """The post with the Create's addressing where it has none of its own, field by field.
+
+    Mastodon reads ``object.to || activity.to`` (and so on for each field); some
+    servers address only the activity.
+    """
+    given = {key: create[key] for key in _ADDRESSING if not post.get(key) and create.get(key)}
+    return {**post, **given}
+
+
 async def on_create_post(svc: Services, act: Received) -> None:
-    post = await _post_of(svc, act, act.object)
+    post = _addressed(await _post_of(svc, act, act.object), act.doc)
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
