@@ -21,7 +21,7 @@ from starlette.routing import Route
 from fedisocial.ap.addressing import visibility_of
 from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context
-from fedisocial.federation.remote import lookup
+from fedisocial.federation.remote import lookup, store_actor
 from fedisocial.social.content import MentionTarget, render
 from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Actor
@@ -192,3 +192,81 @@ async def test_a_post_addressed_by_audience_only_is_public(
     # Then it is public, not a direct message
     row = await object_row(context, post["id"])
     assert row is not None and row.visibility == "public"
+
+
+# -- 3. a Create naming its object by id; arrays ----------------------------------------
+
+
+async def test_a_create_by_id_fetches_the_post_signed_by_our_instance_actor(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    docs: Documents = {}
+    gets: list[Request] = []
+    async with remote_server(docs, [], gets) as origin:
+        # Given carol on her own server, followed by alice, and her post served there
+        carol = f"{origin}/users/carol"
+        await store_actor(context.db, actor_doc(carol, remote_key("carol")))
+        await follows(context, alice.uri, carol)
+        docs["/notes/1"] = note(f"{origin}/notes/1", author=carol)
+        # When carol sends a Create naming the post only by its id
+        create = activity("Create", f"{origin}/notes/1", actor=carol)
+        response = await deliver(client, create, signer=carol, key=remote_key("carol"))
+        assert response.status_code == 202
+        await run_jobs(context)
+    # Then the post was fetched (signed as our instance actor), stored and is in alice's feed
+    job = (await process_jobs(context))[0]
+    assert job.status == "done", job.last_error
+    assert [r.url.path for r in gets] == ["/notes/1"]
+    assert f'keyId="{context.urls.instance_actor_key}"' in gets[0].headers["signature"]
+    row = await object_row(context, f"{origin}/notes/1")
+    assert row is not None and row.actor_uri == carol and row.visibility == "public"
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [row.uri]
+
+
+async def test_a_create_by_id_of_someone_elses_post_is_refused(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    docs: Documents = {}
+    async with remote_server(docs, []) as origin:
+        # Given dave's post on his own server
+        dave = f"{origin}/users/dave"
+        docs["/notes/2"] = note(f"{origin}/notes/2", author=dave)
+        # When bob sends a Create naming it by id, as if it were his
+        assert (await deliver(client, activity("Create", f"{origin}/notes/2"))).status_code == 202
+        await run_jobs(context)
+    # Then processing fails with the reason, and nothing reaches a feed
+    job = (await process_jobs(context))[0]
+    assert job.status == "failed"
+    assert f"{BOB} cannot create a post attributed to {dave}" in (job.last_error or "")
+    assert (await home_feed(context.db, alice.id)).items == []
+
+
+async def test_a_create_of_one_post_in_an_array_is_processed(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # Given alice follows bob
+    await follows(context, alice.uri, BOB)
+    # When bob sends a Create whose object is an array holding one Note
+    post = note(f"{BOB}/notes/in-array")
+    assert (await deliver(client, activity("Create", [post], name="arr"))).status_code == 202
+    await run_jobs(context)
+    # Then the Note is stored and in alice's feed
+    job = (await process_jobs(context))[0]
+    assert job.status == "done", job.last_error
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post["id"]]
+
+
+async def test_a_create_of_several_objects_is_refused_with_a_reason(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # When bob sends a Create whose object is an array of two Notes
+    posts = [note(f"{BOB}/notes/a"), note(f"{BOB}/notes/b")]
+    response = await deliver(client, activity("Create", posts, name="two"))
+    # Then the delivery is accepted (processing is asynchronous) ...
+    assert response.status_code == 202
+    await run_jobs(context)
+    # ... and the job says why nothing was stored
+    job = (await process_jobs(context))[0]
+    assert job.status == "failed"
+    assert "2 objects" in (job.last_error or ""), job.last_error
+    assert await object_row(context, posts[0]["id"]) is None

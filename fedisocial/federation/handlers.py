@@ -47,7 +47,7 @@ from fedisocial.store.models import (
 from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "Handler", "Received", "Services"]
+__all__ = ["HANDLERS", "Handler", "Received", "Services", "handler_for"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class Received:
 
     @classmethod
     def _build(cls, row_id: int, doc: dict[str, Any], obj: Any, recipient: str | None) -> Received:
+        if isinstance(obj, list) and len(obj) == 1:  # an array of one object is that object
+            obj = obj[0]
         embedded = normalize(obj) if isinstance(obj, dict) else None
         return cls(row_id, str(doc["id"]), str(doc.get("type")), get_id(doc.get("actor")) or "",
                    doc, obj, get_id(obj), embedded, recipient)  # fmt: skip
@@ -211,6 +213,14 @@ async def on_create_post(svc: Services, act: Received) -> None:
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
     await _store_post(svc, post, author)
+
+
+async def on_create(svc: Services, act: Received) -> None:
+    """A Create of no post we recognise: a bare id is fetched; several objects are refused."""
+    if act.embedded is not None:
+        _skip(act, f"a {act.object_type} is not a post")
+        return
+    await on_create_post(svc, act)
 
 
 async def on_update_post(svc: Services, act: Received) -> None:
@@ -492,6 +502,20 @@ async def on_kept(svc: Services, act: Received) -> None:
     _skip(act, "kept as received; not acted on yet")
 
 
+async def on_several(svc: Services, act: Received) -> None:
+    """An activity whose object is an array: we act on one object per activity."""
+    count = len(act.object) if isinstance(act.object, list) else 0
+    raise InvalidDocument(f"its object is an array of {count} objects; we act on one at a time")
+
+
+def handler_for(act: Received) -> Handler | None:
+    """The handler of ``(type, object type)``, else of ``(type, None)``; None if we ignore it."""
+    handler = HANDLERS.get((act.type, act.object_type)) or HANDLERS.get((act.type, None))
+    if handler is not None and isinstance(act.object, list):
+        return on_several
+    return handler
+
+
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("Follow", None): on_follow,
     ("Accept", "Follow"): on_accept,
@@ -499,6 +523,7 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("Reject", "Follow"): on_reject,
     ("Reject", None): on_reject,
     **{("Create", kind): on_create_post for kind in POST_TYPES},
+    ("Create", None): on_create,
     **{("Update", kind): on_update_post for kind in POST_TYPES},
     **{("Update", kind): on_update_actor for kind in ACTOR_TYPES},
     ("Delete", None): on_delete,

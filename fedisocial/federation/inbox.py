@@ -15,8 +15,9 @@ through a short in-memory cache, so a known sender costs no database read.
 
 ``process`` runs as a job: it dispatches on ``(activity type, object type)``
 to the small handlers of :mod:`fedisocial.federation.handlers`, falling back to
-``(activity type, None)``. Types without a handler stay stored and are
-ignored. A handler failure that retrying cannot fix ends the job with a
+``(activity type, None)`` (``handlers.handler_for``). Types without a handler
+stay stored and are ignored; an object that is an array of several is refused
+with the reason. A handler failure that retrying cannot fix ends the job with a
 :class:`~fedisocial.jobs.PermanentFailure` that says why.
 """
 
@@ -45,7 +46,7 @@ from fedisocial.errors import (
     RemoteError,
     RemoteStatus,
 )
-from fedisocial.federation.handlers import HANDLERS, Received, Services
+from fedisocial.federation.handlers import HANDLERS, Received, Services, handler_for
 from fedisocial.federation.remote import same_origin
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobQueue, PermanentFailure
@@ -247,9 +248,7 @@ class Inbox:
         if row is None:
             raise PermanentFailure(f"the activity row {payload['object_id']} no longer exists")
         received = Received.of(row, payload.get("recipient"))
-        handler = HANDLERS.get((received.type, received.object_type)) or HANDLERS.get(
-            (received.type, None)
-        )
+        handler = handler_for(received)
         if handler is None:
             log.info("%s %s: not a type we act on; kept as received", received.type, row.uri)
             return
