@@ -22,6 +22,7 @@ from fedisocial.ap.addressing import visibility_of
 from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context
 from fedisocial.federation.remote import lookup, store_actor
+from fedisocial.social.collections import read_page, replies
 from fedisocial.social.content import MentionTarget, render
 from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Actor
@@ -270,3 +271,42 @@ async def test_a_create_of_several_objects_is_refused_with_a_reason(
     assert job.status == "failed"
     assert "2 objects" in (job.last_error or ""), job.last_error
     assert await object_row(context, posts[0]["id"]) is None
+
+
+# -- 4. posts from actors nobody here follows, sent to a person -------------------------
+
+
+async def test_a_mention_from_someone_nobody_follows_reaches_the_person(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # When bob, whom nobody here follows, mentions alice in a public post sent to her inbox
+    post = note(f"{BOB}/notes/hi-alice", cc=[f"{BOB}/followers", alice.uri],
+                tag=[{"type": "Mention", "href": alice.uri, "name": "@alice"}])  # fmt: skip
+    create = activity("Create", post, name="hi", to=post["to"], cc=post["cc"])
+    assert (await deliver(client, create, path="/users/alice/inbox")).status_code == 202
+    await run_jobs(context)
+    # Then it is stored and in alice's feed
+    assert await object_row(context, post["id"]) is not None
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post["id"]]
+
+
+async def test_a_reply_to_our_post_reaches_its_author_and_counts(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # Given a post of alice's
+    mine = await context.outbox.post(alice, "what do you think?")
+    # When bob, whom nobody here follows, replies publicly without addressing alice,
+    # delivered to her personal inbox
+    reply = note(f"{BOB}/notes/reply", inReplyTo=mine.uri)
+    assert (await deliver(client, activity("Create", reply, name="re"),
+                          path="/users/alice/inbox")).status_code == 202  # fmt: skip
+    # And a second reply that reaches us through the shared inbox
+    other = note(f"{BOB}/notes/reply-2", inReplyTo=mine.uri)
+    assert (await deliver(client, activity("Create", other, name="re2"))).status_code == 202
+    await run_jobs(context)
+    # Then both are stored and counted among the replies of alice's post
+    page = await read_page(context.db, replies(mine.uri))
+    assert sorted(page.items) == sorted([reply["id"], other["id"]])
+    # And both reach alice, whose post they answer
+    feed = [i.object.uri for i in (await home_feed(context.db, alice.id)).items]
+    assert sorted(feed) == sorted([mine.uri, reply["id"], other["id"]])

@@ -13,12 +13,12 @@ failure (remote errors that may pass are retried).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
@@ -30,7 +30,7 @@ from fedisocial.federation.remote import (
     same_origin,
     store_actor,
 )
-from fedisocial.social.access import local_audience
+from fedisocial.social.access import READABLE, local_audience
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
 from fedisocial.social.timeline import add_to_feeds
@@ -127,8 +127,15 @@ async def _blockers(session: AsyncSession, blocked: str) -> set[int]:
     return set(await session.scalars(query))
 
 
-async def _to_feeds(session: AsyncSession, row: Object, author: str, doc: dict[str, Any]) -> None:
-    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", [])]
+async def _to_feeds(
+    session: AsyncSession,
+    row: Object,
+    author: str,
+    doc: dict[str, Any],
+    reached: Iterable[str] = (),
+) -> None:
+    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", []),
+                 *reached]  # fmt: skip
     owners = set(await local_audience(session, author, row.visibility, addressed))
     owners -= await _blockers(session, author)
     await add_to_feeds(session, row.id, row.published, sorted(owners))
@@ -188,12 +195,41 @@ async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -
     return row
 
 
-async def _store_post(svc: Services, post: dict[str, Any], author: str) -> Object:
+async def _also_reached(
+    session: AsyncSession, svc: Services, act: Received, row: Object
+) -> list[str]:
+    """Local actors a received post reaches besides its addressees and the author's followers.
+
+    The owner of the personal inbox it was delivered to (senders strip ``bto``/``bcc``,
+    so being delivered to is being addressed), and the local author of the post a
+    public or unlisted reply answers (it counts among that post's replies too).
+    """
+    reached: list[str] = []
+    if act.recipient:
+        reached += await session.scalars(select(Actor.uri).where(
+            Actor.local.is_(True), Actor.domain == svc.urls.netloc,
+            func.lower(Actor.username) == act.recipient.lower(),
+        ))  # fmt: skip
+    if row.in_reply_to and row.visibility in READABLE:
+        reached += await session.scalars(select(Object.actor_uri).where(
+            Object.uri == row.in_reply_to, Object.local.is_(True)
+        ))  # fmt: skip
+    return [uri for uri in reached if uri]
+
+
+async def _store_post(
+    svc: Services, post: dict[str, Any], author: str, act: Received | None = None
+) -> Object:
+    """Store a remote post and add it to the feeds of the local actors it reaches.
+
+    ``act``: the Create that delivered it (an edit reaches no one new).
+    """
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     async with svc.db.transaction() as session:
         row = await _save_post(session, post, author)
-        await _to_feeds(session, row, author, row.data)
+        reached = await _also_reached(session, svc, act, row) if act is not None else []
+        await _to_feeds(session, row, author, row.data, reached)
     return row
 
 
@@ -212,7 +248,7 @@ async def on_create_post(svc: Services, act: Received) -> None:
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
-    await _store_post(svc, post, author)
+    await _store_post(svc, post, author, act)
 
 
 async def on_create(svc: Services, act: Received) -> None:
