@@ -88,7 +88,8 @@ class Received:
 
     @classmethod
     def of(cls, row: Object, recipient: str | None = None) -> Received:
-        doc = normalize(row.data)
+        """The stored activity, normalized; its id is the row's (derived when it had none)."""
+        doc = {**normalize(row.data), "id": row.uri}
         return cls._build(row.id, doc, doc.get("object"), recipient)
 
     @classmethod
@@ -144,22 +145,27 @@ async def _to_feeds(
 # -- posts: trust, clean, store ---------------------------------------------------------
 
 
-async def _post_of(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
-    """The post ``obj`` names: as sent when the actor's host vouches for it, else fetched.
+async def _received_post(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
+    """The post ``obj`` names, as received: as sent when the actor's host vouches, else fetched.
 
     An object whose id is on another host than the actor is not trusted as
-    sent: its own host is asked for it.
+    sent: its own host is asked for it (or the copy we fetched before is used).
     """
     post_id = get_id(obj)
     if post_id is None:
         raise InvalidDocument("its object has no id")
     if isinstance(obj, dict) and same_origin(post_id, act.actor):
-        return normalize(obj)
+        return obj
     log.info("%s %s: fetching %s from its own host", act.type, act.id, post_id)
     row = await fetch_object(svc.db, svc.client, post_id)
     if row.deleted_at is not None:
         raise InvalidDocument(f"{post_id} was deleted")
-    return normalize(row.data)
+    return row.original or row.data
+
+
+async def _post_of(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
+    """The post ``obj`` names, normalized (see :func:`_received_post`)."""
+    return normalize(await _received_post(svc, act, obj))
 
 
 def _author_of(post: dict[str, Any], fallback: str | None) -> str:
@@ -171,8 +177,15 @@ def _author_of(post: dict[str, Any], fallback: str | None) -> str:
     return author
 
 
-async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -> Object:
-    """Insert or refresh the row of a remote post (local posts are never overwritten)."""
+async def _save_post(
+    session: AsyncSession, post: dict[str, Any], author: str,
+    original: dict[str, Any] | None = None,
+) -> Object:  # fmt: skip
+    """Insert or refresh the row of a remote post (local posts are never overwritten).
+
+    ``post`` is normalized; ``original`` the document as received, kept beside the
+    sanitized copy (None keeps the one stored).
+    """
     row = await session.scalar(select(Object).where(Object.uri == post["id"]))
     if row is not None and row.local:
         return row
@@ -183,13 +196,13 @@ async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -
     columns = object_columns(clean, followers)
     check_uri_lengths("post", {"id": post["id"], "inReplyTo": columns["in_reply_to"]})
     if row is None:
-        row = Object(uri=post["id"], local=False, data=clean, **columns)
+        row = Object(uri=post["id"], local=False, data=clean, original=original, **columns)
         session.add(row)
         await session.flush()
         return row
     if row.actor_uri != author:
         raise Forbidden(f"{post['id']} is stored as a post of {row.actor_uri}, not of {author}")
-    row.data = clean
+    row.data, row.original = clean, original or row.original
     for name, value in columns.items():
         setattr(row, name, value)
     return row
@@ -218,16 +231,18 @@ async def _also_reached(
 
 
 async def _store_post(
-    svc: Services, post: dict[str, Any], author: str, act: Received | None = None
-) -> Object:
+    svc: Services, post: dict[str, Any], author: str, original: dict[str, Any],
+    act: Received | None = None,
+) -> Object:  # fmt: skip
     """Store a remote post and add it to the feeds of the local actors it reaches.
 
-    ``act``: the Create that delivered it (an edit reaches no one new).
+    ``original``: the post as received; ``act``: the Create that delivered it (an
+    edit reaches no one new).
     """
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     async with svc.db.transaction() as session:
-        row = await _save_post(session, post, author)
+        row = await _save_post(session, post, author, original)
         reached = await _also_reached(session, svc, act, row) if act is not None else []
         await _to_feeds(session, row, author, row.data, reached)
     return row
@@ -244,11 +259,12 @@ def _addressed(post: dict[str, Any], create: dict[str, Any]) -> dict[str, Any]:
 
 
 async def on_create_post(svc: Services, act: Received) -> None:
-    post = _addressed(await _post_of(svc, act, act.object), act.doc)
+    original = await _received_post(svc, act, act.object)
+    post = _addressed(normalize(original), act.doc)
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
-    await _store_post(svc, post, author, act)
+    await _store_post(svc, post, author, original, act)
 
 
 async def on_create(svc: Services, act: Received) -> None:
@@ -272,7 +288,7 @@ async def on_update_post(svc: Services, act: Received) -> None:
         raise Forbidden(f"only the author of {act.object_id} can edit it, not {act.actor}")
     post = dict(act.embedded)
     post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
-    await _store_post(svc, post, author)
+    await _store_post(svc, post, author, act.object)
 
 
 async def on_update_actor(svc: Services, act: Received) -> None:

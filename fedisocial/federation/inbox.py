@@ -4,8 +4,10 @@
 parse the JSON, verify the HTTP signature (refetching the key once when it
 fails: keys rotate), check that the signer is the activity's actor and that
 the activity's id is on the actor's host, then store the activity and queue
-its processing in one transaction. An id already stored is acknowledged and
-not queued again, so redeliveries are harmless.
+its processing in one transaction. The activity is stored exactly as
+received (the raw JSON is the record; it is normalized when processed, so
+processing can be re-run after a fix). An id already stored is acknowledged
+and not queued again, so redeliveries are harmless.
 
 Writes are group-committed: concurrent deliveries wait for one writer that
 stores up to ``_BATCH`` of them (each activity with its job) per transaction.
@@ -178,13 +180,11 @@ class Inbox:
                 f"but the activity's actor is {actor}"
             )
         activity_id = _activity_id(doc, actor, body)
-        activity = normalize(doc)
-        activity["id"] = activity_id
-        columns = object_columns(activity, signer.followers_url)
+        columns = object_columns(normalize(doc), signer.followers_url)
         check_uri_lengths("activity", {"id": activity_id, "actor": columns["actor_uri"],
                         "object": columns["object_uri"],
                         "inReplyTo": columns["in_reply_to"]})  # fmt: skip
-        return await self._store(activity, columns, recipient)
+        return await self._store(activity_id, doc, columns, recipient)
 
     async def _known(self, actor: str) -> bool:
         async with self.db.session() as session:
@@ -192,10 +192,14 @@ class Inbox:
         return found is not None
 
     async def _store(
-        self, activity: dict[str, Any], columns: dict[str, Any], recipient: str | None
+        self, uri: str, doc: dict[str, Any], columns: dict[str, Any], recipient: str | None
     ) -> bool:
-        """Store the activity with its job (group-committed); False if it was seen before."""
-        values = {"uri": activity["id"], "local": False, "data": activity, **columns}
+        """Store the activity as received, with its job (group-committed); False if seen before.
+
+        ``uri`` is its id (derived when it has none); ``doc`` is kept unchanged, the
+        record that processing normalizes each time it reads it.
+        """
+        values = {"uri": uri, "local": False, "data": doc, **columns}
         pending = _Pending(values, recipient, asyncio.get_running_loop().create_future())
         self._waiting.append(pending)
         if self._writer is None or self._writer.done():
