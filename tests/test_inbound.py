@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from sqlalchemy import delete, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,12 +27,13 @@ from fedisocial.federation.remote import lookup, store_actor
 from fedisocial.social.collections import read_page, replies
 from fedisocial.social.content import MentionTarget, render
 from fedisocial.social.timeline import home_feed
-from fedisocial.store.models import Actor
+from fedisocial.store.models import Actor, Object, TimelineEntry
 from tests import test_inbox
 from tests.loopback import serve
 from tests.test_inbox import (
     AS2,
     BOB,
+    REMOTE,
     Documents,
     activity,
     actor_doc,
@@ -89,7 +92,7 @@ async def test_a_hostile_profile_url_never_reaches_our_html(
         await run_jobs(context)
     # Then nothing we store, serve or deliver carries the javascript: URL
     async with context.db.session() as session:
-        stored = await session.get(Actor, (await _actor_id(context, mallory)))
+        stored = await session.scalar(select(Actor).where(Actor.uri == mallory))
     assert stored is not None and stored.url is None and stored.icon_url is None
     assert "@<span>mallory</span>" in post.data["content"]
     assert "javascript:" not in post.data["content"]
@@ -99,15 +102,6 @@ async def test_a_hostile_profile_url_never_reaches_our_html(
     assert page.status_code == 200 and "javascript:" not in page.text
     delivered = [body for path, body in posted if path == "/users/mallory/inbox"]
     assert delivered and all(b"javascript:" not in body for body in delivered)
-
-
-async def _actor_id(context: Context, uri: str) -> int:
-    async with context.db.session() as session:
-        from sqlalchemy import select
-
-        found = await session.scalar(select(Actor.id).where(Actor.uri == uri))
-    assert found is not None
-    return found
 
 
 def test_a_mention_never_links_to_a_non_http_url() -> None:
@@ -242,6 +236,28 @@ async def test_a_create_by_id_of_someone_elses_post_is_refused(
     assert (await home_feed(context.db, alice.id)).items == []
 
 
+async def test_a_create_by_id_answered_with_a_post_of_another_host_is_refused(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    docs: Documents = {}
+    async with remote_server(docs, []) as origin:
+        # Given carol, whose server answers for her post's id with a document of another host
+        carol = f"{origin}/users/carol"
+        await store_actor(context.db, actor_doc(carol, remote_key("carol")))
+        docs["/notes/4"] = note(f"{REMOTE}/notes/4", author=f"{REMOTE}/users/dave")
+        # When carol sends a Create naming that id
+        create = activity("Create", f"{origin}/notes/4", actor=carol, name="elsewhere")
+        response = await deliver(client, create, signer=carol, key=remote_key("carol"))
+        assert response.status_code == 202
+        await run_jobs(context)
+    # Then the job fails with the reason and nothing is stored under either id
+    job = (await process_jobs(context))[0]
+    assert job.status == "failed"
+    assert "whose id is on another host" in (job.last_error or ""), job.last_error
+    assert await object_row(context, f"{origin}/notes/4") is None
+    assert await object_row(context, f"{REMOTE}/notes/4") is None
+
+
 async def test_a_create_of_one_post_in_an_array_is_processed(
     client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
 ) -> None:
@@ -322,13 +338,13 @@ async def test_an_activity_and_its_post_are_kept_exactly_as_received(
     await follows(context, alice.uri, BOB)
     # When bob sends a Create in the shapes servers really use (strings for lists,
     # compact Public, a Link for the url, an extension) with HTML to clean
-    post = {"id": f"{BOB}/notes/raw", "type": "Note", "attributedTo": BOB,
+    post: dict[str, Any] = {"id": f"{BOB}/notes/raw", "type": "Note", "attributedTo": BOB,
             "content": "<p>hi<script>x()</script></p>", "to": "as:Public",
             "url": {"type": "Link", "href": f"{BOB}/@raw"}, "_misskey_content": "hi"}  # fmt: skip
     create = activity("Create", post, name="raw", to="as:Public")
     assert (await deliver(client, create)).status_code == 202
     await run_jobs(context)
-    # Then the activity is stored byte for byte as sent, and the post's original beside
+    # Then the activity is stored exactly as sent, and the post's original beside
     # the clean copy we show
     stored = await object_row(context, create["id"])
     assert stored is not None and stored.data == create
@@ -346,22 +362,20 @@ async def test_an_activity_without_id_is_stored_as_sent_and_processed(
     assert (await deliver(client, activity("Create", post, name="gone"))).status_code == 202
     await run_jobs(context)
     # When bob deletes it with a Delete that has no id (GoToSocial sends some like that)
-    delete = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Delete",
+    deletion = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Delete",
               "actor": BOB, "object": post["id"], "to": AS_PUBLIC}  # fmt: skip
-    assert (await deliver(client, delete)).status_code == 202
+    assert (await deliver(client, deletion)).status_code == 202
     await run_jobs(context)
     # Then it is kept as sent (under an id of ours) and its processing deleted the post
     jobs = await process_jobs(context)
     assert [job.status for job in jobs] == ["done", "done"], jobs[-1].last_error
     async with context.db.session() as session:
-        from sqlalchemy import select
-
-        from fedisocial.store.models import Object
-
         kept = await session.scalar(select(Object).where(Object.type == "Delete"))
-    assert kept is not None and kept.data == delete and kept.uri.startswith(f"{BOB}#")
+    assert kept is not None and kept.data == deletion and kept.uri.startswith(f"{BOB}#")
     gone = await object_row(context, post["id"])
     assert gone is not None and gone.deleted_at is not None
+    # And nothing of the deleted post is kept, not even the original we received
+    assert gone.original is None and gone.data["type"] == "Tombstone"
 
 
 async def test_processing_can_be_rerun_from_what_is_stored(
@@ -384,12 +398,10 @@ async def test_processing_can_be_rerun_from_what_is_stored(
     row = await object_row(context, fetched["id"])
     assert row is not None and row.original == fetched
     async with context.db.transaction() as session:
-        from sqlalchemy import delete
-
-        from fedisocial.store.models import TimelineEntry
-
         await session.execute(delete(TimelineEntry))
-    await context.inbox.process({"object_id": (await object_row(context, create["id"])).id})
+    stored = await object_row(context, create["id"])
+    assert stored is not None
+    await context.inbox.process({"object_id": stored.id})
     # Then the same post is back in alice's feed, rebuilt from what we kept
     again = await object_row(context, fetched["id"])
     assert again is not None and again.data == row.data and again.original == fetched

@@ -332,7 +332,7 @@ async def on_delete(svc: Services, act: Received) -> None:
         if row.local or row.actor_uri != act.actor:
             raise Forbidden(f"only the author of {target} can delete it, not {act.actor}")
         now = utcnow()
-        row.data, row.deleted_at = _tombstone(row, now), now
+        row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
         await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id == row.id))
 
 
@@ -352,7 +352,7 @@ async def _delete_actor(svc: Services, act: Received) -> None:
             .where(Object.deleted_at.is_(None), Object.id != act.row_id)
         )  # fmt: skip
         for row in rows:
-            row.data, row.deleted_at = _tombstone(row, now), now
+            row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
         await session.execute(delete(Actor).where(Actor.uri == who, Actor.local.is_(False)))
 
 
