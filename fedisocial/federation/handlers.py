@@ -268,7 +268,10 @@ async def on_create_post(svc: Services, act: Received) -> None:
 
 
 async def on_create(svc: Services, act: Received) -> None:
-    """A Create of no post we recognise: a bare id is fetched; several objects are refused."""
+    """A Create of no post type we know: a bare id is fetched and processed as a post.
+
+    An embedded object of another type is kept as received (arrays: :func:`on_several`).
+    """
     if act.embedded is not None:
         _skip(act, f"a {act.object_type} is not a post")
         return
