@@ -103,6 +103,10 @@ async def test_a_real_activity_is_processed_or_refused_clearly(
         assert REFUSED[name] in response.json()["error"]
         return
     assert response.status_code == 202, response.text
+    # And it is kept exactly as its server wrote it (the raw JSON is the record)
+    if isinstance(doc.get("id"), str):
+        kept = await _row(context, doc["id"])
+        assert kept is not None and kept.data == doc
     await run_jobs(context)
     # And every job finished, or failed (or waits for a retry) with a readable reason
     jobs = await _jobs(context)

@@ -2,7 +2,8 @@
 
 See https://docs.joinmastodon.org/spec/activitypub/#visibility: public posts
 are ``to`` Public, unlisted ones ``cc`` Public, followers-only ones go to the
-followers collection, direct ones only to the mentioned actors.
+followers collection, direct ones only to the mentioned actors. Received
+objects may also name their ``audience``, which counts like ``to``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ def address(
     return mentioned, []
 
 
-def visibility_of(to: Iterable[str], cc: Iterable[str], followers: str | None) -> Visibility:
-    """The visibility of a received object from its (normalized) ``to``/``cc``."""
-    to_list, cc_list = as_list(to), as_list(cc)
+def visibility_of(
+    to: Iterable[str], cc: Iterable[str], followers: str | None, audience: Iterable[str] = ()
+) -> Visibility:
+    """The visibility of a received object from its (normalized) ``to``, ``cc``, ``audience``.
+
+    ``audience`` (AS2: the total population the object is relevant to; FEP-1b12
+    groups set it) reads like ``to``: Public there makes the object public.
+    """
+    to_list, cc_list = as_list(to) + as_list(audience), as_list(cc)
     if any(iri in PUBLIC_ALIASES for iri in to_list):
         return "public"
     if any(iri in PUBLIC_ALIASES for iri in cc_list):

@@ -13,12 +13,12 @@ failure (remote errors that may pass are retried).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
@@ -30,7 +30,7 @@ from fedisocial.federation.remote import (
     same_origin,
     store_actor,
 )
-from fedisocial.social.access import local_audience
+from fedisocial.social.access import READABLE, local_audience
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
 from fedisocial.social.timeline import add_to_feeds
@@ -47,12 +47,13 @@ from fedisocial.store.models import (
 from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "Handler", "Received", "Services"]
+__all__ = ["HANDLERS", "Handler", "Received", "Services", "handler_for"]
 
 log = logging.getLogger(__name__)
 
 #: FEP-1b12: a group shares its members' activities by announcing them
 _SHARED_ACTIVITIES = frozenset({"Create", "Update"})
+_ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,14 @@ class Received:
 
     @classmethod
     def of(cls, row: Object, recipient: str | None = None) -> Received:
-        doc = normalize(row.data)
+        """The stored activity, normalized; its id is the row's (derived when it had none)."""
+        doc = {**normalize(row.data), "id": row.uri}
         return cls._build(row.id, doc, doc.get("object"), recipient)
 
     @classmethod
     def _build(cls, row_id: int, doc: dict[str, Any], obj: Any, recipient: str | None) -> Received:
+        if isinstance(obj, list) and len(obj) == 1:  # an array of one object is that object
+            obj = obj[0]
         embedded = normalize(obj) if isinstance(obj, dict) else None
         return cls(row_id, str(doc["id"]), str(doc.get("type")), get_id(doc.get("actor")) or "",
                    doc, obj, get_id(obj), embedded, recipient)  # fmt: skip
@@ -124,8 +128,15 @@ async def _blockers(session: AsyncSession, blocked: str) -> set[int]:
     return set(await session.scalars(query))
 
 
-async def _to_feeds(session: AsyncSession, row: Object, author: str, doc: dict[str, Any]) -> None:
-    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", [])]
+async def _to_feeds(
+    session: AsyncSession,
+    row: Object,
+    author: str,
+    doc: dict[str, Any],
+    reached: Iterable[str] = (),
+) -> None:
+    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", []),
+                 *reached]  # fmt: skip
     owners = set(await local_audience(session, author, row.visibility, addressed))
     owners -= await _blockers(session, author)
     await add_to_feeds(session, row.id, row.published, sorted(owners))
@@ -134,22 +145,27 @@ async def _to_feeds(session: AsyncSession, row: Object, author: str, doc: dict[s
 # -- posts: trust, clean, store ---------------------------------------------------------
 
 
-async def _post_of(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
-    """The post ``obj`` names: as sent when the actor's host vouches for it, else fetched.
+async def _received_post(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
+    """The post ``obj`` names, as received: as sent when the actor's host vouches, else fetched.
 
     An object whose id is on another host than the actor is not trusted as
-    sent: its own host is asked for it.
+    sent: its own host is asked for it (or the copy we fetched before is used).
     """
     post_id = get_id(obj)
     if post_id is None:
         raise InvalidDocument("its object has no id")
     if isinstance(obj, dict) and same_origin(post_id, act.actor):
-        return normalize(obj)
+        return obj
     log.info("%s %s: fetching %s from its own host", act.type, act.id, post_id)
     row = await fetch_object(svc.db, svc.client, post_id)
     if row.deleted_at is not None:
         raise InvalidDocument(f"{post_id} was deleted")
-    return normalize(row.data)
+    return row.original or row.data
+
+
+async def _post_of(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
+    """The post ``obj`` names, normalized (see :func:`_received_post`)."""
+    return normalize(await _received_post(svc, act, obj))
 
 
 def _author_of(post: dict[str, Any], fallback: str | None) -> str:
@@ -161,8 +177,15 @@ def _author_of(post: dict[str, Any], fallback: str | None) -> str:
     return author
 
 
-async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -> Object:
-    """Insert or refresh the row of a remote post (local posts are never overwritten)."""
+async def _save_post(
+    session: AsyncSession, post: dict[str, Any], author: str,
+    original: dict[str, Any] | None = None,
+) -> Object:  # fmt: skip
+    """Insert or refresh the row of a remote post (local posts are never overwritten).
+
+    ``post`` is normalized; ``original`` the document as received, kept beside the
+    sanitized copy (None keeps the one stored).
+    """
     row = await session.scalar(select(Object).where(Object.uri == post["id"]))
     if row is not None and row.local:
         return row
@@ -173,33 +196,86 @@ async def _save_post(session: AsyncSession, post: dict[str, Any], author: str) -
     columns = object_columns(clean, followers)
     check_uri_lengths("post", {"id": post["id"], "inReplyTo": columns["in_reply_to"]})
     if row is None:
-        row = Object(uri=post["id"], local=False, data=clean, **columns)
+        row = Object(uri=post["id"], local=False, data=clean, original=original, **columns)
         session.add(row)
         await session.flush()
         return row
     if row.actor_uri != author:
         raise Forbidden(f"{post['id']} is stored as a post of {row.actor_uri}, not of {author}")
-    row.data = clean
+    row.data, row.original = clean, original or row.original
     for name, value in columns.items():
         setattr(row, name, value)
     return row
 
 
-async def _store_post(svc: Services, post: dict[str, Any], author: str) -> Object:
+async def _also_reached(
+    session: AsyncSession, svc: Services, act: Received, row: Object
+) -> list[str]:
+    """Local actors a received post reaches besides its addressees and the author's followers.
+
+    The owner of the personal inbox it was delivered to (senders strip ``bto``/``bcc``,
+    so being delivered to is being addressed), and the local author of the post a
+    public or unlisted reply answers (it counts among that post's replies too).
+    """
+    reached: list[str] = []
+    if act.recipient:
+        reached += await session.scalars(select(Actor.uri).where(
+            Actor.local.is_(True), Actor.domain == svc.urls.netloc,
+            func.lower(Actor.username) == act.recipient.lower(),
+        ))  # fmt: skip
+    if row.in_reply_to and row.visibility in READABLE:
+        reached += await session.scalars(select(Object.actor_uri).where(
+            Object.uri == row.in_reply_to, Object.local.is_(True)
+        ))  # fmt: skip
+    return [uri for uri in reached if uri]
+
+
+async def _store_post(
+    svc: Services, post: dict[str, Any], author: str, original: dict[str, Any],
+    act: Received | None = None,
+) -> Object:  # fmt: skip
+    """Store a remote post and add it to the feeds of the local actors it reaches.
+
+    ``original``: the post as received; ``act``: the Create that delivered it (an
+    edit reaches no one new).
+    """
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     async with svc.db.transaction() as session:
-        row = await _save_post(session, post, author)
-        await _to_feeds(session, row, author, row.data)
+        row = await _save_post(session, post, author, original)
+        reached = await _also_reached(session, svc, act, row) if act is not None else []
+        await _to_feeds(session, row, author, row.data, reached)
     return row
 
 
+def _addressed(post: dict[str, Any], create: dict[str, Any]) -> dict[str, Any]:
+    """The post with the Create's addressing where it has none of its own, field by field.
+
+    Mastodon reads ``object.to || activity.to`` (and so on for each field); some
+    servers address only the activity.
+    """
+    given = {key: create[key] for key in _ADDRESSING if not post.get(key) and create.get(key)}
+    return {**post, **given}
+
+
 async def on_create_post(svc: Services, act: Received) -> None:
-    post = await _post_of(svc, act, act.object)
+    original = await _received_post(svc, act, act.object)
+    post = _addressed(normalize(original), act.doc)
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
-    await _store_post(svc, post, author)
+    await _store_post(svc, post, author, original, act)
+
+
+async def on_create(svc: Services, act: Received) -> None:
+    """A Create of no post type we know: a bare id is fetched and processed as a post.
+
+    An embedded object of another type is kept as received (arrays: :func:`on_several`).
+    """
+    if act.embedded is not None:
+        _skip(act, f"a {act.object_type} is not a post")
+        return
+    await on_create_post(svc, act)
 
 
 async def on_update_post(svc: Services, act: Received) -> None:
@@ -215,7 +291,7 @@ async def on_update_post(svc: Services, act: Received) -> None:
         raise Forbidden(f"only the author of {act.object_id} can edit it, not {act.actor}")
     post = dict(act.embedded)
     post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
-    await _store_post(svc, post, author)
+    await _store_post(svc, post, author, act.object)
 
 
 async def on_update_actor(svc: Services, act: Received) -> None:
@@ -259,7 +335,7 @@ async def on_delete(svc: Services, act: Received) -> None:
         if row.local or row.actor_uri != act.actor:
             raise Forbidden(f"only the author of {target} can delete it, not {act.actor}")
         now = utcnow()
-        row.data, row.deleted_at = _tombstone(row, now), now
+        row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
         await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id == row.id))
 
 
@@ -279,7 +355,7 @@ async def _delete_actor(svc: Services, act: Received) -> None:
             .where(Object.deleted_at.is_(None), Object.id != act.row_id)
         )  # fmt: skip
         for row in rows:
-            row.data, row.deleted_at = _tombstone(row, now), now
+            row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
         await session.execute(delete(Actor).where(Actor.uri == who, Actor.local.is_(False)))
 
 
@@ -481,6 +557,20 @@ async def on_kept(svc: Services, act: Received) -> None:
     _skip(act, "kept as received; not acted on yet")
 
 
+async def on_several(svc: Services, act: Received) -> None:
+    """An activity whose object is an array: we act on one object per activity."""
+    count = len(act.object) if isinstance(act.object, list) else 0
+    raise InvalidDocument(f"its object is an array of {count} objects; we act on one at a time")
+
+
+def handler_for(act: Received) -> Handler | None:
+    """The handler of ``(type, object type)``, else of ``(type, None)``; None if we ignore it."""
+    handler = HANDLERS.get((act.type, act.object_type)) or HANDLERS.get((act.type, None))
+    if handler is not None and isinstance(act.object, list):
+        return on_several
+    return handler
+
+
 HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("Follow", None): on_follow,
     ("Accept", "Follow"): on_accept,
@@ -488,6 +578,7 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("Reject", "Follow"): on_reject,
     ("Reject", None): on_reject,
     **{("Create", kind): on_create_post for kind in POST_TYPES},
+    ("Create", None): on_create,
     **{("Update", kind): on_update_post for kind in POST_TYPES},
     **{("Update", kind): on_update_actor for kind in ACTOR_TYPES},
     ("Delete", None): on_delete,

@@ -4,8 +4,10 @@
 parse the JSON, verify the HTTP signature (refetching the key once when it
 fails: keys rotate), check that the signer is the activity's actor and that
 the activity's id is on the actor's host, then store the activity and queue
-its processing in one transaction. An id already stored is acknowledged and
-not queued again, so redeliveries are harmless.
+its processing in one transaction. The activity is stored exactly as
+received (the raw JSON is the record; it is normalized when processed, so
+processing can be re-run after a fix). An id already stored is acknowledged
+and not queued again, so redeliveries are harmless.
 
 Writes are group-committed: concurrent deliveries wait for one writer that
 stores up to ``_BATCH`` of them (each activity with its job) per transaction.
@@ -15,9 +17,10 @@ through a short in-memory cache, so a known sender costs no database read.
 
 ``process`` runs as a job: it dispatches on ``(activity type, object type)``
 to the small handlers of :mod:`fedisocial.federation.handlers`, falling back to
-``(activity type, None)``. Types without a handler stay stored and are
-ignored. A handler failure that retrying cannot fix (the job queue's one rule,
-:func:`~fedisocial.jobs.is_final`) ends the job with a
+``(activity type, None)`` (``handlers.handler_for``). Types without a handler
+stay stored and are ignored; an object that is an array of several is refused
+with the reason. A handler failure that retrying cannot fix (the job queue's one
+rule, :func:`~fedisocial.jobs.is_final`) ends the job with a
 :class:`~fedisocial.jobs.PermanentFailure` that says why; others are retried on
 :data:`PROCESS_RETRY`.
 """
@@ -39,8 +42,12 @@ from fedisocial.ap import httpsig
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.vocab import get_id, normalize, parse_json_object
 from fedisocial.config import Settings
-from fedisocial.errors import BadRequest, FedisocialError, Forbidden
-from fedisocial.federation.handlers import HANDLERS, Received, Services
+from fedisocial.errors import (
+    BadRequest,
+    FedisocialError,
+    Forbidden,
+)
+from fedisocial.federation.handlers import HANDLERS, Received, Services, handler_for
 from fedisocial.federation.remote import same_origin
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobQueue, PermanentFailure, RetryPolicy, is_final
@@ -166,13 +173,11 @@ class Inbox:
                 f"but the activity's actor is {actor}"
             )
         activity_id = _activity_id(doc, actor, body)
-        activity = normalize(doc)
-        activity["id"] = activity_id
-        columns = object_columns(activity, signer.followers_url)
+        columns = object_columns(normalize(doc), signer.followers_url)
         check_uri_lengths("activity", {"id": activity_id, "actor": columns["actor_uri"],
                         "object": columns["object_uri"],
                         "inReplyTo": columns["in_reply_to"]})  # fmt: skip
-        return await self._store(activity, columns, recipient)
+        return await self._store(activity_id, doc, columns, recipient)
 
     async def _known(self, actor: str) -> bool:
         async with self.db.session() as session:
@@ -180,10 +185,14 @@ class Inbox:
         return found is not None
 
     async def _store(
-        self, activity: dict[str, Any], columns: dict[str, Any], recipient: str | None
+        self, uri: str, doc: dict[str, Any], columns: dict[str, Any], recipient: str | None
     ) -> bool:
-        """Store the activity with its job (group-committed); False if it was seen before."""
-        values = {"uri": activity["id"], "local": False, "data": activity, **columns}
+        """Store the activity as received, with its job (group-committed); False if seen before.
+
+        ``uri`` is its id (derived when it has none); ``doc`` is kept unchanged, the
+        record that processing normalizes each time it reads it.
+        """
+        values = {"uri": uri, "local": False, "data": doc, **columns}
         pending = _Pending(values, recipient, asyncio.get_running_loop().create_future())
         self._waiting.append(pending)
         if self._writer is None or self._writer.done():
@@ -236,9 +245,7 @@ class Inbox:
         if row is None:
             raise PermanentFailure(f"the activity row {payload['object_id']} no longer exists")
         received = Received.of(row, payload.get("recipient"))
-        handler = HANDLERS.get((received.type, received.object_type)) or HANDLERS.get(
-            (received.type, None)
-        )
+        handler = handler_for(received)
         if handler is None:
             log.info("%s %s: not a type we act on; kept as received", received.type, row.uri)
             return

@@ -24,7 +24,7 @@ from fedisocial.ap.vocab import (
     parse_handle,
 )
 from fedisocial.errors import InvalidDocument, NotFound
-from fedisocial.social.content import clean_remote_post, sanitize
+from fedisocial.social.content import clean_remote_post, http_url, sanitize
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
 from fedisocial.store.rows import check_uri_lengths, object_columns
@@ -68,15 +68,15 @@ async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
         actor.domain = _handle_domain(remote)
         actor.name = remote.name or ""
         actor.summary = sanitize(remote.summary or "")
-        actor.url = remote.url
+        actor.url = http_url(remote.url)
         actor.inbox = remote.inbox
         actor.shared_inbox = remote.shared_inbox
         actor.outbox = remote.outbox
         actor.followers_url = remote.followers
         actor.following_url = remote.following
         actor.featured_url = remote.featured
-        actor.icon_url = remote.icon_url
-        actor.image_url = remote.image_url
+        actor.icon_url = http_url(remote.icon_url)
+        actor.image_url = http_url(remote.image_url)
         actor.public_key_id = remote.public_key_id or ""
         actor.public_key_pem = remote.public_key_pem or ""
         actor.manually_approves_followers = remote.manually_approves_followers
@@ -158,20 +158,28 @@ async def resolve_handle(
 
 
 async def fetch_object(db: Database, client: FederationClient, uri: str) -> Object:
-    """An object by id: from the store, else fetched from its origin and stored."""
+    """An object by id: from the store, else fetched from its origin and stored.
+
+    The fetch is signed (by the instance actor) through the guarded client. The
+    document is kept as received; a post's row shows its sanitized copy and keeps
+    the received one in ``original``.
+    """
     async with db.session() as session:
         stored = await session.scalar(select(Object).where(Object.uri == uri))
     if stored is not None:
         return stored
-    doc = normalize(await client.get_json(uri))
+    received = await client.get_json(uri)
+    doc = normalize(received)
     if doc.get("id") != uri and not same_origin(str(doc.get("id", "")), uri):
         raise InvalidDocument(f"{uri} returned a document whose id is on another host")
     author = get_id(doc.get("attributedTo")) or get_id(doc.get("actor"))
     if author and not same_origin(author, uri):
         raise InvalidDocument(f"{uri} claims an author on another host ({author})")
+    data, original = received, None
     if author and doc.get("type") in POST_TYPES:
-        doc = clean_remote_post(doc, author)
-    row = Object(uri=str(doc.get("id") or uri), local=False, data=doc, **object_columns(doc))
+        data, original = clean_remote_post(doc, author), received
+    row = Object(uri=str(doc.get("id") or uri), local=False, data=data, original=original,
+                 **object_columns(doc))  # fmt: skip
     try:
         async with db.transaction() as session:
             session.add(row)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import nh3
 
@@ -24,6 +25,7 @@ __all__ = [
     "clean_remote_post",
     "find_hashtags",
     "find_mentions",
+    "http_url",
     "plain_text",
     "render",
     "sanitize",
@@ -67,6 +69,22 @@ class Rendered:
     hashtags: tuple[str, ...]
 
 
+def http_url(value: Any) -> str | None:
+    """``value`` if it is an absolute http(s) URL with a host, else None.
+
+    Every URL taken from a remote document passes here before it is stored or
+    put in HTML: ``javascript:``, ``data:``, relative and host-less URLs are dropped.
+    """
+    if not isinstance(value, str) or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. a malformed port or IPv6 literal
+        return None
+    return value if parts.scheme.lower() in ("http", "https") and host else None
+
+
 def _split_trailing(url: str) -> tuple[str, str]:
     stripped = url.rstrip(_TRAILING)
     # keep a closing parenthesis that has its opening one inside the URL
@@ -104,7 +122,8 @@ def render(
 ) -> Rendered:
     """Plain text → HTML with links; ``mentions`` maps each resolved mention to its target.
 
-    Unresolved mentions stay plain text, as on Mastodon.
+    Unresolved mentions stay plain text, as on Mastodon, and so do mentions whose
+    profile URL is not http(s).
     """
     used: dict[str, MentionTarget] = {}
     tags: dict[str, str] = {}
@@ -115,12 +134,13 @@ def render(
             return _link(url) + html.escape(rest)
         if match["user"]:
             target = mentions.get((match["user"], match["host"]))
-            if target is None:
+            profile = http_url(target.url) if target is not None else None
+            if target is None or profile is None:
                 return html.escape(match[0])
             used[target.uri] = target
             user = html.escape(match["user"])
             return (
-                f'<span class="h-card" translate="no"><a href="{html.escape(target.url)}" '
+                f'<span class="h-card" translate="no"><a href="{html.escape(profile)}" '
                 f'class="u-url mention">@<span>{user}</span></a></span>'
             )
         tag = match["tag"]
@@ -172,8 +192,8 @@ def _attachments(value: Any) -> list[dict[str, Any]]:
     """Remote media kept as references: the fields we show, with ``url`` as a string."""
     kept = []
     for item in as_list(value)[:_MAX_ATTACHMENTS]:
-        url = get_id(item.get("url") if isinstance(item, dict) else item)
-        if not url or not url.startswith(("https://", "http://")):
+        url = http_url(get_id(item.get("url") if isinstance(item, dict) else item))
+        if url is None:
             continue
         entry = {k: item[k] for k in _ATTACHMENT_KEYS if isinstance(item, dict) and k in item}
         entry.setdefault("type", "Document")
@@ -182,8 +202,27 @@ def _attachments(value: Any) -> list[dict[str, Any]]:
     return kept
 
 
+def _tag(item: Any) -> dict[str, Any] | None:
+    """A Mention, Hashtag or Emoji we keep: its link http(s) or gone (an Emoji needs its image)."""
+    if not isinstance(item, dict) or item.get("type") not in _TAG_TYPES:
+        return None
+    tag = {k: v for k, v in item.items() if k != "href"}
+    if href := http_url(get_id(item.get("href"))):
+        tag["href"] = href
+    if item["type"] == "Emoji":
+        icon = item.get("icon")
+        url = http_url(get_id(icon.get("url") if isinstance(icon, dict) else icon))
+        if url is None:
+            return None
+        tag["icon"] = {**icon, "url": url} if isinstance(icon, dict) else {"url": url}
+    return tag
+
+
 def clean_remote_post(post: dict[str, Any], author: str) -> dict[str, Any]:
-    """A remote post as we store it: HTML sanitized, attachments and tags tidied."""
+    """A remote post as we store it: HTML sanitized, attachments and tags tidied.
+
+    Every URL kept (``url``, attachments, tag links, emoji images) is http(s).
+    """
     clean = dict(post)
     for name in _HTML_FIELDS:
         value, language_map = clean.get(name), clean.get(f"{name}Map")
@@ -199,6 +238,8 @@ def clean_remote_post(post: dict[str, Any], author: str) -> dict[str, Any]:
     clean["attributedTo"] = author
     clean["sensitive"] = clean.get("sensitive") is True
     clean["attachment"] = _attachments(clean.get("attachment"))
-    clean["tag"] = [t for t in as_list(clean.get("tag"))
-                    if isinstance(t, dict) and t.get("type") in _TAG_TYPES]  # fmt: skip
+    clean["tag"] = [tag for tag in map(_tag, as_list(clean.get("tag"))) if tag is not None]
+    url = http_url(clean.pop("url", None))
+    if url is not None:
+        clean["url"] = url
     return clean

@@ -25,7 +25,7 @@ from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_hand
 from fedisocial.jobs import JobQueue
 from fedisocial.social.access import local_audience
 from fedisocial.social.accounts import find_local_actor
-from fedisocial.social.content import MentionTarget, find_mentions, render
+from fedisocial.social.content import MentionTarget, find_mentions, http_url, render
 from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
@@ -95,7 +95,7 @@ class Outbox:
             except FedisocialError:
                 continue  # like Mastodon: an unknown handle stays plain text
             acct = f"{actor.username}@{actor.domain}"
-            targets[(user, host)] = MentionTarget(actor.uri, actor.url or actor.uri, acct)
+            targets[(user, host)] = MentionTarget(actor.uri, http_url(actor.url) or actor.uri, acct)
         return targets
 
     # -- storing --------------------------------------------------------------------

@@ -161,6 +161,8 @@ class Object(Base):
     object_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    #: remote posts: the document exactly as received (``data`` is the sanitized copy we show)
+    original: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     #: local posts pinned to the author's profile (the featured collection)
     pinned_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]

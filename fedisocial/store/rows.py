@@ -53,7 +53,9 @@ def object_columns(doc: dict[str, Any], followers: str | None = None) -> dict[st
         "type": str(doc.get("type") or "Object")[:64],
         "actor_uri": actor,
         "published": _published(doc),
-        "visibility": visibility_of(doc.get("to", []), doc.get("cc", []), followers),
+        "visibility": visibility_of(
+            doc.get("to", []), doc.get("cc", []), followers, doc.get("audience", [])
+        ),
         "in_reply_to": get_id(doc.get("inReplyTo")),
         "object_uri": get_id(doc.get("object")),
     }
