@@ -352,6 +352,42 @@ def test_unusable_actor_documents_are_refused(doc: Any, reason: str) -> None:
         extract_actor(doc)
 
 
+def mastodon_like_actor(**changes: Any) -> dict[str, Any]:
+    doc = load("mastodon/actor-service-bot.json")
+    for dotted, value in changes.items():
+        *parents, name = dotted.split(".")
+        target = doc
+        for parent in parents:
+            target = target[parent]
+        target[name] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("id", "https://{{DOMAIN}}/users/admin", "the actor id .* does not name a real host"),
+        ("id", "https:///users/admin", "does not name a real host"),
+        ("id", "ftp://mastodon.example/users/admin", "is not an http\\(s\\) URL"),
+        ("id", "https://user:pw@mastodon.example/users/admin", "has user info"),
+        ("id", "https://mastodon.example:port/users/admin", "is not a valid URL"),
+        ("inbox", "https://{{DOMAIN}}/inbox", "the inbox of .* does not name a real host"),
+        ("inbox", "javascript:alert(1)", "is not an http\\(s\\) URL"),
+        ("endpoints.sharedInbox", "https:///inbox", "the shared inbox of .* real host"),
+        ("publicKey.id", "urn:key:1", "the key id of .* is not an http\\(s\\) URL"),
+        ("followers", "https://ex ample/followers", "the followers of .* whitespace"),
+    ],
+)
+def test_actor_uris_must_be_http_urls_on_real_hosts(field: str, value: str, reason: str) -> None:
+    # Given a real actor document with one URI we would store replaced by a bad one
+    doc = mastodon_like_actor(**{field: value})
+    if field == "id":  # keep the key on the actor's origin, so that only the id is wrong
+        doc["publicKey"]["id"] = doc["publicKey"]["owner"] = value
+    # When it is extracted / Then it is refused, saying which URI and why
+    with pytest.raises(InvalidDocument, match=reason):
+        extract_actor(doc)
+
+
 # -- tolerant readers ------------------------------------------------------------------
 
 

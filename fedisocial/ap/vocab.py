@@ -10,11 +10,13 @@ the few fields we act on. Everything here is pure: no I/O, no JSON-LD processing
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -39,6 +41,7 @@ __all__ = [
     "accepts_activity_json",
     "as_list",
     "canonical_pem",
+    "check_http_url",
     "extract_actor",
     "first",
     "get_id",
@@ -49,6 +52,7 @@ __all__ = [
     "parse_nodeinfo",
     "parse_nodeinfo_links",
     "parse_webfinger",
+    "same_origin",
 ]
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -83,6 +87,7 @@ _PROFILE_PAGE_REL = "http://webfinger.net/rel/profile-page"
 _HANDLE_USER = re.compile(r"[^\s@/:?#]+")
 _HANDLE_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
 _PEM_ARMOR = re.compile(r"-----(BEGIN|END) ([A-Z0-9 ]+)-----")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 # -- tolerant readers -------------------------------------------------------------------
@@ -142,6 +147,53 @@ def _str(value: Any) -> str | None:
 
 def _bool(value: Any) -> bool:
     return value is True
+
+
+# -- URLs -------------------------------------------------------------------------------
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URIs share scheme, host and port (the trust boundary of AP)."""
+    left, right = urlsplit(a), urlsplit(b)
+    return (left.scheme, left.netloc.lower()) == (right.scheme, right.netloc.lower())
+
+
+def _is_real_host(host: str) -> bool:
+    """An IP literal or a DNS name (internationalized names allowed), not a placeholder."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+def check_http_url(url: str, what: str) -> str:
+    """Return ``url`` if it is an http(s) URL on a real host; InvalidDocument naming ``what``.
+
+    Refused: other schemes, an empty or placeholder host (``{{DOMAIN}}``), user info
+    (``user@host``), a bad port, and whitespace or control characters anywhere.
+    """
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise InvalidDocument(f"{what} {url!r} contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise InvalidDocument(f"{what} {url!r} is not a valid URL: {exc}") from exc
+    if parts.scheme not in ("https", "http"):
+        raise InvalidDocument(f"{what} {url!r} is not an http(s) URL")
+    if "@" in parts.netloc:
+        raise InvalidDocument(f"{what} {url!r} has user info before its host")
+    if not parts.hostname or not _is_real_host(parts.hostname):
+        raise InvalidDocument(f"{what} {url!r} does not name a real host")
+    return url
 
 
 # -- normalize --------------------------------------------------------------------------
@@ -335,7 +387,9 @@ def extract_actor(doc: dict[str, Any]) -> RemoteActor:
 
     ``shared_inbox`` comes from ``endpoints.sharedInbox`` or Misskey's top-level
     ``sharedInbox``; ``public_key_pem`` is returned in canonical PEM form. Raises
-    ``InvalidDocument`` when the document is not an actor or lacks ``id`` / ``inbox``.
+    ``InvalidDocument`` when the document is not an actor, lacks ``id`` / ``inbox``,
+    names a URI that is not http(s) on a real host (id, inbox, shared inbox, key id,
+    followers), or a key on another origin or owned by someone else.
     """
     doc = normalize(doc)
     kind = doc.get("type")
@@ -348,7 +402,7 @@ def extract_actor(doc: dict[str, Any]) -> RemoteActor:
         raise InvalidDocument(f"actor document has no {missing}: {actor_id or '(no id)'}")
     key = _public_key(doc)
     pem = _str(key.get("publicKeyPem"))
-    return RemoteActor(
+    actor = RemoteActor(
         id=actor_id,
         type=kind,
         inbox=inbox,
@@ -370,6 +424,32 @@ def extract_actor(doc: dict[str, Any]) -> RemoteActor:
         discoverable=_bool(doc.get("discoverable")),
         assertion_methods=_assertion_methods(doc.get("assertionMethod")),
     )
+    _check_uris(actor)
+    _check_key(actor)
+    return actor
+
+
+def _check_uris(actor: RemoteActor) -> None:
+    """The URIs we store and send to must be real http(s) URLs."""
+    check_http_url(actor.id, "the actor id")
+    stored = {"the inbox": actor.inbox, "the shared inbox": actor.shared_inbox,
+              "the key id": actor.public_key_id, "the followers": actor.followers}  # fmt: skip
+    for what, url in stored.items():
+        if url is not None:
+            check_http_url(url, f"{what} of {actor.id}")
+
+
+def _check_key(actor: RemoteActor) -> None:
+    """A key speaks for the actor only if it lives on the actor's origin and names it as owner.
+
+    Keys are found by id: an actor claiming a key id on another origin would shadow the
+    real owner's key, and that owner's signatures would stop verifying.
+    """
+    key_id, owner = actor.public_key_id, actor.public_key_owner
+    if key_id is not None and not same_origin(key_id, actor.id):
+        raise InvalidDocument(f"the key {key_id} is not on the actor's host ({actor.id})")
+    if owner is not None and owner != actor.id:
+        raise InvalidDocument(f"the key {key_id} is owned by {owner}, not by {actor.id}")
 
 
 # -- WebFinger, NodeInfo, handles --------------------------------------------------------
