@@ -227,6 +227,38 @@ def test_ed25519_signs_as_hs2019() -> None:
     )
 
 
+def test_a_cavage_signature_for_another_host_is_refused(rsa_key: httpsig.PrivateKey) -> None:
+    """draft-cavage-12 §2.3: ``host`` binds the signature to the server it was made for."""
+    # Given a POST signed for other.example, with the Host header it signed
+    body = b'{"type": "Like"}'
+    headers = signed("POST", "https://other.example/inbox", body, rsa_key)
+    assert headers["Host"] == "other.example"
+
+    # When it is replayed to our inbox (same path), Host header and all
+    # Then it is refused, saying which host was signed
+    refused = r"signed for host other\.example, not ours \(our\.example\)"
+    with pytest.raises(SignatureError, match=refused):
+        httpsig.parse_signature("POST", "https://our.example/inbox", headers)
+    # And at other.example itself (whatever the case of its name, and its default port) it verifies
+    url, public = "https://OTHER.example:443/inbox", rsa_key.public_key()
+    httpsig.verify_request("POST", url, headers, body, public, now=NOW)
+
+
+def test_an_rfc9421_signature_for_another_authority_is_refused(
+    rsa_key: httpsig.PrivateKey,
+) -> None:
+    """RFC 9421 §2.2.3/§2.2.2: ``@authority`` and ``@target-uri`` are the server's own."""
+    # Given a POST signed with RFC 9421 for other.example, sent with that Host header
+    body = b'{"type": "Like"}'
+    url = "https://other.example/inbox"
+    headers = {"Host": "other.example"}
+    headers |= httpsig.sign_request_rfc9421("POST", url, headers, body, KEY_ID, rsa_key, now=NOW)
+
+    # When it reaches our inbox / Then it is refused, saying which host it was meant for
+    with pytest.raises(SignatureError, match=r"signed for host other\.example"):
+        httpsig.parse_signature("POST", "https://our.example/inbox", headers)
+
+
 def test_rfc9421_signature_roundtrip(rsa_key: httpsig.PrivateKey) -> None:
     """RFC 9421 §3.1 and §3.2: our RFC 9421 signature verifies, Content-Digest covered."""
     # Given a POST signed with RFC 9421

@@ -231,6 +231,23 @@ async def test_a_bad_signature_is_refused_with_its_reason(
     assert await count(context, Object, Object.type == "Like") == 0
 
 
+async def test_a_delivery_signed_for_another_host_is_refused(
+    client: httpx.AsyncClient, context: Context, bob: Actor
+) -> None:
+    # Given a Like that bob signed for other.example's inbox (Host: other.example)
+    like = activity("Like", f"{REMOTE}/notes/1")
+    body = orjson.dumps(like)
+    sent = {"Content-Type": AS2}
+    sent |= httpsig.sign_request("POST", "https://other.example/inbox", sent, body,
+                                 f"{BOB}#main-key", remote_key())  # fmt: skip
+    # When someone replays it to our inbox, Host header and all
+    response = await client.post("/inbox", content=body, headers=sent)
+    # Then it is refused with the host it was signed for, and nothing is kept
+    assert response.status_code == 401
+    assert "signed for host other.example, not ours (127.0.0.1:8000)" in response.json()["error"]
+    assert await count(context, Object, Object.type == "Like") == 0
+
+
 async def test_the_signer_must_be_the_actor(
     client: httpx.AsyncClient, context: Context, bob: Actor
 ) -> None:

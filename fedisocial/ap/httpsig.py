@@ -220,6 +220,25 @@ def _authority(parts: SplitResult) -> str:
     return f"{host.lower()}:{port}"
 
 
+def _signed_host(lower: Mapping[str, str], parts: SplitResult) -> str:
+    """The ``Host`` a signature covers, which must be the host of the URL it was sent to.
+
+    A request signed for another server must not verify here, though its path may be
+    the same as ours (``/inbox``): compare the Host it carries (default port and case
+    aside) with our own authority. Without a Host header, ours is what was signed.
+    """
+    ours, given = _authority(parts), lower.get("host")
+    if given is None:
+        return ours
+    try:
+        theirs = _authority(urlsplit(f"{parts.scheme}://{given}"))
+    except ValueError:
+        theirs = given
+    if theirs != ours:
+        raise SignatureError(f"The request was signed for host {given}, not ours ({ours})")
+    return given
+
+
 def _path_query(parts: SplitResult, *, with_query: bool = True) -> str:
     path = parts.path or "/"
     return f"{path}?{parts.query}" if with_query and parts.query else path
@@ -349,7 +368,7 @@ def _parse_cavage(method: str, url: str, lower: dict[str, str], value: str) -> P
         elif name == "(request-target)":
             lines.append(f"{name}: {method.lower()} {_path_query(parts)}")
         elif name == "host":
-            lines.append(f"host: {lower.get('host') or _authority(parts)}")
+            lines.append(f"host: {_signed_host(lower, parts)}")
         elif name in lower:
             lines.append(f"{name}: {lower[name]}")
         else:
@@ -408,6 +427,8 @@ def _signature_base(
     gives back the signer's bytes for any canonically serialized input.
     """
     parts, lines, names = urlsplit(url), [], []
+    if any(name in ("@authority", "@target-uri") for name, _ in covered[0]):
+        _signed_host(lower, parts)  # the values below are ours: say so if they signed another
     for name, params in covered[0]:
         if not isinstance(name, str) or name != name.lower():  # a Token is no str
             raise SignatureError(f"Component identifier {name!r} is not a lower-case string")
