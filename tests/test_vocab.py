@@ -29,6 +29,7 @@ from fedisocial.ap.vocab import (
     get_id,
     normalize,
     parse_handle,
+    parse_json_object,
     parse_nodeinfo,
     parse_nodeinfo_links,
     parse_webfinger,
@@ -389,6 +390,16 @@ def test_actor_uris_must_be_http_urls_on_real_hosts(field: str, value: str, reas
 
 
 # -- tolerant readers ------------------------------------------------------------------
+
+
+def test_json_depth_is_capped_at_64_levels() -> None:
+    # Given objects and arrays nested exactly to the cap, and one level more
+    at_cap = b'{"a":' + b"[" * 63 + b"1" + b"]" * 63 + b"}"
+    over = b'{"a":' + b"[" * 64 + b"1" + b"]" * 64 + b"}"
+    # Then the first is read and the second refused, before anything walks it
+    assert parse_json_object(at_cap)["a"]
+    with pytest.raises(InvalidDocument, match="the body is JSON nested deeper than 64 levels"):
+        parse_json_object(over)
 
 
 def test_tolerant_readers() -> None:

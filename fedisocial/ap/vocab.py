@@ -30,6 +30,7 @@ __all__ = [
     "AS_PUBLIC",
     "LD_JSON",
     "LD_JSON_PROFILE",
+    "MAX_JSON_DEPTH",
     "NODEINFO_SCHEMA_PREFIX",
     "OTHER_TYPES_KEY",
     "POST_TYPES",
@@ -42,6 +43,7 @@ __all__ = [
     "as_list",
     "canonical_pem",
     "check_http_url",
+    "check_json_depth",
     "extract_actor",
     "first",
     "get_id",
@@ -68,6 +70,8 @@ ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organizat
 #: object types shown as posts (what a Create may carry to appear in feeds)
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question", "Event", "Video"})
 NODEINFO_SCHEMA_PREFIX = "http://nodeinfo.diaspora.software/ns/schema/"
+#: Deepest nesting of JSON objects and arrays we read; real documents stay near 10.
+MAX_JSON_DEPTH = 64
 #: Key under which ``normalize`` keeps the non-AS2 entries of a type array.
 OTHER_TYPES_KEY = "_otherTypes"
 
@@ -94,14 +98,46 @@ _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """A request body that must be one JSON object; BadRequest with the reason otherwise."""
+    """A request body that must be one JSON object; BadRequest with the reason otherwise.
+
+    Objects and arrays nested deeper than ``MAX_JSON_DEPTH`` are refused too.
+    """
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
+            raise InvalidDocument(_too_deep("the body", MAX_JSON_DEPTH)) from exc
         raise BadRequest("the body is not JSON") from exc
     if not isinstance(doc, dict):
         raise BadRequest("the body is JSON but not an object")
+    check_json_depth(doc, "the body")
     return doc
+
+
+def _children(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        return value.values()
+    return value if isinstance(value, list) else ()
+
+
+def check_json_depth(doc: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse (InvalidDocument) parsed JSON whose objects and arrays nest deeper than ``limit``.
+
+    orjson parses up to 1,024 levels, but the readers here, ``normalize``, pyld and the
+    JSON encoders recurse: a document nested that deep would crash them. Level by level,
+    without recursion.
+    """
+    level = [doc]
+    for _ in range(limit):
+        level = [child for value in level for child in _children(value)]
+        if not level:
+            return
+    if any(isinstance(value, dict | list) for value in level):
+        raise InvalidDocument(_too_deep(what, limit))
+
+
+def _too_deep(what: str, limit: int) -> str:
+    return f"{what} is JSON nested deeper than {limit} levels"
 
 
 def as_list(value: Any) -> list[Any]:
