@@ -297,6 +297,44 @@ def test_rfc9421_signature_params_are_rebuilt_byte_exactly() -> None:
     httpsig.verify_request("GET", url, headers, None, key.public_key(), now=NOW)
 
 
+@pytest.mark.parametrize(
+    ("query", "lines"),
+    [
+        # RFC 9421 §2.2.8, first example: an empty value is signed as empty
+        ("param=value&foo=bar&baz=batman&qux=",
+         ['"@query-param";name="baz": batman', '"@query-param";name="qux": ',
+          '"@query-param";name="param": value']),
+        # RFC 9421 §2.2.8, second example: names and values decoded, then re-encoded
+        ("var=this%20is%20a%20big%0Avalue&bar=with+plus+whitespace&fa%C3%A7ade%22%3A%20=something",
+         ['"@query-param";name="var": this%20is%20a%20big%0Avalue',
+          '"@query-param";name="bar": with%20plus%20whitespace',
+          '"@query-param";name="fa%C3%A7ade%22%3A%20": something']),
+    ],
+)  # fmt: skip
+def test_rfc9421_query_param_components_are_signed_as_the_spec_shows(
+    query: str, lines: list[str]
+) -> None:
+    """RFC 9421 §2.2.8: ``@query-param`` with its ``name`` parameter, one line per name."""
+    # Given a request whose signature covers named query parameters, and the spec's base for it
+    key, url = httpsig.generate_ed25519_key(), f"https://www.example.com/parameters?{query}"
+    components = " ".join(line.split(": ", 1)[0] for line in lines)
+    inner = f'({components});created={int(NOW.timestamp())};keyid="k"'
+    spec_base = "\n".join([*lines, f'"@signature-params": {inner}']).encode()
+    signature = base64.b64encode(key.sign(spec_base)).decode()
+    headers = {"Signature-Input": f"sig1={inner}", "Signature": f"sig1=:{signature}:"}
+
+    # When it arrives
+    parsed = httpsig.verify_request("GET", url, headers, None, key.public_key(), now=NOW,
+                                    require_coverage=False)  # fmt: skip
+
+    # Then our signature base is the spec's, byte for byte
+    assert parsed.signing_strings == (spec_base,)
+    # And a parameter the request does not have is an error that names it
+    missing = headers | {"Signature-Input": 'sig1=("@query-param";name="pet");keyid="k"'}
+    with pytest.raises(SignatureError, match='query parameter "pet" is missing'):
+        httpsig.parse_signature("GET", url, missing)
+
+
 def test_non_ascii_base64_is_a_signature_error() -> None:
     """draft-cavage-12 §2.1.6, RFC 3230 §4.3.2: a stray non-ASCII byte fails the signature."""
     # Given a Signature and a Digest with a Latin-1 character in their base64
