@@ -31,12 +31,9 @@ __all__ = [
     "LD_JSON",
     "LD_JSON_PROFILE",
     "MAX_JSON_DEPTH",
-    "NODEINFO_SCHEMA_PREFIX",
     "OTHER_TYPES_KEY",
     "POST_TYPES",
     "PUBLIC_ALIASES",
-    "MultikeyEntry",
-    "NodeInfo",
     "RemoteActor",
     "WebfingerResult",
     "accepts_activity_json",
@@ -51,8 +48,6 @@ __all__ = [
     "normalize",
     "parse_handle",
     "parse_json_object",
-    "parse_nodeinfo",
-    "parse_nodeinfo_links",
     "parse_webfinger",
     "same_origin",
 ]
@@ -69,7 +64,6 @@ LD_JSON_PROFILE = f'{LD_JSON}; profile="{AS_CONTEXT}"'
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 #: object types shown as posts (what a Create may carry to appear in feeds)
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question", "Event", "Video"})
-NODEINFO_SCHEMA_PREFIX = "http://nodeinfo.diaspora.software/ns/schema/"
 #: Deepest nesting of JSON objects and arrays we read; real documents stay near 10.
 MAX_JSON_DEPTH = 64
 #: Key under which ``normalize`` keeps the non-AS2 entries of a type array.
@@ -327,15 +321,6 @@ def normalize(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class MultikeyEntry:
-    """A FEP-521a verification method of an actor (``assertionMethod`` entry)."""
-
-    id: str
-    public_key_multibase: str
-    controller: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RemoteActor:
     """The fields of a remote actor document that we act on."""
 
@@ -358,7 +343,6 @@ class RemoteActor:
     image_url: str | None = None
     manually_approves_followers: bool = False
     discoverable: bool = False
-    assertion_methods: tuple[MultikeyEntry, ...] = ()
 
 
 def canonical_pem(pem: str) -> str:
@@ -407,17 +391,6 @@ def _shared_inbox(doc: Mapping[str, Any]) -> str | None:
     return get_id(doc.get("sharedInbox"))  # Misskey also puts it at the top level
 
 
-def _assertion_methods(value: Any) -> tuple[MultikeyEntry, ...]:
-    entries = []
-    for item in as_list(value):
-        if not isinstance(item, Mapping):
-            continue  # a bare reference to a key described elsewhere
-        key_id, multibase = _str(item.get("id")), _str(item.get("publicKeyMultibase"))
-        if key_id and multibase:
-            entries.append(MultikeyEntry(key_id, multibase, get_id(item.get("controller"))))
-    return tuple(entries)
-
-
 def extract_actor(doc: dict[str, Any]) -> RemoteActor:
     """Read an actor document (raw or already normalized) into a ``RemoteActor``.
 
@@ -458,7 +431,6 @@ def extract_actor(doc: dict[str, Any]) -> RemoteActor:
         image_url=_image_url(doc.get("image")),
         manually_approves_followers=_bool(doc.get("manuallyApprovesFollowers")),
         discoverable=_bool(doc.get("discoverable")),
-        assertion_methods=_assertion_methods(doc.get("assertionMethod")),
     )
     _check_uris(actor)
     _check_key(actor)
@@ -488,7 +460,7 @@ def _check_key(actor: RemoteActor) -> None:
         raise InvalidDocument(f"the key {key_id} is owned by {owner}, not by {actor.id}")
 
 
-# -- WebFinger, NodeInfo, handles --------------------------------------------------------
+# -- WebFinger, handles --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,87 +497,6 @@ def parse_webfinger(jrd: dict[str, Any]) -> WebfingerResult:
             profile_url = href
     aliases = tuple(alias for alias in as_list(jrd.get("aliases")) if isinstance(alias, str))
     return WebfingerResult(_str(jrd.get("subject")), aliases, actor_url, profile_url)
-
-
-def parse_nodeinfo_links(doc: dict[str, Any]) -> str:
-    """Return the best NodeInfo document URL from ``/.well-known/nodeinfo``.
-
-    The highest schema version wins (2.1 over 2.0). Raises ``InvalidDocument`` when no
-    link names a NodeInfo schema.
-    """
-    if not isinstance(doc, dict):
-        raise InvalidDocument("NodeInfo discovery answer is not a JSON object")
-    best: tuple[tuple[int, ...], str] | None = None
-    for link in _links(doc):
-        rel, href = _str(link.get("rel")), _str(link.get("href"))
-        version = _nodeinfo_version(rel) if rel else None
-        if href and version is not None and (best is None or version > best[0]):
-            best = (version, href)
-    if best is None:
-        raise InvalidDocument("NodeInfo discovery document links no NodeInfo schema")
-    return best[1]
-
-
-def _nodeinfo_version(rel: str) -> tuple[int, ...] | None:
-    rel = rel.replace("https://", "http://", 1).rstrip("#")
-    if not rel.startswith(NODEINFO_SCHEMA_PREFIX):
-        return None
-    parts = rel[len(NODEINFO_SCHEMA_PREFIX) :].split(".")
-    return tuple(int(part) for part in parts) if all(p.isdigit() for p in parts) else None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """The parts of a NodeInfo document (schema 1.0 to 2.2) that we show or act on."""
-
-    version: str | None
-    software_name: str
-    software_version: str | None
-    protocols: tuple[str, ...]
-    open_registrations: bool
-    users_total: int | None = None
-    users_active_month: int | None = None
-    users_active_halfyear: int | None = None
-    local_posts: int | None = None
-    node_name: str | None = None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _protocols(value: Any) -> tuple[str, ...]:
-    if isinstance(value, Mapping):  # NodeInfo 1.x and early 2.0: {"inbound": [], "outbound": []}
-        value = as_list(value.get("inbound")) + as_list(value.get("outbound"))
-    names = [name for name in as_list(value) if isinstance(name, str)]
-    return tuple(dict.fromkeys(names))
-
-
-def parse_nodeinfo(doc: dict[str, Any]) -> NodeInfo:
-    """Read a NodeInfo document: software, protocols, user counts, open registrations.
-
-    Raises ``InvalidDocument`` when ``software.name`` is missing.
-    """
-    software = doc.get("software") if isinstance(doc, dict) else None
-    if not isinstance(software, Mapping) or not _str(software.get("name")):
-        raise InvalidDocument("NodeInfo document has no software.name")
-    usage = doc.get("usage")
-    usage = usage if isinstance(usage, Mapping) else {}
-    users = usage.get("users")
-    users = users if isinstance(users, Mapping) else {}
-    metadata = doc.get("metadata")
-    return NodeInfo(
-        version=_str(doc.get("version")),
-        software_name=software["name"],
-        software_version=_str(software.get("version")),
-        protocols=_protocols(doc.get("protocols")),
-        open_registrations=_bool(doc.get("openRegistrations")),
-        users_total=_int(users.get("total")),
-        users_active_month=_int(users.get("activeMonth")),
-        users_active_halfyear=_int(users.get("activeHalfyear")),
-        local_posts=_int(usage.get("localPosts")),
-        node_name=_str(metadata.get("nodeName")) if isinstance(metadata, Mapping) else None,
-    )
 
 
 def parse_handle(text: str) -> tuple[str, str]:
