@@ -108,6 +108,10 @@ async def signer_of(
     own (GoToSocial's ``ACTOR/main-key``), which serves the actor or a key
     document naming its ``owner``. ``refresh`` refetches: keys rotate, so a
     failed verification is retried once with a fresh key.
+
+    A key is its actor's only when it is on the actor's origin and names the
+    actor as owner (``extract_actor`` refuses anything else), so an actor that
+    claims someone else's key id cannot shadow the real owner's key.
     """
     if not refresh:
         async with db.session() as session:
