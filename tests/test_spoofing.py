@@ -8,18 +8,30 @@ Remote servers are real loopback servers (two ports are two origins).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 
+from fedisocial.ap import httpsig
 from fedisocial.app import Context
 from fedisocial.errors import InvalidDocument
 from fedisocial.federation.remote import store_actor
+from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, utcnow
-from tests.test_inbox import Documents, activity, actor_doc, deliver, remote_host, remote_key
+from fedisocial.store.models import Actor, Follow, utcnow
+from tests.test_inbox import (
+    AS2,
+    CAROL,
+    Documents,
+    activity,
+    actor_doc,
+    deliver,
+    remote_host,
+    remote_key,
+)
 
 
 @pytest.fixture
@@ -99,3 +111,30 @@ async def test_a_key_id_squatted_before_the_check_existed_is_ignored(
                              signer=victim, key=remote_key("victim"))  # fmt: skip
     # Then the squatter's row is not taken for the key's owner: the signature verifies
     assert real.status_code == 202, real.text
+
+
+# -- 2. signatures are bound to our host ------------------------------------------------------
+
+
+async def test_a_signed_get_made_for_another_host_is_refused(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    # Given alice's followers-only post, and carol (remote) who follows her
+    await create_user(context.db, context.urls, "alice", "long enough")
+    alice = await find_local_actor(context.db, context.urls, "alice")
+    post = await context.outbox.post(alice, "friends only", visibility="followers")
+    carol = await store_actor(context.db, actor_doc(CAROL, remote_key("carol")))
+    async with context.db.transaction() as session:
+        session.add(Follow(follower_uri=carol.uri, followee_uri=alice.uri,
+                           activity_uri=f"{carol.uri}/follow", state="accepted"))  # fmt: skip
+    # When a GET that carol signed for the same path on other.example is replayed to us
+    path = urlsplit(post.uri).path
+    signed = httpsig.sign_request("GET", f"https://other.example{path}", {"Accept": AS2}, None,
+                                  f"{CAROL}#main-key", remote_key("carol"))  # fmt: skip
+    replayed = await client.get(path, headers={"Accept": AS2, **signed})
+    # Then it is refused, naming the host it was signed for; signed for us, it is served
+    assert replayed.status_code == 401
+    assert "signed for host other.example, not ours" in replayed.json()["error"]
+    ours = httpsig.sign_request("GET", post.uri, {"Accept": AS2}, None, f"{CAROL}#main-key",
+                                remote_key("carol"))  # fmt: skip
+    assert (await client.get(path, headers={"Accept": AS2, **ours})).status_code == 200
