@@ -287,7 +287,7 @@ async def test_who_may_read_what(context: Context) -> None:
     carol = await remote_actor(context, "/users/carol")
     instance = await remote_actor(context, "/actor", "Application")
     dave = await store_actor(context.db, {
-        "id": "https://elsewhere.example/users/dave", "type": "Person", "inbox": "x",
+        "id": "https://elsewhere.example/users/dave", "type": "Person", "inbox": "https://elsewhere.example/i",
         "preferredUsername": "dave",
         "publicKey": {"id": "https://elsewhere.example/users/dave#main-key",
                       "publicKeyPem": public_key_to_pem(generate_rsa_key())},

@@ -227,6 +227,38 @@ def test_ed25519_signs_as_hs2019() -> None:
     )
 
 
+def test_a_cavage_signature_for_another_host_is_refused(rsa_key: httpsig.PrivateKey) -> None:
+    """draft-cavage-12 §2.3: ``host`` binds the signature to the server it was made for."""
+    # Given a POST signed for other.example, with the Host header it signed
+    body = b'{"type": "Like"}'
+    headers = signed("POST", "https://other.example/inbox", body, rsa_key)
+    assert headers["Host"] == "other.example"
+
+    # When it is replayed to our inbox (same path), Host header and all
+    # Then it is refused, saying which host was signed
+    refused = r"signed for host other\.example, not ours \(our\.example\)"
+    with pytest.raises(SignatureError, match=refused):
+        httpsig.parse_signature("POST", "https://our.example/inbox", headers)
+    # And at other.example itself (whatever the case of its name, and its default port) it verifies
+    url, public = "https://OTHER.example:443/inbox", rsa_key.public_key()
+    httpsig.verify_request("POST", url, headers, body, public, now=NOW)
+
+
+def test_an_rfc9421_signature_for_another_authority_is_refused(
+    rsa_key: httpsig.PrivateKey,
+) -> None:
+    """RFC 9421 §2.2.3/§2.2.2: ``@authority`` and ``@target-uri`` are the server's own."""
+    # Given a POST signed with RFC 9421 for other.example, sent with that Host header
+    body = b'{"type": "Like"}'
+    url = "https://other.example/inbox"
+    headers = {"Host": "other.example"}
+    headers |= httpsig.sign_request_rfc9421("POST", url, headers, body, KEY_ID, rsa_key, now=NOW)
+
+    # When it reaches our inbox / Then it is refused, saying which host it was meant for
+    with pytest.raises(SignatureError, match=r"signed for host other\.example"):
+        httpsig.parse_signature("POST", "https://our.example/inbox", headers)
+
+
 def test_rfc9421_signature_roundtrip(rsa_key: httpsig.PrivateKey) -> None:
     """RFC 9421 §3.1 and §3.2: our RFC 9421 signature verifies, Content-Digest covered."""
     # Given a POST signed with RFC 9421
@@ -263,6 +295,44 @@ def test_rfc9421_signature_params_are_rebuilt_byte_exactly() -> None:
     signature = base64.b64encode(key.sign(parsed.signing_strings[0])).decode()
     headers["Signature"] = f"sig1=:{signature}:"
     httpsig.verify_request("GET", url, headers, None, key.public_key(), now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("query", "lines"),
+    [
+        # RFC 9421 §2.2.8, first example: an empty value is signed as empty
+        ("param=value&foo=bar&baz=batman&qux=",
+         ['"@query-param";name="baz": batman', '"@query-param";name="qux": ',
+          '"@query-param";name="param": value']),
+        # RFC 9421 §2.2.8, second example: names and values decoded, then re-encoded
+        ("var=this%20is%20a%20big%0Avalue&bar=with+plus+whitespace&fa%C3%A7ade%22%3A%20=something",
+         ['"@query-param";name="var": this%20is%20a%20big%0Avalue',
+          '"@query-param";name="bar": with%20plus%20whitespace',
+          '"@query-param";name="fa%C3%A7ade%22%3A%20": something']),
+    ],
+)  # fmt: skip
+def test_rfc9421_query_param_components_are_signed_as_the_spec_shows(
+    query: str, lines: list[str]
+) -> None:
+    """RFC 9421 §2.2.8: ``@query-param`` with its ``name`` parameter, one line per name."""
+    # Given a request whose signature covers named query parameters, and the spec's base for it
+    key, url = httpsig.generate_ed25519_key(), f"https://www.example.com/parameters?{query}"
+    components = " ".join(line.split(": ", 1)[0] for line in lines)
+    inner = f'({components});created={int(NOW.timestamp())};keyid="k"'
+    spec_base = "\n".join([*lines, f'"@signature-params": {inner}']).encode()
+    signature = base64.b64encode(key.sign(spec_base)).decode()
+    headers = {"Signature-Input": f"sig1={inner}", "Signature": f"sig1=:{signature}:"}
+
+    # When it arrives
+    parsed = httpsig.verify_request("GET", url, headers, None, key.public_key(), now=NOW,
+                                    require_coverage=False)  # fmt: skip
+
+    # Then our signature base is the spec's, byte for byte
+    assert parsed.signing_strings == (spec_base,)
+    # And a parameter the request does not have is an error that names it
+    missing = headers | {"Signature-Input": 'sig1=("@query-param";name="pet");keyid="k"'}
+    with pytest.raises(SignatureError, match='query parameter "pet" is missing'):
+        httpsig.parse_signature("GET", url, missing)
 
 
 def test_non_ascii_base64_is_a_signature_error() -> None:

@@ -263,3 +263,28 @@ def test_our_rfc9421_signature_verifies_with_http_message_signatures(
     assert results[0].body == BODY
     with pytest.raises(hms.InvalidSignature):
         verifier.verify(request, body=BODY + b" ")
+
+
+def test_http_message_signatures_query_param_signature_verifies_with_ours(
+    rsa_key: httpsig.PrivateKey,
+) -> None:
+    """RFC 9421 §2.2.8: a signature over ``@query-param`` components verifies here."""
+    # Given a GET signed by http_message_signatures over two named query parameters
+    url = "https://social.example/users/alice/outbox?page=true&min%20id=a+b%7E&Pet=dog"
+    request = httpx.Request("GET", url)
+    resolver = hms.MappingKeyResolver(public_keys={}, private_keys={KEY_ID: rsa_key})
+    signer = hms.HTTPMessageSigner(signature_algorithm=hms.algorithms.RSA_V1_5_SHA256,
+                                   key_resolver=resolver)  # fmt: skip
+    covered = ("@method", "@target-uri", '"@query-param";name="Pet"',
+               '"@query-param";name="min%20id"')  # fmt: skip
+    signer.sign(request, key_id=KEY_ID, label="sig1", covered_component_ids=covered)
+
+    # When we verify it
+    public = rsa_key.public_key()
+    parsed = httpsig.verify_request("GET", url, request.headers, None, public, now=now())
+
+    # Then it is valid, and a changed parameter value is not
+    assert parsed.components.count("@query-param") == 2
+    changed = url.replace("Pet=dog", "Pet=cat")
+    with pytest.raises(SignatureError, match="does not match"):
+        httpsig.verify_request("GET", changed, request.headers, None, public, now=now())

@@ -26,8 +26,9 @@ from starlette.routing import Route
 from fedisocial.ap import httpsig
 from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context, job_handlers
+from fedisocial.errors import InvalidDocument
 from fedisocial.federation.inbox import PROCESS
-from fedisocial.federation.remote import store_actor
+from fedisocial.federation.remote import fetch_object, store_actor
 from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.social.timeline import home_feed
@@ -231,6 +232,23 @@ async def test_a_bad_signature_is_refused_with_its_reason(
     assert await count(context, Object, Object.type == "Like") == 0
 
 
+async def test_a_delivery_signed_for_another_host_is_refused(
+    client: httpx.AsyncClient, context: Context, bob: Actor
+) -> None:
+    # Given a Like that bob signed for other.example's inbox (Host: other.example)
+    like = activity("Like", f"{REMOTE}/notes/1")
+    body = orjson.dumps(like)
+    sent = {"Content-Type": AS2}
+    sent |= httpsig.sign_request("POST", "https://other.example/inbox", sent, body,
+                                 f"{BOB}#main-key", remote_key())  # fmt: skip
+    # When someone replays it to our inbox, Host header and all
+    response = await client.post("/inbox", content=body, headers=sent)
+    # Then it is refused with the host it was signed for, and nothing is kept
+    assert response.status_code == 401
+    assert "signed for host other.example, not ours (127.0.0.1:8000)" in response.json()["error"]
+    assert await count(context, Object, Object.type == "Like") == 0
+
+
 async def test_the_signer_must_be_the_actor(
     client: httpx.AsyncClient, context: Context, bob: Actor
 ) -> None:
@@ -269,6 +287,37 @@ async def test_malformed_deliveries_get_the_right_status(
     response = await deliver(client, body=body, headers={"Content-Type": content_type})
     assert response.status_code == status
     assert reason in response.json()["error"]
+
+
+@pytest.mark.parametrize("depth", [1000, 1100])
+async def test_json_nested_too_deep_is_refused_before_it_is_walked(
+    client: httpx.AsyncClient, context: Context, bob: Actor, depth: int
+) -> None:
+    # Given a signed Like whose object is an array nested 1,000 levels deep (or past orjson's cap)
+    like = activity("Like", f"{REMOTE}/notes/1")
+    nested = b"[" * depth + orjson.dumps(f"{REMOTE}/notes/1") + b"]" * depth
+    body = orjson.dumps({**like, "object": "NESTED"}).replace(b'"NESTED"', nested)
+    # When it is delivered
+    response = await deliver(client, body=body)
+    # Then it is refused as bad input, and nothing is kept
+    assert response.status_code == 400, response.text
+    assert "JSON nested deeper than 64 levels" in response.json()["error"]
+    assert await count(context, Object, Object.type == "Like") == 0
+
+
+async def test_a_fetched_document_nested_too_deep_is_refused(context: Context) -> None:
+    # Given a remote server whose post is nested 1,000 levels deep
+    async def deep(request: Request) -> Response:
+        url = orjson.dumps(str(request.url))
+        nested = b"[" * 1000 + url + b"]" * 1000
+        body = b'{"id": %s, "type": "Note", "attributedTo": %s}' % (url, nested)
+        return Response(body, media_type=AS2)
+
+    async with serve(Starlette(routes=[Route("/notes/1", deep)])) as origin:
+        # When we fetch it / Then it is refused as an unusable document, and not stored
+        with pytest.raises(InvalidDocument, match="JSON nested deeper than 64 levels"):
+            await fetch_object(context.db, context.client, f"{origin}/notes/1")
+        assert await object_row(context, f"{origin}/notes/1") is None
 
 
 async def test_a_body_streamed_past_the_cap_is_cut_off(

@@ -38,7 +38,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from httpx_aiohttp import AiohttpTransport
 
 from fedisocial import __version__
-from fedisocial.ap.vocab import ACTIVITY_JSON, LD_JSON_PROFILE, WebfingerResult, parse_webfinger
+from fedisocial.ap.vocab import (
+    ACTIVITY_JSON,
+    LD_JSON_PROFILE,
+    WebfingerResult,
+    check_json_depth,
+    parse_webfinger,
+)
 from fedisocial.errors import BlockedAddress, InvalidDocument, RemoteError, RemoteStatus
 
 __all__ = [
@@ -252,6 +258,7 @@ class FederationClient:
             raise InvalidDocument(f"{url} did not return JSON") from exc
         if not isinstance(doc, dict):
             raise InvalidDocument(f"{url} returned JSON that is not an object")
+        check_json_depth(doc, url)
         return doc
 
     async def get_bytes(self, url: str, *, accept: str, max_bytes: int) -> tuple[bytes, str]:

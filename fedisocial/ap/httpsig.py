@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Literal, TypeAlias, cast
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit
 
 import http_sf
 import httpx
@@ -220,6 +220,25 @@ def _authority(parts: SplitResult) -> str:
     return f"{host.lower()}:{port}"
 
 
+def _signed_host(lower: Mapping[str, str], parts: SplitResult) -> str:
+    """The ``Host`` a signature covers, which must be the host of the URL it was sent to.
+
+    A request signed for another server must not verify here, though its path may be
+    the same as ours (``/inbox``): compare the Host it carries (default port and case
+    aside) with our own authority. Without a Host header, ours is what was signed.
+    """
+    ours, given = _authority(parts), lower.get("host")
+    if given is None:
+        return ours
+    try:
+        theirs = _authority(urlsplit(f"{parts.scheme}://{given}"))
+    except ValueError:
+        theirs = given
+    if theirs != ours:
+        raise SignatureError(f"The request was signed for host {given}, not ours ({ours})")
+    return given
+
+
 def _path_query(parts: SplitResult, *, with_query: bool = True) -> str:
     path = parts.path or "/"
     return f"{path}?{parts.query}" if with_query and parts.query else path
@@ -349,7 +368,7 @@ def _parse_cavage(method: str, url: str, lower: dict[str, str], value: str) -> P
         elif name == "(request-target)":
             lines.append(f"{name}: {method.lower()} {_path_query(parts)}")
         elif name == "host":
-            lines.append(f"host: {lower.get('host') or _authority(parts)}")
+            lines.append(f"host: {_signed_host(lower, parts)}")
         elif name in lower:
             lines.append(f"{name}: {lower[name]}")
         else:
@@ -396,7 +415,44 @@ def _derived_value(method: str, parts: SplitResult, url: str, name: str) -> str:
         return parts.path or "/"
     if name == "@query":
         return "?" + parts.query
-    raise SignatureError(f"Unsupported derived component {name}")  # @query-param, @status
+    raise SignatureError(f"Unsupported derived component {name}")  # @status
+
+
+def _form_encode(text: str) -> str:
+    """Percent-encode with the application/x-www-form-urlencoded set, space as ``%20``."""
+    return quote(text, safe="*").replace("~", "%7E")  # quote() never encodes "~"
+
+
+def _query_param_values(parts: SplitResult, name: str) -> list[str]:
+    """RFC 9421 section 2.2.8: the values of query parameter ``name``, re-encoded.
+
+    Names and values are decoded as an HTML form would (``+`` is a space), then
+    encoded again, so that signer and verifier agree on one spelling; ``name``
+    is given in that encoded form. Every occurrence counts, in order.
+    """
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    values = [_form_encode(value) for key, value in pairs if _form_encode(key) == name]
+    if not values:
+        raise SignatureError(f'Covered query parameter "{name}" is missing from the request')
+    return values
+
+
+def _component_values(
+    method: str, parts: SplitResult, url: str, lower: dict[str, str], name: str,
+    params: ParamsType,
+) -> list[str]:  # fmt: skip
+    """The value (``@query-param``: values) of one covered component."""
+    if name == "@query-param" and set(params) == {"name"} and isinstance(params["name"], str):
+        return _query_param_values(parts, params["name"])
+    if params:  # sf, key, bs, req, tr: not used by fediverse software
+        raise SignatureError(
+            f"Unsupported parameters on component {_ser_string(name)}: {sorted(params)}"
+        )
+    if name.startswith("@"):
+        return [_derived_value(method, parts, url, name)]
+    if name in lower:
+        return [lower[name]]
+    raise SignatureError(f'Covered field "{name}" is missing from the request')
 
 
 def _signature_base(
@@ -407,26 +463,20 @@ def _signature_base(
     The ``@signature-params`` line is the inner list serialized again, which
     gives back the signer's bytes for any canonically serialized input.
     """
-    parts, lines, names = urlsplit(url), [], []
+    parts, lines, names, seen = urlsplit(url), [], [], set()
+    if any(name in ("@authority", "@target-uri") for name, _ in covered[0]):
+        _signed_host(lower, parts)  # the values below are ours: say so if they signed another
     for name, params in covered[0]:
         if not isinstance(name, str) or name != name.lower():  # a Token is no str
             raise SignatureError(f"Component identifier {name!r} is not a lower-case string")
-        identifier = _ser_string(name)
-        if params:  # sf, key, bs, req, tr: not used by fediverse software
-            raise SignatureError(
-                f"Unsupported parameters on component {identifier}: {sorted(params)}"
-            )
-        if name in names:
+        identifier = http_sf.ser((name, params)) if params else _ser_string(name)
+        if identifier in seen:
             raise SignatureError(f"Component {identifier} is covered twice")
-        if name.startswith("@"):
-            value = _derived_value(method, parts, url, name)
-        elif name in lower:
-            value = lower[name]
-        else:
-            raise SignatureError(f'Covered field "{name}" is missing from the request')
-        if "\n" in value or "\r" in value:
-            raise SignatureError(f"Component {identifier} contains a newline")
-        lines.append(f"{identifier}: {value}")
+        for value in _component_values(method, parts, url, lower, name, params):
+            if "\n" in value or "\r" in value:
+                raise SignatureError(f"Component {identifier} contains a newline")
+            lines.append(f"{identifier}: {value}")
+        seen.add(identifier)
         names.append(name)
     lines.append(f'"@signature-params": {_ser_inner_list(covered)}')
     return _encode("\n".join(lines)), tuple(names)

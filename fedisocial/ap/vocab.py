@@ -10,11 +10,13 @@ the few fields we act on. Everything here is pure: no I/O, no JSON-LD processing
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -28,17 +30,17 @@ __all__ = [
     "AS_PUBLIC",
     "LD_JSON",
     "LD_JSON_PROFILE",
-    "NODEINFO_SCHEMA_PREFIX",
+    "MAX_JSON_DEPTH",
     "OTHER_TYPES_KEY",
     "POST_TYPES",
     "PUBLIC_ALIASES",
-    "MultikeyEntry",
-    "NodeInfo",
     "RemoteActor",
     "WebfingerResult",
     "accepts_activity_json",
     "as_list",
     "canonical_pem",
+    "check_http_url",
+    "check_json_depth",
     "extract_actor",
     "first",
     "get_id",
@@ -46,9 +48,8 @@ __all__ = [
     "normalize",
     "parse_handle",
     "parse_json_object",
-    "parse_nodeinfo",
-    "parse_nodeinfo_links",
     "parse_webfinger",
+    "same_origin",
 ]
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -63,7 +64,8 @@ LD_JSON_PROFILE = f'{LD_JSON}; profile="{AS_CONTEXT}"'
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 #: object types shown as posts (what a Create may carry to appear in feeds)
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question", "Event", "Video"})
-NODEINFO_SCHEMA_PREFIX = "http://nodeinfo.diaspora.software/ns/schema/"
+#: Deepest nesting of JSON objects and arrays we read; real documents stay near 10.
+MAX_JSON_DEPTH = 64
 #: Key under which ``normalize`` keeps the non-AS2 entries of a type array.
 OTHER_TYPES_KEY = "_otherTypes"
 
@@ -83,20 +85,53 @@ _PROFILE_PAGE_REL = "http://webfinger.net/rel/profile-page"
 _HANDLE_USER = re.compile(r"[^\s@/:?#]+")
 _HANDLE_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
 _PEM_ARMOR = re.compile(r"-----(BEGIN|END) ([A-Z0-9 ]+)-----")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 # -- tolerant readers -------------------------------------------------------------------
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """A request body that must be one JSON object; BadRequest with the reason otherwise."""
+    """A request body that must be one JSON object; BadRequest with the reason otherwise.
+
+    Objects and arrays nested deeper than ``MAX_JSON_DEPTH`` are refused too.
+    """
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
+            raise InvalidDocument(_too_deep("the body", MAX_JSON_DEPTH)) from exc
         raise BadRequest("the body is not JSON") from exc
     if not isinstance(doc, dict):
         raise BadRequest("the body is JSON but not an object")
+    check_json_depth(doc, "the body")
     return doc
+
+
+def _children(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        return value.values()
+    return value if isinstance(value, list) else ()
+
+
+def check_json_depth(doc: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse (InvalidDocument) parsed JSON whose objects and arrays nest deeper than ``limit``.
+
+    orjson parses up to 1,024 levels, but the readers here, ``normalize``, pyld and the
+    JSON encoders recurse: a document nested that deep would crash them. Level by level,
+    without recursion.
+    """
+    level = [doc]
+    for _ in range(limit):
+        level = [child for value in level for child in _children(value)]
+        if not level:
+            return
+    if any(isinstance(value, dict | list) for value in level):
+        raise InvalidDocument(_too_deep(what, limit))
+
+
+def _too_deep(what: str, limit: int) -> str:
+    return f"{what} is JSON nested deeper than {limit} levels"
 
 
 def as_list(value: Any) -> list[Any]:
@@ -142,6 +177,53 @@ def _str(value: Any) -> str | None:
 
 def _bool(value: Any) -> bool:
     return value is True
+
+
+# -- URLs -------------------------------------------------------------------------------
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URIs share scheme, host and port (the trust boundary of AP)."""
+    left, right = urlsplit(a), urlsplit(b)
+    return (left.scheme, left.netloc.lower()) == (right.scheme, right.netloc.lower())
+
+
+def _is_real_host(host: str) -> bool:
+    """An IP literal or a DNS name (internationalized names allowed), not a placeholder."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return all(_DNS_LABEL.fullmatch(label) for label in labels)
+
+
+def check_http_url(url: str, what: str) -> str:
+    """Return ``url`` if it is an http(s) URL on a real host; InvalidDocument naming ``what``.
+
+    Refused: other schemes, an empty or placeholder host (``{{DOMAIN}}``), user info
+    (``user@host``), a bad port, and whitespace or control characters anywhere.
+    """
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise InvalidDocument(f"{what} {url!r} contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise InvalidDocument(f"{what} {url!r} is not a valid URL: {exc}") from exc
+    if parts.scheme not in ("https", "http"):
+        raise InvalidDocument(f"{what} {url!r} is not an http(s) URL")
+    if "@" in parts.netloc:
+        raise InvalidDocument(f"{what} {url!r} has user info before its host")
+    if not parts.hostname or not _is_real_host(parts.hostname):
+        raise InvalidDocument(f"{what} {url!r} does not name a real host")
+    return url
 
 
 # -- normalize --------------------------------------------------------------------------
@@ -239,15 +321,6 @@ def normalize(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class MultikeyEntry:
-    """A FEP-521a verification method of an actor (``assertionMethod`` entry)."""
-
-    id: str
-    public_key_multibase: str
-    controller: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RemoteActor:
     """The fields of a remote actor document that we act on."""
 
@@ -270,7 +343,6 @@ class RemoteActor:
     image_url: str | None = None
     manually_approves_followers: bool = False
     discoverable: bool = False
-    assertion_methods: tuple[MultikeyEntry, ...] = ()
 
 
 def canonical_pem(pem: str) -> str:
@@ -319,23 +391,14 @@ def _shared_inbox(doc: Mapping[str, Any]) -> str | None:
     return get_id(doc.get("sharedInbox"))  # Misskey also puts it at the top level
 
 
-def _assertion_methods(value: Any) -> tuple[MultikeyEntry, ...]:
-    entries = []
-    for item in as_list(value):
-        if not isinstance(item, Mapping):
-            continue  # a bare reference to a key described elsewhere
-        key_id, multibase = _str(item.get("id")), _str(item.get("publicKeyMultibase"))
-        if key_id and multibase:
-            entries.append(MultikeyEntry(key_id, multibase, get_id(item.get("controller"))))
-    return tuple(entries)
-
-
 def extract_actor(doc: dict[str, Any]) -> RemoteActor:
     """Read an actor document (raw or already normalized) into a ``RemoteActor``.
 
     ``shared_inbox`` comes from ``endpoints.sharedInbox`` or Misskey's top-level
     ``sharedInbox``; ``public_key_pem`` is returned in canonical PEM form. Raises
-    ``InvalidDocument`` when the document is not an actor or lacks ``id`` / ``inbox``.
+    ``InvalidDocument`` when the document is not an actor, lacks ``id`` / ``inbox``,
+    names a URI that is not http(s) on a real host (id, inbox, shared inbox, key id,
+    followers), or a key on another origin or owned by someone else.
     """
     doc = normalize(doc)
     kind = doc.get("type")
@@ -348,7 +411,7 @@ def extract_actor(doc: dict[str, Any]) -> RemoteActor:
         raise InvalidDocument(f"actor document has no {missing}: {actor_id or '(no id)'}")
     key = _public_key(doc)
     pem = _str(key.get("publicKeyPem"))
-    return RemoteActor(
+    actor = RemoteActor(
         id=actor_id,
         type=kind,
         inbox=inbox,
@@ -368,11 +431,36 @@ def extract_actor(doc: dict[str, Any]) -> RemoteActor:
         image_url=_image_url(doc.get("image")),
         manually_approves_followers=_bool(doc.get("manuallyApprovesFollowers")),
         discoverable=_bool(doc.get("discoverable")),
-        assertion_methods=_assertion_methods(doc.get("assertionMethod")),
     )
+    _check_uris(actor)
+    _check_key(actor)
+    return actor
 
 
-# -- WebFinger, NodeInfo, handles --------------------------------------------------------
+def _check_uris(actor: RemoteActor) -> None:
+    """The URIs we store and send to must be real http(s) URLs."""
+    check_http_url(actor.id, "the actor id")
+    stored = {"the inbox": actor.inbox, "the shared inbox": actor.shared_inbox,
+              "the key id": actor.public_key_id, "the followers": actor.followers}  # fmt: skip
+    for what, url in stored.items():
+        if url is not None:
+            check_http_url(url, f"{what} of {actor.id}")
+
+
+def _check_key(actor: RemoteActor) -> None:
+    """A key speaks for the actor only if it lives on the actor's origin and names it as owner.
+
+    Keys are found by id: an actor claiming a key id on another origin would shadow the
+    real owner's key, and that owner's signatures would stop verifying.
+    """
+    key_id, owner = actor.public_key_id, actor.public_key_owner
+    if key_id is not None and not same_origin(key_id, actor.id):
+        raise InvalidDocument(f"the key {key_id} is not on the actor's host ({actor.id})")
+    if owner is not None and owner != actor.id:
+        raise InvalidDocument(f"the key {key_id} is owned by {owner}, not by {actor.id}")
+
+
+# -- WebFinger, handles --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,87 +497,6 @@ def parse_webfinger(jrd: dict[str, Any]) -> WebfingerResult:
             profile_url = href
     aliases = tuple(alias for alias in as_list(jrd.get("aliases")) if isinstance(alias, str))
     return WebfingerResult(_str(jrd.get("subject")), aliases, actor_url, profile_url)
-
-
-def parse_nodeinfo_links(doc: dict[str, Any]) -> str:
-    """Return the best NodeInfo document URL from ``/.well-known/nodeinfo``.
-
-    The highest schema version wins (2.1 over 2.0). Raises ``InvalidDocument`` when no
-    link names a NodeInfo schema.
-    """
-    if not isinstance(doc, dict):
-        raise InvalidDocument("NodeInfo discovery answer is not a JSON object")
-    best: tuple[tuple[int, ...], str] | None = None
-    for link in _links(doc):
-        rel, href = _str(link.get("rel")), _str(link.get("href"))
-        version = _nodeinfo_version(rel) if rel else None
-        if href and version is not None and (best is None or version > best[0]):
-            best = (version, href)
-    if best is None:
-        raise InvalidDocument("NodeInfo discovery document links no NodeInfo schema")
-    return best[1]
-
-
-def _nodeinfo_version(rel: str) -> tuple[int, ...] | None:
-    rel = rel.replace("https://", "http://", 1).rstrip("#")
-    if not rel.startswith(NODEINFO_SCHEMA_PREFIX):
-        return None
-    parts = rel[len(NODEINFO_SCHEMA_PREFIX) :].split(".")
-    return tuple(int(part) for part in parts) if all(p.isdigit() for p in parts) else None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """The parts of a NodeInfo document (schema 1.0 to 2.2) that we show or act on."""
-
-    version: str | None
-    software_name: str
-    software_version: str | None
-    protocols: tuple[str, ...]
-    open_registrations: bool
-    users_total: int | None = None
-    users_active_month: int | None = None
-    users_active_halfyear: int | None = None
-    local_posts: int | None = None
-    node_name: str | None = None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _protocols(value: Any) -> tuple[str, ...]:
-    if isinstance(value, Mapping):  # NodeInfo 1.x and early 2.0: {"inbound": [], "outbound": []}
-        value = as_list(value.get("inbound")) + as_list(value.get("outbound"))
-    names = [name for name in as_list(value) if isinstance(name, str)]
-    return tuple(dict.fromkeys(names))
-
-
-def parse_nodeinfo(doc: dict[str, Any]) -> NodeInfo:
-    """Read a NodeInfo document: software, protocols, user counts, open registrations.
-
-    Raises ``InvalidDocument`` when ``software.name`` is missing.
-    """
-    software = doc.get("software") if isinstance(doc, dict) else None
-    if not isinstance(software, Mapping) or not _str(software.get("name")):
-        raise InvalidDocument("NodeInfo document has no software.name")
-    usage = doc.get("usage")
-    usage = usage if isinstance(usage, Mapping) else {}
-    users = usage.get("users")
-    users = users if isinstance(users, Mapping) else {}
-    metadata = doc.get("metadata")
-    return NodeInfo(
-        version=_str(doc.get("version")),
-        software_name=software["name"],
-        software_version=_str(software.get("version")),
-        protocols=_protocols(doc.get("protocols")),
-        open_registrations=_bool(doc.get("openRegistrations")),
-        users_total=_int(users.get("total")),
-        users_active_month=_int(users.get("activeMonth")),
-        users_active_halfyear=_int(users.get("activeHalfyear")),
-        local_posts=_int(usage.get("localPosts")),
-        node_name=_str(metadata.get("nodeName")) if isinstance(metadata, Mapping) else None,
-    )
 
 
 def parse_handle(text: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from fedisocial.ap.vocab import (
     get_id,
     normalize,
     parse_handle,
+    same_origin,
 )
 from fedisocial.errors import InvalidDocument, NotFound
 from fedisocial.social.content import clean_remote_post, http_url, sanitize
@@ -38,12 +39,6 @@ __all__ = [
     "signer_of",
     "store_actor",
 ]
-
-
-def same_origin(a: str, b: str) -> bool:
-    """Whether two URIs share scheme, host and port (the trust boundary of AP)."""
-    left, right = urlsplit(a), urlsplit(b)
-    return (left.scheme, left.netloc.lower()) == (right.scheme, right.netloc.lower())
 
 
 def _handle_domain(remote: RemoteActor) -> str:
@@ -113,12 +108,18 @@ async def signer_of(
     own (GoToSocial's ``ACTOR/main-key``), which serves the actor or a key
     document naming its ``owner``. ``refresh`` refetches: keys rotate, so a
     failed verification is retried once with a fresh key.
+
+    A key is its actor's only when it is on the actor's origin and names the
+    actor as owner (``extract_actor`` refuses anything else), so an actor that
+    claims someone else's key id cannot shadow the real owner's key.
     """
     if not refresh:
         async with db.session() as session:
-            cached = await session.scalar(
+            claimants = await session.scalars(
                 select(Actor).where(Actor.public_key_id == key_id).order_by(Actor.fetched_at.desc())
             )
+            # rows stored before keys were tied to their actor's origin may squat a key id
+            cached = next((a for a in claimants if same_origin(a.uri, key_id)), None)
         if cached is not None:
             return cached
     document_url = key_id.split("#", 1)[0]

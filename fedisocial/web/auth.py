@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -26,12 +25,10 @@ from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
 
-if TYPE_CHECKING:
-    from fedisocial.app import Context
-
 __all__ = [
     "BASIC_CHALLENGE",
     "basic_user",
+    "public_url",
     "require_signature",
     "signed_actor",
     "signed_in_user",
@@ -57,18 +54,21 @@ def _is_signed(request: Request) -> bool:
     )
 
 
-def _public_url(context: Context, request: Request) -> str:
-    """The URL the client asked for, as it saw it (our base URL, even behind a proxy)."""
+def public_url(request: Request) -> str:
+    """The URL a signer signed: our base URL with the path and query as sent.
+
+    Not the Host header: behind a reverse proxy the connection may be to another
+    address, and a request signed for another server must be checked against ours.
+    """
     raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
     query = request.scope.get("query_string", b"").decode("latin-1")
-    return f"{context.urls.base_url}{path}{'?' + query if query else ''}"
+    return f"{get_context(request).urls.base_url}{path}{'?' + query if query else ''}"
 
 
 async def _verified_signer(request: Request) -> Actor:
     context = get_context(request)
-    parsed = httpsig.parse_signature(request.method, _public_url(context, request),
-                                     request.headers)  # fmt: skip
+    parsed = httpsig.parse_signature(request.method, public_url(request), request.headers)
     return await context.verifier.verify(parsed, None)
 
 

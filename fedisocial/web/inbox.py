@@ -8,18 +8,14 @@ and the activity is processed as a job.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from fedisocial.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from fedisocial.social.accounts import find_local_actor
+from fedisocial.web.auth import public_url
 from fedisocial.web.context import get_context
-
-if TYPE_CHECKING:
-    from fedisocial.app import Context
 
 __all__ = ["routes"]
 
@@ -54,20 +50,12 @@ async def _read_body(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _public_url(context: Context, request: Request) -> str:
-    """The URL the sender signed: ours as the world sees it (we may be behind a proxy)."""
-    raw_path = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path else request.url.path
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    return f"{context.settings.base_url}{path}{'?' + query if query else ''}"
-
-
 async def _receive(request: Request, recipient: str | None) -> Response:
     context = get_context(request)
     _check_content_type(request)
     body = await _read_body(request, context.settings.max_inbox_bytes)
-    url = _public_url(context, request)
-    await context.inbox.accept(request.method, url, request.headers, body, recipient)
+    await context.inbox.accept(request.method, public_url(request), request.headers, body,
+                               recipient)  # fmt: skip
     return Response(b"{}", status_code=202, media_type="application/json")
 
 
