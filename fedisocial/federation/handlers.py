@@ -30,7 +30,7 @@ from fedisocial.federation.remote import (
     same_origin,
     store_actor,
 )
-from fedisocial.social.access import local_audience
+from fedisocial.social.access import may_announce
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
 from fedisocial.social.timeline import add_to_feeds
@@ -124,13 +124,6 @@ async def _blockers(session: AsyncSession, blocked: str) -> set[int]:
     return set(await session.scalars(query))
 
 
-async def _to_feeds(session: AsyncSession, row: Object, author: str, doc: dict[str, Any]) -> None:
-    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", [])]
-    owners = set(await local_audience(session, author, row.visibility, addressed))
-    owners -= await _blockers(session, author)
-    await add_to_feeds(session, row.id, row.published, sorted(owners))
-
-
 # -- posts: trust, clean, store ---------------------------------------------------------
 
 
@@ -190,7 +183,7 @@ async def _store_post(svc: Services, post: dict[str, Any], author: str) -> Objec
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     async with svc.db.transaction() as session:
         row = await _save_post(session, post, author)
-        await _to_feeds(session, row, author, row.data)
+        await add_to_feeds(session, row)
     return row
 
 
@@ -402,10 +395,13 @@ async def on_announce(svc: Services, act: Received) -> None:
     author = _author_of(post, None)
     async with svc.db.transaction() as session:
         target = await _save_post(session, post, author)
+        if not may_announce(target, act.actor):
+            raise Forbidden(f"{target.uri} is {target.visibility}: it cannot be boosted by "
+                            f"{act.actor}, only public and unlisted posts can")  # fmt: skip
         await _engage(session, act, "announce", target.uri, "")
         announce = await session.get(Object, act.row_id)
         if announce is not None:
-            await _to_feeds(session, announce, act.actor, act.doc)
+            await add_to_feeds(session, announce, target)
 
 
 # -- undo -------------------------------------------------------------------------------

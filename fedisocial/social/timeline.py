@@ -1,23 +1,24 @@
 """Home feeds: written on arrival (fan-out on write) and read here.
 
-When a post or boost is stored, one ``timeline_entries`` row is added for each
-local actor who should see it: its author, the local followers of its author
-(the post is public, unlisted or followers-only) and the local actors it is
-addressed to. Reading a feed is then one index range scan, whatever the number
-of accounts followed.
+When a post or boost is stored, :func:`add_to_feeds` adds one
+``timeline_entries`` row for each local actor whose feed shows it
+(:func:`fedisocial.social.access.local_audience`: the author, the local
+followers of its author, its addressees; blocks and the read rule applied).
+Reading a feed is then one index range scan, whatever the number of accounts
+followed; the read applies the same rule again, so that no entry shows what
+its owner may not read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from fedisocial.social.access import in_feed_of, local_audience
 from fedisocial.social.collections import (
     PAGE_SIZE,
     Cursor,
@@ -27,7 +28,7 @@ from fedisocial.social.collections import (
     read_page,
 )
 from fedisocial.store.db import Database
-from fedisocial.store.models import Object, TimelineEntry
+from fedisocial.store.models import Actor, Object, TimelineEntry
 from fedisocial.store.rows import upsert
 
 __all__ = ["FeedItem", "add_to_feeds", "home", "home_feed"]
@@ -41,22 +42,23 @@ class FeedItem:
     boosted: Object | None = None
 
 
-async def add_to_feeds(
-    session: AsyncSession, object_id: int, published: datetime, owner_ids: Iterable[int]
-) -> None:
-    """Add an object to the feeds of ``owner_ids`` (repeats are ignored)."""
-    rows = [{"owner_id": o, "object_id": object_id, "published": published} for o in owner_ids]
-    if not rows:
+async def add_to_feeds(session: AsyncSession, row: Object, boosted: Object | None = None) -> None:
+    """Add a post, or a boost of ``boosted``, to the feeds of its local audience (once each)."""
+    owners = await local_audience(session, row, boosted)
+    if not owners:
         return
-    await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), rows)
+    entries = [{"owner_id": o, "object_id": row.id, "published": row.published} for o in owners]
+    await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), entries)
 
 
 def home(owner_id: int) -> Listing[Object]:
     """The home feed of a local actor: its posts, those of whom it follows, boosts.
 
-    Deleted posts, withdrawn boosts and boosts of deleted posts are left out.
+    Deleted posts, withdrawn boosts, boosts of deleted posts and whatever the
+    owner may not read (or whose author it blocks) are left out.
     """
     boosted = aliased(Object)
+    owner = select(Actor.uri).where(Actor.id == owner_id).scalar_subquery()
 
     def query(*columns: Any) -> Select[Any]:
         return (
@@ -68,6 +70,8 @@ def home(owner_id: int) -> Listing[Object]:
                 TimelineEntry.owner_id == owner_id,
                 Object.deleted_at.is_(None),
                 boosted.deleted_at.is_(None),
+                in_feed_of(owner, Object),
+                or_(boosted.id.is_(None), in_feed_of(owner, boosted)),
             )
         )
 
