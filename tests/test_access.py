@@ -19,9 +19,9 @@ from fedisocial.federation.inbox import PROCESS
 from fedisocial.federation.remote import store_actor
 from fedisocial.social.collections import count
 from fedisocial.social.timeline import home, home_feed
-from fedisocial.store.models import Actor, Engagement, Job, Object, TimelineEntry
+from fedisocial.store.models import Actor, Engagement, Follow, Job, Object, TimelineEntry
 from tests.test_inbox import BOB, activity, actor_doc, deliver, follows, note, remote_key, run_jobs
-from tests.test_objects import basic, local_user, path
+from tests.test_objects import AS2, BROWSER, Remote, basic, local_user, path, remote
 from tests.test_objects import context as context
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -110,6 +110,111 @@ async def test_feed_rows_of_posts_the_owner_may_not_read_are_not_shown(
     inbox = (await client.get(path(f"{dan.inbox}?page=true"), headers=basic("dan"))).json()
     # Then none of them is there
     assert feed == [] and total == 0 and inbox["orderedItems"] == []
+
+
+# -- 2. followers-only posts are for followers, each as themselves ----------------------------
+
+
+@pytest.fixture
+async def signers(context: Context) -> dict[str, Remote]:
+    """carol follows alice from remote.example; dave lives there too, and its instance actor."""
+    carol = await remote(context, "https://remote.example/users/carol")
+    dave = await remote(context, "https://remote.example/users/dave")
+    instance = await remote(context, "https://remote.example/actor", "Application")
+    return {"carol": carol, "dave": dave, "instance": instance}
+
+
+async def test_a_followers_only_post_is_for_followers_not_their_servers(
+    client: httpx.AsyncClient, context: Context, signers: dict[str, Remote]
+) -> None:
+    # Given alice's followers-only post, liked, replied to privately and pinned;
+    # carol (remote) and bob (local) follow alice
+    alice, bob = await local_user(context, "alice"), await local_user(context, "bob")
+    carol = signers["carol"]
+    async with context.db.transaction() as session:
+        session.add(Follow(follower_uri=carol.uri, followee_uri=alice.uri,
+                           activity_uri=f"{carol.uri}/follow", state="accepted"))  # fmt: skip
+    await context.outbox.follow(bob, "alice")
+    post = await context.outbox.post(alice, "friends only", visibility="followers")
+    reply = await context.outbox.post(alice, "me too", visibility="followers", in_reply_to=post.uri)
+    await context.outbox.like(bob, post.uri)
+    await context.outbox.pin(alice, post.uri)
+    documents = [post.uri, f"{post.uri}/replies?page=true", f"{post.uri}/likes",
+                 f"{post.uri}/shares"]  # fmt: skip
+    # When the follower, a neighbour of hers and her server's instance actor fetch it
+    for url in documents:
+        assert (await client.get(path(url), headers=carol.get(url))).status_code == 200, url
+        for name in ("dave", "instance"):
+            response = await client.get(path(url), headers=signers[name].get(url))
+            # Then only the follower reads it: the others get 403
+            assert response.status_code == 403, (name, url)
+    replies = (
+        await client.get(
+            path(f"{post.uri}/replies?page=true"),
+            headers=carol.get(f"{post.uri}/replies?page=true"),
+        )
+    ).json()
+    assert replies["orderedItems"] == [reply.uri]
+    # and the outbox and the featured collection list it for her only
+    for url in (f"{alice.uri}/outbox?page=true", f"{alice.uri}/collections/featured"):
+        seen = {}
+        for name, signer in signers.items():
+            doc = (await client.get(path(url), headers=signer.get(url))).json()
+            items = doc["orderedItems"]
+            seen[name] = [i["object"]["id"] if i["type"] == "Create" else i["id"] for i in items]
+        assert post.uri in seen["carol"] and post.uri not in seen["dave"] + seen["instance"]
+    # and the HTML page is for bob, signed in, not for a browser asking anonymously
+    signed_in = await client.get(path(post.uri), headers={**basic("bob"), "Accept": BROWSER})
+    assert signed_in.status_code == 200 and "friends only" in signed_in.text
+    assert (await client.get(path(post.uri), headers={"Accept": BROWSER})).status_code == 401
+
+
+async def test_the_profile_page_shows_each_reader_what_they_may_read(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    # Given bob follows alice, who posts publicly, for her followers and to carol
+    alice, bob = await local_user(context, "alice"), await local_user(context, "bob")
+    await local_user(context, "carol")
+    await context.outbox.follow(bob, "alice")
+    await context.outbox.post(alice, "for everyone")
+    await context.outbox.post(alice, "for friends", visibility="followers")
+    await context.outbox.post(alice, "for carol @carol", visibility="direct")
+    profile = path(f"{alice.uri}")
+
+    async def shown(**headers: str) -> list[str]:
+        html = (await client.get(profile, headers={"Accept": BROWSER, **headers})).text
+        return [t for t in ("for everyone", "for friends", "for carol") if t in html]
+
+    # When anyone, bob and carol open her profile, signed in or not
+    # Then each sees what the read rule gives them
+    assert await shown() == ["for everyone"]
+    assert await shown(Authorization=basic("bob")["Authorization"]) == [
+        "for everyone", "for friends"
+    ]  # fmt: skip
+    assert await shown(Authorization=basic("carol")["Authorization"]) == [
+        "for everyone", "for carol"
+    ]  # fmt: skip
+
+
+async def test_a_blocked_reader_sees_nothing_of_the_blocker(
+    client: httpx.AsyncClient, context: Context, signers: dict[str, Remote]
+) -> None:
+    # Given alice blocks carol, after a public post and a pin
+    alice, carol = await local_user(context, "alice"), signers["carol"]
+    post = await context.outbox.post(alice, "hello world")
+    await context.outbox.pin(alice, post.uri)
+    await context.outbox.block(alice, carol.uri)
+    # When carol fetches the post, its replies, the outbox or the featured collection, signed
+    for url in (post.uri, f"{post.uri}/replies", f"{alice.uri}/outbox",
+                f"{alice.uri}/collections/featured"):  # fmt: skip
+        response = await client.get(path(url), headers=carol.get(url))
+        # Then it is 404, as if there were nothing
+        assert response.status_code == 404, url
+    # while anyone else still reads them
+    dave = signers["dave"]
+    assert (await client.get(path(post.uri), headers=dave.get(post.uri))).status_code == 200
+    anonymous = await client.get(path(post.uri), headers={"Accept": AS2})
+    assert anonymous.status_code == 200
 
 
 # -- 3. blocks keep posts out of feeds, local or remote ------------------------------------------
