@@ -396,8 +396,8 @@ async def on_announce(svc: Services, act: Received) -> None:
     async with svc.db.transaction() as session:
         target = await _save_post(session, post, author)
         if not may_announce(target, act.actor):
-            raise Forbidden(f"{target.uri} is {target.visibility}: it cannot be boosted by "
-                            f"{act.actor}, only public and unlisted posts can")  # fmt: skip
+            raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
+                            "be boosted, except by their author")  # fmt: skip
         await _engage(session, act, "announce", target.uri, "")
         announce = await session.get(Object, act.row_id)
         if announce is not None:
