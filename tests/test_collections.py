@@ -282,9 +282,10 @@ async def test_home_feed_pages(context: Context) -> None:
 
 async def test_who_may_read_what(context: Context) -> None:
     # Given alice's posts of each visibility; carol follows her from remote.example,
-    # whose instance actor fetches for its users; dave is a stranger elsewhere
+    # where erin and the instance actor live too; dave is a stranger elsewhere
     alice, bob = await local_user(context, "alice"), await local_user(context, "bob")
     carol = await remote_actor(context, "/users/carol")
+    erin = await remote_actor(context, "/users/erin")
     instance = await remote_actor(context, "/actor", "Application")
     dave = await store_actor(context.db, {
         "id": "https://elsewhere.example/users/dave", "type": "Person", "inbox": "https://elsewhere.example/i",
@@ -309,10 +310,12 @@ async def test_who_may_read_what(context: Context) -> None:
     # Then public and unlisted posts are for anyone
     for obj in (public, unlisted):
         assert [await verdict(obj, v) for v in (None, dave, carol)] == ["ok"] * 3
-    # and followers-only: 401 anonymously, ok for a follower, for its server's instance
-    # actor and for the author, 403 for a stranger
-    assert [await verdict(friends, v) for v in (None, carol, instance, alice, dave, bob)] == [
-        "401", "ok", "ok", "ok", "403", "403"
+    # and followers-only: 401 anonymously, ok for a follower and for the author, 403 for
+    # anyone else, the follower's neighbour and her server's instance actor included
+    # (Mastodon's StatusPolicy#show?: the reader itself follows, not its server)
+    readers = (None, carol, alice, instance, erin, dave, bob)
+    assert [await verdict(friends, v) for v in readers] == [
+        "401", "ok", "ok", "403", "403", "403", "403"
     ]  # fmt: skip
     # and direct: the author and addressees only, 404 for anyone else
     assert [await verdict(direct, v) for v in (None, bob, alice, carol)] == [

@@ -189,14 +189,15 @@ async def test_followers_only_posts_need_a_signed_get_by_a_follower(
     assert anonymous.status_code == 401 and "followers only" in anonymous.json()["error"]
     page = await client.get(path(post.uri), headers={"Accept": BROWSER})
     assert page.status_code == 401 and "friends only" not in page.text
-    # and signed by the follower or by her server's instance actor, it is served, privately
-    for signer in (carol, instance):
-        response = await client.get(path(post.uri), headers=signer.get(post.uri))
-        assert response.status_code == 200 and response.json()["content"] == "<p>friends only</p>"
-        assert response.headers["cache-control"] == "private, no-store"
-    # and signed by a stranger it is 403; with a signature that does not verify, 401
-    stranger = await client.get(path(post.uri), headers=dave.get(post.uri))
-    assert stranger.status_code == 403
+    # and signed by the follower it is served, privately
+    response = await client.get(path(post.uri), headers=carol.get(post.uri))
+    assert response.status_code == 200 and response.json()["content"] == "<p>friends only</p>"
+    assert response.headers["cache-control"] == "private, no-store"
+    # and signed by a stranger, or by her server's instance actor (not a follower), it is
+    # 403; with a signature that does not verify, 401
+    for signer in (dave, instance):
+        stranger = await client.get(path(post.uri), headers=signer.get(post.uri))
+        assert stranger.status_code == 403
     forged = Remote(carol.uri, dave.key).get(post.uri)
     assert (await client.get(path(post.uri), headers=forged)).status_code == 401
 

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, get_id, normalize
+from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, as_list, get_id, normalize
 from fedisocial.errors import Forbidden, InvalidDocument
 from fedisocial.federation.remote import (
     fetch_actor,
@@ -30,7 +30,7 @@ from fedisocial.federation.remote import (
     same_origin,
     store_actor,
 )
-from fedisocial.social.access import READABLE, local_audience
+from fedisocial.social.access import READABLE, addressees, may_announce
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
 from fedisocial.social.timeline import add_to_feeds
@@ -128,20 +128,6 @@ async def _blockers(session: AsyncSession, blocked: str) -> set[int]:
     return set(await session.scalars(query))
 
 
-async def _to_feeds(
-    session: AsyncSession,
-    row: Object,
-    author: str,
-    doc: dict[str, Any],
-    reached: Iterable[str] = (),
-) -> None:
-    addressed = [*doc.get("to", []), *doc.get("cc", []), *doc.get("bto", []), *doc.get("bcc", []),
-                 *reached]  # fmt: skip
-    owners = set(await local_audience(session, author, row.visibility, addressed))
-    owners -= await _blockers(session, author)
-    await add_to_feeds(session, row.id, row.published, sorted(owners))
-
-
 # -- posts: trust, clean, store ---------------------------------------------------------
 
 
@@ -230,6 +216,13 @@ async def _also_reached(
     return [uri for uri in reached if uri]
 
 
+def _address(row: Object, delivered_to: Iterable[str]) -> None:
+    """Senders strip ``bto``/``bcc``: whom a private post was delivered to, it addresses."""
+    missing = [uri for uri in delivered_to if uri not in addressees(row.data)]
+    if missing:
+        row.data = {**row.data, "bto": [*as_list(row.data.get("bto")), *missing]}
+
+
 async def _store_post(
     svc: Services, post: dict[str, Any], author: str, original: dict[str, Any],
     act: Received | None = None,
@@ -244,7 +237,9 @@ async def _store_post(
     async with svc.db.transaction() as session:
         row = await _save_post(session, post, author, original)
         reached = await _also_reached(session, svc, act, row) if act is not None else []
-        await _to_feeds(session, row, author, row.data, reached)
+        if row.visibility not in READABLE:
+            _address(row, reached)
+        await add_to_feeds(session, row, reached=reached)
     return row
 
 
@@ -478,10 +473,13 @@ async def on_announce(svc: Services, act: Received) -> None:
     author = _author_of(post, None)
     async with svc.db.transaction() as session:
         target = await _save_post(session, post, author)
+        if not may_announce(target, act.actor):
+            raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
+                            "be boosted, except by their author")  # fmt: skip
         await _engage(session, act, "announce", target.uri, "")
         announce = await session.get(Object, act.row_id)
         if announce is not None:
-            await _to_feeds(session, announce, act.actor, act.doc)
+            await add_to_feeds(session, announce, target)
 
 
 # -- undo -------------------------------------------------------------------------------

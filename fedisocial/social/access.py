@@ -1,70 +1,163 @@
-"""Who may read a post, and which local actors a post reaches.
+"""Who may read a post, and which local actors' home feeds a post reaches.
 
-Who may read an object (:func:`ensure_readable`), following Mastodon:
+The read rule is Mastodon's ``StatusPolicy#show?``, for every stored object
+(posts, activities) and so for every reader: single objects and their pages,
+collections (outbox, featured, replies, likes, shares), profiles, home feeds,
+the CLI. It is one SQL condition, :func:`readable_by`, so that lists filter in
+the query and single objects (:func:`ensure_readable`) ask the same question:
 
 - public and unlisted: anyone;
-- followers-only: the author, its addressees, an accepted follower of the
-  author, or any actor of a server where the author has an accepted follower
-  (that server's instance actor fetches on behalf of its users, as Mastodon's
-  does). Anonymous readers get 401 (sign the request), others 403;
-- direct: the author and its addressees only; anyone else gets 404.
+- followers-only: the author, an accepted follower of the author, or an actor
+  the post is addressed to (``to``/``cc``/``bto``/``bcc``/``audience``, where
+  mentions go). The reader is the signer itself: another actor of the
+  follower's server, its instance actor included, is not a follower;
+- direct: the author and the actors it is addressed to;
+- an actor the author blocks reads nothing of theirs, whatever the visibility.
 
-An actor the author blocks reads nothing of theirs (404) whenever we know who
-asks: in secure mode (``authorized_fetch``) for everything, otherwise for
-posts that are not public (public ones are served without asking).
+:func:`ensure_readable` answers a reader who may not read with 401 for an
+anonymous read of a followers-only post (sign the request), 403 for a signed
+one, 404 for direct posts and for readers the author blocks.
+
+A post reaches the home feed of a local actor (:func:`local_audience`) when it
+is theirs, they follow its author (unless it is direct) or it is addressed to
+them; a boost reaches its booster and the booster's followers. Either way only
+readers who may read it (and, for a boost, the post boosted), and who do not
+block its author (or the boosted post's), as Mastodon's feed filters do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    exists,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from fedisocial.ap.vocab import as_list, get_id
 from fedisocial.errors import Forbidden, NotFound, Unauthorized
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Follow, Object
 
-__all__ = ["READABLE", "addressees", "ensure_readable", "is_blocked", "local_audience"]
+__all__ = [
+    "READABLE",
+    "Viewer",
+    "addressees",
+    "ensure_readable",
+    "in_feed_of",
+    "is_blocked",
+    "is_public",
+    "local_audience",
+    "may_announce",
+    "readable_by",
+]
 
 #: visibilities anyone may read
 READABLE = ("public", "unlisted")
+#: the fields of a document that address it (normalized: lists of ids)
+_ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
+
+#: who reads: an actor id, a column of actor ids (in a join), or None for anyone
+Viewer = str | SQLColumnExpression[str] | None
+
+
+class _AddressedTo(FunctionElement[bool]):
+    """Whether the JSON document ``data`` is addressed to ``actor`` (SQL, per dialect)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "addressed_to"
+
+
+@compiles(_AddressedTo, "sqlite")
+def _addressed_sqlite(element: _AddressedTo, compiler: SQLCompiler, **kw: Any) -> str:
+    data, actor = (compiler.process(c, **kw) for c in element.clauses)
+    # json_each of a string yields the string: a lone ``"to": "…"`` counts too
+    fields = " UNION ALL ".join(
+        f"SELECT value FROM json_each({data}, '$.{f}')" for f in _ADDRESSING
+    )
+    return f"({actor} IN ({fields}))"
+
+
+@compiles(_AddressedTo, "postgresql")
+def _addressed_postgresql(element: _AddressedTo, compiler: SQLCompiler, **kw: Any) -> str:
+    data, actor = (compiler.process(c, **kw) for c in element.clauses)
+    keys = " || ".join(f'@.key == "{f}"' for f in _ADDRESSING)
+    # lax mode: ``[*]`` of a lone string is that string
+    path = f"$.keyvalue() ? ({keys}).value[*] ? (@ == $actor)"
+    return (f"jsonb_path_exists({data}, '{path}', "
+            f"jsonb_build_object('actor', CAST({actor} AS TEXT)))")  # fmt: skip
 
 
 def addressees(doc: dict[str, Any]) -> set[str]:
     """Every actor or collection id a document is addressed to."""
-    fields = ("to", "cc", "bto", "bcc", "audience")
-    return {i for f in fields for i in map(get_id, as_list(doc.get(f))) if i}
+    return {i for f in _ADDRESSING for i in map(get_id, as_list(doc.get(f))) if i}
 
 
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+def _blocks(blocker: Any, blocked: Any) -> ColumnElement[bool]:
+    return exists().where(Block.blocker_uri == blocker, Block.blocked_uri == blocked)
 
 
-async def _blocked(session: AsyncSession, author_uri: str, viewer_uri: str) -> bool:
-    query = select(Block.id).where(Block.blocker_uri == author_uri, Block.blocked_uri == viewer_uri)
-    return await session.scalar(query.limit(1)) is not None
+def _follows(follower: Any, followee: Any) -> ColumnElement[bool]:
+    return exists().where(
+        Follow.follower_uri == follower, Follow.followee_uri == followee,
+        Follow.state == "accepted",
+    )  # fmt: skip
+
+
+def readable_by(viewer: Viewer, post: Any = Object) -> ColumnElement[bool]:
+    """The read rule (module docstring) as a condition on ``post`` (``Object`` or an alias).
+
+    ``viewer`` None is an anonymous reader.
+    """
+    anyone: ColumnElement[bool] = post.visibility.in_(READABLE)
+    if viewer is None:
+        return anyone
+    if isinstance(viewer, str):
+        viewer = literal(viewer)
+    allowed = or_(
+        anyone,
+        post.actor_uri == viewer,
+        _AddressedTo(post.data, viewer),
+        and_(post.visibility == "followers", _follows(viewer, post.actor_uri)),
+    )
+    return and_(allowed, ~_blocks(post.actor_uri, viewer))
+
+
+def in_feed_of(owner: Viewer, post: Any = Object) -> ColumnElement[bool]:
+    """Whether ``post`` may show in the home feed of ``owner``: readable, author not blocked."""
+    return and_(readable_by(owner, post), ~_blocks(owner, post.actor_uri))
+
+
+def is_public(obj: Object) -> bool:
+    """Whether anyone may read ``obj`` without saying who they are (and caches may keep it)."""
+    return obj.visibility in READABLE
+
+
+def may_announce(post: Object, actor_uri: str) -> bool:
+    """Whether ``actor_uri`` may boost ``post``: public and unlisted ones, or its own.
+
+    Mastodon's ``announceable?`` for received boosts.
+    """
+    return is_public(post) or post.actor_uri == actor_uri
 
 
 async def is_blocked(db: Database, blocker_uri: str, blocked_uri: str) -> bool:
     """Whether ``blocker_uri`` blocks ``blocked_uri``."""
     async with db.session() as session:
-        return await _blocked(session, blocker_uri, blocked_uri)
-
-
-async def _follows_author(session: AsyncSession, author_uri: str, viewer: Actor) -> bool:
-    """Whether ``viewer`` (or, for a remote viewer, anyone on its server) follows the author."""
-    query = select(Follow.id).where(Follow.followee_uri == author_uri, Follow.state == "accepted")
-    if viewer.local:
-        query = query.where(Follow.follower_uri == viewer.uri)
-    else:
-        query = query.where(Follow.follower_uri.startswith(_origin(viewer.uri) + "/",
-                                                           autoescape=True))  # fmt: skip
-    return await session.scalar(query.limit(1)) is not None
+        return bool(await session.scalar(select(_blocks(blocker_uri, blocked_uri))))
 
 
 async def ensure_readable(db: Database, obj: Object, viewer: Actor | None) -> None:
@@ -72,40 +165,49 @@ async def ensure_readable(db: Database, obj: Object, viewer: Actor | None) -> No
 
     ``viewer`` is None for anonymous readers. See the module docstring for the rules.
     """
-    author = obj.actor_uri
-    if viewer is not None and author and viewer.uri != author:
-        async with db.session() as session:
-            if await _blocked(session, author, viewer.uri):
-                raise NotFound(f"no object {obj.uri}")
-    if obj.visibility in READABLE or (viewer is not None and viewer.uri == author):
-        return
-    if viewer is None:
-        if obj.visibility == "followers":
-            raise Unauthorized(f"{obj.uri} is for followers only: sign the request as a follower")
+    who = viewer.uri if viewer is not None else None
+    query = select(Object.id).where(Object.id == obj.id, readable_by(who))
+    async with db.session() as session:
+        if await session.scalar(query) is not None:
+            return
+        blocked = who is not None and await session.scalar(select(_blocks(obj.actor_uri, who)))
+    if obj.visibility != "followers" or blocked:
         raise NotFound(f"no object {obj.uri}")
-    if viewer.uri in addressees(obj.data):
-        return
-    if obj.visibility == "followers" and author:
-        async with db.session() as session:
-            if await _follows_author(session, author, viewer):
-                return
-        raise Forbidden(f"{obj.uri} is for the followers of {author} only")
-    raise NotFound(f"no object {obj.uri}")
+    if viewer is None:
+        raise Unauthorized(f"{obj.uri} is for followers only: sign the request as a follower")
+    raise Forbidden(f"{obj.uri} is for the followers of {obj.actor_uri} only")
 
 
 async def local_audience(
-    session: AsyncSession, author_uri: str, visibility: str, addressed: Iterable[str]
+    session: AsyncSession,
+    row: Object,
+    boosted: Object | None = None,
+    reached: Iterable[str] = (),
 ) -> list[int]:
-    """Ids of the local actors who should see a post: author, followers, addressees."""
-    audience = {author_uri, *addressed}
-    query = select(Actor.id).where(Actor.local.is_(True), Actor.uri.in_(audience))
-    ids = set(await session.scalars(query))
-    if visibility != "direct":
-        followers = (
-            select(Actor.id)
-            .join(Follow, Follow.follower_uri == Actor.uri)
-            .where(Follow.followee_uri == author_uri, Follow.state == "accepted")
-            .where(Actor.local.is_(True))
+    """Ids of the local actors whose home feed shows ``row``: a post, or a boost of ``boosted``.
+
+    A post: its author, the followers of its author (unless it is direct), its
+    addressees and ``reached`` (e.g. the owner of the inbox it was delivered to);
+    a boost: its booster and the booster's followers. Only those who may read it
+    and do not block its author (module docstring).
+    """
+    post, author = aliased(Object), row.actor_uri
+    followers = select(Follow.follower_uri).where(
+        Follow.followee_uri == author, Follow.state == "accepted"
+    )
+    # who might see it (found by index); in_feed_of then applies the rule to each
+    named = {author} if boosted is not None else {author, *addressees(row.data), *reached}
+    candidates = [Actor.uri.in_([n for n in named if n])]
+    if boosted is not None or row.visibility != "direct":
+        candidates.append(Actor.uri.in_(followers))
+    query = (
+        select(Actor.id)
+        .join(post, post.id == row.id)
+        .where(Actor.local.is_(True), or_(*candidates), in_feed_of(Actor.uri, post))
+    )
+    if boosted is not None:
+        original = aliased(Object)
+        query = query.join(original, original.id == boosted.id).where(
+            in_feed_of(Actor.uri, original)
         )
-        ids.update(await session.scalars(followers))
-    return sorted(ids)
+    return sorted(await session.scalars(query.order_by(Actor.id)))

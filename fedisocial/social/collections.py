@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from fedisocial.ap.vocab import POST_TYPES
-from fedisocial.social.access import READABLE
+from fedisocial.social.access import readable_by
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Engagement, Follow, Object
 
@@ -176,10 +176,11 @@ def _outbox_item(row: Sequence[Any]) -> dict[str, Any]:
     return bare(activity_document(row[1], row[2]))
 
 
-def outbox(actor_uri: str) -> Listing[dict[str, Any]]:
-    """The public Create and Announce activities of a local actor (embedded).
+def outbox(actor_uri: str, viewer: str | None = None) -> Listing[dict[str, Any]]:
+    """The Create and Announce activities of a local actor that ``viewer`` may read (embedded).
 
-    Creates of deleted posts and withdrawn boosts are left out.
+    ``viewer`` None is anyone: public and unlisted ones. Creates of deleted
+    posts and withdrawn boosts are left out.
     """
     target = aliased(Object)
 
@@ -192,7 +193,7 @@ def outbox(actor_uri: str) -> Listing[dict[str, Any]]:
                 Object.actor_uri == actor_uri,
                 Object.local.is_(True),
                 Object.type.in_(("Create", "Announce")),
-                Object.visibility.in_(READABLE),
+                readable_by(viewer),
                 Object.deleted_at.is_(None),
                 target.deleted_at.is_(None),
             )
@@ -222,8 +223,8 @@ def following(actor_uri: str) -> Listing[str]:
     return _follows(Follow.follower_uri, Follow.followee_uri, actor_uri)
 
 
-def replies(object_uri: str) -> Listing[str]:
-    """Ids of the public and unlisted replies to ``object_uri``."""
+def replies(object_uri: str, viewer: str | None = None) -> Listing[str]:
+    """Ids of the replies to ``object_uri`` that ``viewer`` may read (None: anyone)."""
 
     def query(*columns: Any) -> Select[Any]:
         return (
@@ -231,7 +232,7 @@ def replies(object_uri: str) -> Listing[str]:
             .select_from(Object)
             .where(
                 Object.in_reply_to == object_uri,
-                Object.visibility.in_(READABLE),
+                readable_by(viewer),
                 Object.deleted_at.is_(None),
             )
         )
@@ -266,8 +267,8 @@ def object_item(row: Sequence[Any]) -> Object:
     return obj
 
 
-def profile_posts(actor_uri: str) -> Listing[Object]:
-    """The public and unlisted posts of a local actor, for its profile page."""
+def profile_posts(actor_uri: str, viewer: str | None = None) -> Listing[Object]:
+    """The posts of a local actor that ``viewer`` may read (None: anyone), for its profile."""
 
     def query(*columns: Any) -> Select[Any]:
         return (
@@ -277,7 +278,7 @@ def profile_posts(actor_uri: str) -> Listing[Object]:
                 Object.actor_uri == actor_uri,
                 Object.local.is_(True),
                 Object.type.in_(POST_TYPES),
-                Object.visibility.in_(READABLE),
+                readable_by(viewer),
                 Object.deleted_at.is_(None),
             )
         )
@@ -285,15 +286,15 @@ def profile_posts(actor_uri: str) -> Listing[Object]:
     return Listing(Object, "published", query, (Object,), object_item)
 
 
-async def featured(db: Database, actor_uri: str) -> list[Object]:
-    """The pinned public and unlisted posts of a local actor, last pinned first."""
+async def featured(db: Database, actor_uri: str, viewer: str | None = None) -> list[Object]:
+    """The pinned posts of a local actor that ``viewer`` may read, last pinned first."""
     query = (
         select(Object)
         .where(
             Object.actor_uri == actor_uri,
             Object.local.is_(True),
             Object.pinned_at.is_not(None),
-            Object.visibility.in_(READABLE),
+            readable_by(viewer),
             Object.deleted_at.is_(None),
         )
         .order_by(Object.pinned_at.desc(), Object.id.desc())
@@ -303,8 +304,11 @@ async def featured(db: Database, actor_uri: str) -> list[Object]:
         return list(await session.scalars(query))
 
 
-async def counts(db: Database, uris: Iterable[str]) -> dict[str, Counts]:
-    """Replies, likes and boosts of each post: two grouped queries for any number of posts."""
+async def counts(db: Database, uris: Iterable[str], viewer: str | None = None) -> dict[str, Counts]:
+    """Replies (those ``viewer`` may read), likes and boosts of each post.
+
+    Two grouped queries for any number of posts.
+    """
     wanted = list(dict.fromkeys(uris))
     if not wanted:
         return {}
@@ -312,7 +316,7 @@ async def counts(db: Database, uris: Iterable[str]) -> dict[str, Counts]:
         select(Object.in_reply_to, func.count())
         .where(
             Object.in_reply_to.in_(wanted),
-            Object.visibility.in_(READABLE),
+            readable_by(viewer),
             Object.deleted_at.is_(None),
         )
         .group_by(Object.in_reply_to)

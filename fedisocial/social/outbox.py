@@ -23,7 +23,6 @@ from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
 from fedisocial.federation.delivery import enqueue_fanout
 from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
-from fedisocial.social.access import local_audience
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.social.content import MentionTarget, find_mentions, http_url, render
 from fedisocial.social.timeline import add_to_feeds
@@ -182,8 +181,7 @@ class Outbox:
             session.add(row)
             await session.flush()
             await self._store(session, actor, create, recipients=to + cc, ref=uri)
-            owners = await local_audience(session, actor.uri, row.visibility, to + cc)
-            await add_to_feeds(session, row.id, row.published, owners)
+            await add_to_feeds(session, row)
         return row
 
     async def _parent(self, uri: str) -> Object:
@@ -268,8 +266,7 @@ class Outbox:
                                    activity_uri=activity["id"]))  # fmt: skip
             row = await self._store(session, actor, activity, recipients=recipients)
             if kind == "announce":
-                owners = await local_audience(session, actor.uri, "public", [])
-                await add_to_feeds(session, row.id, row.published, owners)
+                await add_to_feeds(session, row, target)
         return row
 
     async def like(self, actor: Actor, uri: str) -> Object:

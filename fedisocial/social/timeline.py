@@ -1,23 +1,26 @@
 """Home feeds: written on arrival (fan-out on write) and read here.
 
-When a post or boost is stored, one ``timeline_entries`` row is added for each
-local actor who should see it: its author, the local followers of its author
-(the post is public, unlisted or followers-only) and the local actors it is
-addressed to. Reading a feed is then one index range scan, whatever the number
-of accounts followed.
+When a post or boost is stored, :func:`add_to_feeds` adds one
+``timeline_entries`` row for each local actor whose feed shows it
+(:func:`fedisocial.social.access.local_audience`: the author, the local
+followers of its author, its addressees; blocks and the read rule applied).
+Reading a feed is then one index range scan, whatever the number of accounts
+followed; the read applies the same rule again, so that no entry shows what
+its owner may not read.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from fedisocial.social.access import in_feed_of, local_audience
 from fedisocial.social.collections import (
     PAGE_SIZE,
     Cursor,
@@ -27,7 +30,7 @@ from fedisocial.social.collections import (
     read_page,
 )
 from fedisocial.store.db import Database
-from fedisocial.store.models import Object, TimelineEntry
+from fedisocial.store.models import Actor, Object, TimelineEntry
 from fedisocial.store.rows import upsert
 
 __all__ = ["FeedItem", "add_to_feeds", "home", "home_feed"]
@@ -42,33 +45,52 @@ class FeedItem:
 
 
 async def add_to_feeds(
-    session: AsyncSession, object_id: int, published: datetime, owner_ids: Iterable[int]
+    session: AsyncSession, row: Object, boosted: Object | None = None, reached: Iterable[str] = ()
 ) -> None:
-    """Add an object to the feeds of ``owner_ids`` (repeats are ignored)."""
-    rows = [{"owner_id": o, "object_id": object_id, "published": published} for o in owner_ids]
-    if not rows:
+    """Add a post, or a boost of ``boosted``, to the feeds of its local audience (once each).
+
+    ``reached``: local actors a received post reached besides those it names (see
+    :func:`~fedisocial.social.access.local_audience`).
+    """
+    owners = await local_audience(session, row, boosted, reached)
+    if not owners:
         return
-    await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), rows)
+    entries = [{"owner_id": o, "object_id": row.id, "published": row.published} for o in owners]
+    await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), entries)
+
+
+@functools.cache
+def _feed_joins() -> tuple[Any, Any, ColumnElement[bool]]:
+    """The boosted post and owner aliases and what an entry must pass to be shown.
+
+    Built once: building the read rule's expression costs more than running it.
+    """
+    boosted, owner = aliased(Object, name="boosted"), aliased(Actor, name="owner")
+    shown = and_(
+        Object.deleted_at.is_(None),
+        boosted.deleted_at.is_(None),
+        in_feed_of(owner.uri, Object),
+        or_(boosted.id.is_(None), in_feed_of(owner.uri, boosted)),
+    )
+    return boosted, owner, shown
 
 
 def home(owner_id: int) -> Listing[Object]:
     """The home feed of a local actor: its posts, those of whom it follows, boosts.
 
-    Deleted posts, withdrawn boosts and boosts of deleted posts are left out.
+    Deleted posts, withdrawn boosts, boosts of deleted posts and whatever the
+    owner may not read (or whose author it blocks) are left out.
     """
-    boosted = aliased(Object)
+    boosted, owner, shown = _feed_joins()
 
     def query(*columns: Any) -> Select[Any]:
         return (
             select(*columns)
             .select_from(TimelineEntry)
+            .join(owner, owner.id == TimelineEntry.owner_id)
             .join(Object, Object.id == TimelineEntry.object_id)
             .outerjoin(boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri))
-            .where(
-                TimelineEntry.owner_id == owner_id,
-                Object.deleted_at.is_(None),
-                boosted.deleted_at.is_(None),
-            )
+            .where(TimelineEntry.owner_id == owner_id, shown)
         )
 
     return Listing(TimelineEntry, "published", query, (Object,), object_item)

@@ -33,6 +33,7 @@ __all__ = [
     "signed_actor",
     "signed_in_user",
     "viewer",
+    "viewer_uri",
 ]
 
 #: the ``WWW-Authenticate`` value of a 401 asking for a password
@@ -136,3 +137,9 @@ async def signed_in_user(request: Request) -> Actor | None:
 async def viewer(request: Request) -> Actor | None:
     """Who reads: the signed-in user, else the actor who signed, else None (anonymous)."""
     return await signed_in_user(request) or await signed_actor(request)
+
+
+async def viewer_uri(request: Request) -> str | None:
+    """The actor id of :func:`viewer`; None for anonymous readers."""
+    who = await viewer(request)
+    return who.uri if who is not None else None

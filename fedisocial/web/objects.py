@@ -3,7 +3,7 @@
 - ``/users/NAME/statuses/ID`` (and ``/@NAME/ID``): a post, as AS2 for servers
   and an HTML page for browsers; ``/users/NAME/activities/ID``: an activity.
   Deleted ones answer 410 (a ``Tombstone`` as AS2). Who may read what is
-  :func:`fedisocial.social.collections.ensure_readable`.
+  :mod:`fedisocial.social.access` (one rule for objects, collections, pages).
 - Collections, Mastodon's shape: the collection URL is an ``OrderedCollection``
   with ``totalItems`` and ``first``/``last`` page URLs; ``?page=true`` (then
   ``&max_id=`` or ``&min_id=``) is an ``OrderedCollectionPage`` with
@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from fedisocial.ap.jsonld import AS_CONTEXT_URL, OBJECT_CONTEXT
 from fedisocial.ap.vocab import ACTIVITY_JSON
 from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
-from fedisocial.social.access import READABLE, ensure_readable, is_blocked
+from fedisocial.social.access import ensure_readable, is_blocked, is_public
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.social.collections import (
     Cursor,
@@ -102,9 +102,9 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") and not wants_activity_json(request)
 
 
-def _open(context: Context) -> bool:
-    """Whether AS2 documents readable by anyone may be cached by anyone."""
-    return not context.settings.authorized_fetch
+def _shared(request: Request, *, anyone: bool) -> bool:
+    """Whether a shared cache may keep a document: readable by ``anyone``, outside secure mode."""
+    return anyone and not get_context(request).settings.authorized_fetch
 
 
 async def _gate(request: Request) -> None:
@@ -114,10 +114,7 @@ async def _gate(request: Request) -> None:
 
 
 async def _check_read(request: Request, obj: Object) -> None:
-    context = get_context(request)
-    if obj.visibility in READABLE and _open(context):
-        return  # anyone may read it: no need to know who asks
-    await ensure_readable(context.db, obj, await auth.viewer(request))
+    await ensure_readable(get_context(request).db, obj, await auth.viewer(request))
 
 
 # -- posts and activities -------------------------------------------------------------------
@@ -159,7 +156,7 @@ async def note(request: Request) -> Response:
         return _tombstone(obj) if as2 else _html(deleted_page(request, obj))
     await _check_read(request, obj)
     if as2:
-        return _as2(obj.data, public=obj.visibility in READABLE and _open(get_context(request)))
+        return _as2(obj.data, public=_shared(request, anyone=is_public(obj)))
     return _html(await post_page(request, obj, author))
 
 
@@ -175,7 +172,7 @@ async def activity(request: Request) -> Response:
     subject = target if act.type == "Like" and target is not None else act
     await _check_read(request, subject)
     if as2:
-        public = subject.visibility in READABLE and _open(get_context(request))
+        public = _shared(request, anyone=is_public(subject))
         return _as2(activity_document(act, target), public=public)
     if act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and target is not None and target.local:
         return _html(RedirectResponse(target.uri, status_code=302))
@@ -240,14 +237,17 @@ def _page_document(collection_id: str, cursor: Cursor, page: Page[Any]) -> dict[
     return doc
 
 
-async def _collection(request: Request, collection_id: str, listing: Listing[Any]) -> Response:
+async def _collection(
+    request: Request, collection_id: str, listing: Listing[Any], *, public: bool
+) -> Response:
+    """The collection or the page asked for; ``public``: the same for every reader."""
     context = get_context(request)
     cursor = _cursor(request)
     if cursor is None:
         doc = _collection_document(collection_id, await count(context.db, listing))
     else:
         doc = _page_document(collection_id, cursor, await read_page(context.db, listing, cursor))
-    return _as2(doc, public=_open(context))
+    return _as2(doc, public=_shared(request, anyone=public))
 
 
 async def _actor_for_collection(request: Request) -> Actor | Response:
@@ -257,31 +257,41 @@ async def _actor_for_collection(request: Request) -> Actor | Response:
     if _wants_html(request):
         return _html(RedirectResponse(actor.url or actor.uri, status_code=302))
     await _gate(request)
-    signer = await auth.signed_actor(request) if context.settings.authorized_fetch else None
-    if signer is not None and await is_blocked(context.db, actor.uri, signer.uri):
+    viewer = await auth.viewer_uri(request)
+    if viewer is not None and await is_blocked(context.db, actor.uri, viewer):
         raise NotFound(f"no user called {actor.username!r} on this instance")
     return actor
 
 
 def _actor_collection(
-    collection_url: Callable[[Urls, str], str], listing: Callable[[str], Listing[Any]]
+    collection_url: Callable[[Urls, str], str],
+    listing: Callable[[str, str | None], Listing[Any]],
+    *,
+    per_reader: bool,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A handler for one of an actor's paged collections (outbox, followers, following)."""
+    """A handler for one of an actor's paged collections (outbox, followers, following).
+
+    ``listing(actor, viewer)``; ``per_reader``: what it lists depends on who reads.
+    """
 
     async def handler(request: Request) -> Response:
         actor = await _actor_for_collection(request)
         if isinstance(actor, Response):
             return actor
+        viewer = await auth.viewer_uri(request)
         urls = get_context(request).urls
         return await _collection(request, collection_url(urls, actor.username),
-                                 listing(actor.uri))  # fmt: skip
+                                 listing(actor.uri, viewer),
+                                 public=not per_reader or viewer is None)  # fmt: skip
 
     return handler
 
 
-actor_outbox = _actor_collection(Urls.outbox, outbox)
-actor_followers = _actor_collection(Urls.followers, followers)
-actor_following = _actor_collection(Urls.following, following)
+actor_outbox = _actor_collection(Urls.outbox, outbox, per_reader=True)
+actor_followers = _actor_collection(Urls.followers, lambda uri, _: followers(uri),
+                                    per_reader=False)  # fmt: skip
+actor_following = _actor_collection(Urls.following, lambda uri, _: following(uri),
+                                    per_reader=False)  # fmt: skip
 
 
 async def actor_featured(request: Request) -> Response:
@@ -289,8 +299,8 @@ async def actor_featured(request: Request) -> Response:
     actor = await _actor_for_collection(request)
     if isinstance(actor, Response):
         return actor
-    context = get_context(request)
-    pinned = await featured(context.db, actor.uri)
+    context, viewer = get_context(request), await auth.viewer_uri(request)
+    pinned = await featured(context.db, actor.uri, viewer)
     doc = {
         "@context": OBJECT_CONTEXT,
         "id": context.urls.featured(actor.username),
@@ -298,7 +308,7 @@ async def actor_featured(request: Request) -> Response:
         "totalItems": len(pinned),
         "orderedItems": [bare(p.data) for p in pinned],
     }
-    return _as2(doc, public=_open(context))
+    return _as2(doc, public=_shared(request, anyone=viewer is None))
 
 
 async def instance_outbox(request: Request) -> Response:
@@ -308,13 +318,17 @@ async def instance_outbox(request: Request) -> Response:
         return _html(RedirectResponse(context.urls.about, status_code=302))
     await _gate(request)
     collection_id = f"{context.urls.instance_actor}/outbox"
-    return await _collection(request, collection_id, outbox(context.urls.instance_actor))
+    listing = outbox(context.urls.instance_actor)
+    return await _collection(request, collection_id, listing, public=True)
 
 
 async def _post_collection(
-    request: Request, name: str, listing: Callable[[str], Listing[str]]
+    request: Request, name: str, listing: Callable[[str, str | None], Listing[str]]
 ) -> Response:
-    """``replies``, ``likes`` or ``shares`` of a post readable by whoever asks."""
+    """``replies``, ``likes`` or ``shares`` of a post readable by whoever asks.
+
+    ``listing(post, viewer)``; the replies listed are those the viewer may read.
+    """
     obj, _author = await _local(request, _find_note)
     if _wants_html(request):
         return _html(RedirectResponse(obj.uri, status_code=302))
@@ -322,12 +336,11 @@ async def _post_collection(
     if obj.deleted_at is not None:
         raise Gone(f"{obj.uri} was deleted")
     await _check_read(request, obj)
+    viewer = await auth.viewer_uri(request)
     urls = get_context(request).urls
     mint = {"replies": urls.replies, "likes": urls.likes, "shares": urls.shares}[name]
-    response = await _collection(request, mint(obj.uri), listing(obj.uri))
-    if obj.visibility not in READABLE:
-        response.headers["Cache-Control"] = "private, no-store"
-    return response
+    public = is_public(obj) and (viewer is None or name != "replies")
+    return await _collection(request, mint(obj.uri), listing(obj.uri, viewer), public=public)
 
 
 async def post_replies(request: Request) -> Response:
@@ -335,11 +348,11 @@ async def post_replies(request: Request) -> Response:
 
 
 async def post_likes(request: Request) -> Response:
-    return await _post_collection(request, "likes", likes)
+    return await _post_collection(request, "likes", lambda uri, _: likes(uri))
 
 
 async def post_shares(request: Request) -> Response:
-    return await _post_collection(request, "shares", shares)
+    return await _post_collection(request, "shares", lambda uri, _: shares(uri))
 
 
 # -- the home feed ----------------------------------------------------------------------------

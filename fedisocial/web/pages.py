@@ -23,6 +23,7 @@ from fedisocial.social.accounts import find_local_actor, list_users, usage
 from fedisocial.social.collections import Counts, Cursor, counts, featured, profile_posts, read_page
 from fedisocial.social.content import sanitize
 from fedisocial.store.models import Actor, Object
+from fedisocial.web import auth
 from fedisocial.web.context import get_context, get_templates
 
 __all__ = [
@@ -174,14 +175,15 @@ def _max_id(request: Request) -> int | None:
 
 
 async def profile_page(request: Request, username: str) -> Response:
-    context = get_context(request)
+    """A profile with the posts the viewer may read (anyone: public and unlisted ones)."""
+    context, viewer = get_context(request), await auth.viewer_uri(request)
     actor = await find_local_actor(context.db, context.urls, username)
     max_id = _max_id(request)
-    page = await read_page(context.db, profile_posts(actor.uri), Cursor(max_id=max_id))
-    pinned = await featured(context.db, actor.uri) if max_id is None else []
+    page = await read_page(context.db, profile_posts(actor.uri, viewer), Cursor(max_id=max_id))
+    pinned = await featured(context.db, actor.uri, viewer) if max_id is None else []
     pinned_uris = {p.uri for p in pinned}
     shown = pinned + [p for p in page.items if p.uri not in pinned_uris]
-    tally = await counts(context.db, (p.uri for p in shown))
+    tally = await counts(context.db, (p.uri for p in shown), viewer)
     return render_page(
         request,
         "profile.html",
@@ -195,7 +197,8 @@ async def profile_page(request: Request, username: str) -> Response:
 
 
 async def post_page(request: Request, obj: Object, author: Actor | None) -> Response:
-    tally = await counts(get_context(request).db, [obj.uri])
+    """A post the viewer may read (the caller checked), with the counts it may see."""
+    tally = await counts(get_context(request).db, [obj.uri], await auth.viewer_uri(request))
     return render_page(request, "status.html", post=post_view(obj, author, tally[obj.uri]))
 
 
