@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisocial.ap.jsonld import AS_CONTEXT_URL, OBJECT_CONTEXT
+from fedisocial.ap import render as as2
 from fedisocial.ap.vocab import ACTIVITY_JSON
 from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
 from fedisocial.social.access import READABLE, ensure_readable, is_blocked
@@ -49,7 +49,6 @@ from fedisocial.social.collections import (
     replies,
     shares,
 )
-from fedisocial.social.outbox import iso
 from fedisocial.social.timeline import home, home_feed
 from fedisocial.store.models import Actor, Object
 from fedisocial.urls import Urls
@@ -89,13 +88,10 @@ def _html(response: Response) -> Response:
 def _tombstone(obj: Object) -> Response:
     """410 with the Tombstone (notes keep theirs as their data; activities get one)."""
     if obj.data.get("type") == "Tombstone":
-        doc = {"@context": AS_CONTEXT_URL, **obj.data}
+        stone = obj.data
     else:
-        doc = {"@context": AS_CONTEXT_URL, "id": obj.uri, "type": "Tombstone",
-               "formerType": obj.type}  # fmt: skip
-        if obj.deleted_at is not None:
-            doc["deleted"] = iso(obj.deleted_at)
-    return _as2(doc, public=True, status_code=410)
+        stone = as2.tombstone(obj.uri, former_type=obj.type, deleted=obj.deleted_at)
+    return _as2(as2.served_tombstone(stone), public=True, status_code=410)
 
 
 def _wants_html(request: Request) -> bool:
@@ -212,32 +208,20 @@ def _cursor(request: Request) -> Cursor | None:
 
 
 def _collection_document(collection_id: str, total: int) -> dict[str, Any]:
-    return {
-        "@context": OBJECT_CONTEXT,
-        "id": collection_id,
-        "type": "OrderedCollection",
-        "totalItems": total,
-        "first": _page_url(collection_id),
-        "last": _page_url(collection_id, min_id=0),
-    }
+    first, last = _page_url(collection_id), _page_url(collection_id, min_id=0)
+    return as2.ordered_collection(collection_id, total, first=first, last=last)
 
 
 def _page_document(collection_id: str, cursor: Cursor, page: Page[Any]) -> dict[str, Any]:
     here = {
         k: v for k, v in (("max_id", cursor.max_id), ("min_id", cursor.min_id)) if v is not None
     }
-    doc: dict[str, Any] = {
-        "@context": OBJECT_CONTEXT,
-        "id": _page_url(collection_id, **here),
-        "type": "OrderedCollectionPage",
-        "partOf": collection_id,
-        "orderedItems": page.items,
-    }
-    if page.next_max_id is not None:
-        doc["next"] = _page_url(collection_id, max_id=page.next_max_id)
-    if page.prev_min_id is not None:
-        doc["prev"] = _page_url(collection_id, min_id=page.prev_min_id)
-    return doc
+    older, newer = page.next_max_id, page.prev_min_id
+    return as2.collection_page(
+        _page_url(collection_id, **here), collection_id, page.items,
+        next=_page_url(collection_id, max_id=older) if older is not None else None,
+        prev=_page_url(collection_id, min_id=newer) if newer is not None else None,
+    )  # fmt: skip
 
 
 async def _collection(request: Request, collection_id: str, listing: Listing[Any]) -> Response:
@@ -291,13 +275,8 @@ async def actor_featured(request: Request) -> Response:
         return actor
     context = get_context(request)
     pinned = await featured(context.db, actor.uri)
-    doc = {
-        "@context": OBJECT_CONTEXT,
-        "id": context.urls.featured(actor.username),
-        "type": "OrderedCollection",
-        "totalItems": len(pinned),
-        "orderedItems": [bare(p.data) for p in pinned],
-    }
+    doc = as2.ordered_collection(context.urls.featured(actor.username), len(pinned),
+                                 items=[bare(p.data) for p in pinned])  # fmt: skip
     return _as2(doc, public=_open(context))
 
 

@@ -1,0 +1,167 @@
+"""One renderer for every document we send (``fedisocial.ap.render``), seen from outside.
+
+Posts, edits and the documents we serve, on SQLite and PostgreSQL; remote
+servers are a real loopback server whose inboxes record what they receive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fedisocial.ap.addressing import Visibility
+from fedisocial.app import Context, job_handlers
+from fedisocial.errors import BadRequest
+from fedisocial.federation.remote import store_actor
+from fedisocial.jobs import Worker
+from fedisocial.social.accounts import create_user, find_local_actor
+from fedisocial.social.timeline import home_feed
+from fedisocial.store.models import Actor
+from tests.loopback import serve
+
+AS2 = "application/activity+json"
+BASE = "http://127.0.0.1:8000"
+PASSWORD = "a good password"
+
+
+class Inboxes:
+    """A remote server on loopback: every POST to ``/users/NAME/inbox`` is kept."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+
+        async def inbox(request: Request) -> Response:
+            self.received.append((request.path_params["name"], orjson.loads(await request.body())))
+            return Response(status_code=202)
+
+        self.app = Starlette(routes=[Route("/users/{name}/inbox", inbox, methods=["POST"])])
+
+    def of(self, name: str, kind: str) -> list[dict[str, Any]]:
+        """The activities of type ``kind`` that ``name``'s inbox got, in order."""
+        return [doc for who, doc in self.received if who == name and doc["type"] == kind]
+
+
+@pytest.fixture
+async def remote(context: Context) -> AsyncIterator[tuple[Inboxes, str]]:
+    """The loopback server and the handle of bob, an actor on it (no shared inbox)."""
+    inboxes = Inboxes()
+    async with serve(inboxes.app) as base:
+        uri = f"{base}/users/bob"
+        await store_actor(context.db, {
+            "id": uri, "type": "Person", "preferredUsername": "bob", "inbox": f"{uri}/inbox",
+            "publicKey": {"id": f"{uri}#main-key", "owner": uri, "publicKeyPem": "unused"},
+        })  # fmt: skip
+        yield inboxes, f"@bob@{base.removeprefix('http://')}"
+
+
+@pytest.fixture
+async def context(app: Starlette) -> Context:
+    ctx: Context = app.state.context
+    for name in ("alice", "carol"):
+        await create_user(ctx.db, ctx.urls, name, PASSWORD)
+    return ctx
+
+
+async def local(context: Context, name: str) -> Actor:
+    return await find_local_actor(context.db, context.urls, name)
+
+
+async def run_jobs(context: Context) -> None:
+    await Worker(context.queue, job_handlers(context)).run_until_idle()
+
+
+def mentions(note: dict[str, Any]) -> list[str]:
+    return [t["href"] for t in note.get("tag", ()) if t["type"] == "Mention"]
+
+
+def audience(doc: dict[str, Any]) -> list[str]:
+    return [*doc.get("to", ()), *doc.get("cc", ())]
+
+
+# -- edits --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("visibility", "field"),
+    [("public", "cc"), ("unlisted", "cc"), ("followers", "cc"), ("direct", "to")],
+)
+async def test_an_edit_that_adds_a_mention_tags_addresses_and_tells_them(
+    context: Context, remote: tuple[Inboxes, str], visibility: Visibility, field: str
+) -> None:
+    # Given alice's post mentioning nobody, and bob on another server
+    inboxes, bob = remote
+    bob_uri = (await context.outbox.actor_of(bob)).uri
+    alice = await local(context, "alice")
+    post = await context.outbox.post(alice, "Hello there", visibility=visibility)
+    await run_jobs(context)
+    assert inboxes.received == []
+    # When she edits it to mention bob
+    edited = await context.outbox.edit(alice, post.uri, f"Hello there {bob}")
+    await run_jobs(context)
+    # Then the Note tags bob and addresses him as a post of that visibility would
+    assert mentions(edited.data) == [bob_uri]
+    assert bob_uri in edited.data[field]
+    # and bob's inbox gets the Update, which carries that Note and is addressed to him too
+    (update,) = inboxes.of("bob", "Update")
+    assert update["object"] == edited.data and bob_uri in update[field]
+    assert update["object"]["updated"] and update["object"]["published"] == post.data["published"]
+
+
+async def test_an_edit_reads_like_a_post_of_the_same_text(
+    context: Context, remote: tuple[Inboxes, str]
+) -> None:
+    # Given a reply of alice's to carol, edited to mention bob, carol and a tag
+    _, bob = remote
+    alice, carol = await local(context, "alice"), await local(context, "carol")
+    parent = await context.outbox.post(carol, "Question?")
+    reply = await context.outbox.post(alice, "Answer", in_reply_to=parent.uri, summary="cw")
+    text = f"Answer for {bob} and @carol #fedi"
+    edited = await context.outbox.edit(alice, reply.uri, text)
+    # When she posts the same text as a new reply
+    fresh = await context.outbox.post(alice, text, in_reply_to=parent.uri, summary="cw")
+    # Then both Notes agree on everything but their id and times
+    differ = {"id", "url", "published", "updated", "replies", "likes", "shares"}
+    assert {k: v for k, v in edited.data.items() if k not in differ} == {
+        k: v for k, v in fresh.data.items() if k not in differ
+    }
+    assert carol.uri in audience(edited.data) and edited.data["inReplyTo"] == parent.uri
+    # and carol, mentioned on this instance, finds the edited post in her home feed
+    feed = await home_feed(context.db, carol.id)
+    assert reply.uri in [item.object.uri for item in feed.items]
+
+
+async def test_an_edit_that_drops_a_mention_still_tells_them(
+    context: Context, remote: tuple[Inboxes, str]
+) -> None:
+    """As on Mastodon: the mention turns silent, but the Update reaches them."""
+    # Given alice's post mentioning bob, who got the Create
+    inboxes, bob = remote
+    bob_uri = (await context.outbox.actor_of(bob)).uri
+    alice = await local(context, "alice")
+    post = await context.outbox.post(alice, f"Hi {bob}")
+    await run_jobs(context)
+    assert len(inboxes.of("bob", "Create")) == 1
+    # When she edits the mention away
+    edited = await context.outbox.edit(alice, post.uri, "Hi everyone")
+    await run_jobs(context)
+    # Then the Note neither tags nor addresses bob
+    assert mentions(edited.data) == [] and bob_uri not in audience(edited.data)
+    # and bob still gets the Update, so that his copy changes too
+    (update,) = inboxes.of("bob", "Update")
+    assert update["object"]["content"] == "<p>Hi everyone</p>"
+
+
+async def test_an_edit_is_checked_like_a_post(context: Context) -> None:
+    alice = await local(context, "alice")
+    post = await context.outbox.post(alice, "short")
+    for text, message in (("   ", "needs text"), ("x" * 5001, "at most 5,000")):
+        with pytest.raises(BadRequest, match=message):
+            await context.outbox.edit(alice, post.uri, text)
+    assert (await context.outbox.edit(alice, post.uri, "still short")).data["content"]
