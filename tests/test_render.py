@@ -6,9 +6,11 @@ servers are a real loopback server whose inboxes record what they receive.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from starlette.applications import Starlette
@@ -165,3 +167,63 @@ async def test_an_edit_is_checked_like_a_post(context: Context) -> None:
         with pytest.raises(BadRequest, match=message):
             await context.outbox.edit(alice, post.uri, text)
     assert (await context.outbox.edit(alice, post.uri, "still short")).data["content"]
+
+
+# -- no empty arrays (AS2 Core §2: an empty array is left out) ------------------------------------
+
+
+def empty_arrays(value: Any, where: str = "$") -> list[str]:
+    """Where ``value`` holds an empty array, at any depth (``$.object.cc``)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in empty_arrays(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        found = [where] if not value else []
+        return found + [p for i, v in enumerate(value) for p in empty_arrays(v, f"{where}[{i}]")]
+    return []
+
+
+def basic(name: str) -> dict[str, str]:
+    token = base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()
+    return {"Authorization": f"Basic {token}", "Accept": AS2}
+
+
+async def served(client: httpx.AsyncClient, uri: str, reader: str = "carol") -> dict[str, Any]:
+    response = await client.get(uri.removeprefix(BASE), headers=basic(reader))
+    assert response.status_code in (200, 410), (uri, response.text)
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+async def test_no_document_we_serve_or_send_has_an_empty_array(
+    client: httpx.AsyncClient, context: Context, remote: tuple[Inboxes, str]
+) -> None:
+    # Given alice with no profile fields or pins; a post with no tags or media; a direct
+    # post to carol and bob (no cc either), carol's like of it and follow; a deleted post
+    inboxes, bob = remote
+    alice, carol = await local(context, "alice"), await local(context, "carol")
+    public = await context.outbox.post(alice, "Hello")
+    direct = await context.outbox.post(alice, f"psst @carol {bob}", visibility="direct")
+    like = await context.outbox.like(carol, direct.uri)
+    follow = await context.outbox.follow(carol, "alice")
+    gone = await context.outbox.post(alice, "oops")
+    await context.outbox.delete(alice, gone.uri)
+    await run_jobs(context)
+    outbox = await served(client, alice.outbox or "")
+    create = (await served(client, outbox["first"]))["orderedItems"][0]["id"]
+    # When servers read what we serve: actors, posts, activities, collections, pages, tombstones
+    readable = [
+        alice.uri, f"{BASE}/actor", public.uri, direct.uri, like.uri, follow.uri, create,
+        gone.uri, alice.outbox, outbox["first"], f"{BASE}/users/carol/outbox?page=true",
+        alice.featured_url, alice.followers_url, f"{alice.followers_url}?page=true",
+        f"{direct.uri}/replies?page=true", carol.inbox, f"{carol.inbox}?page=true",
+    ]  # fmt: skip
+    documents = {uri: await served(client, uri) for uri in readable if uri}
+    # and what bob's server received
+    documents.update({f"sent {i}": doc for i, (_, doc) in enumerate(inboxes.received)})
+    # Then none of them has an empty array: the property is left out
+    assert {uri: empty_arrays(doc) for uri, doc in documents.items() if empty_arrays(doc)} == {}
+    # and what is there is still all there
+    assert "cc" not in documents[direct.uri] and "tag" in documents[direct.uri]
+    assert "tag" not in documents[public.uri] and "cc" in documents[public.uri]
+    assert "orderedItems" not in documents[alice.featured_url or ""]
+    assert len(inboxes.of("bob", "Create")) == 1

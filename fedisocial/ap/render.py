@@ -5,6 +5,12 @@ media attachments come out of the functions here, so a post and its edit, or a
 page and its collection, cannot disagree on shape. Callers (``social``,
 ``studio``, ``web``) turn their rows into the frozen dataclasses below and pass
 the URIs they minted with :class:`fedisocial.urls.Urls`.
+
+Every document is :func:`compact`: AS2 Core §2 (syntax conventions) says that
+"the absence of any items in [an] array MUST be represented by omitting the
+property entirely or by setting the value to null", so no ``"tag": []``,
+``"cc": []`` or ``"orderedItems": []`` ever leaves this module.
+https://www.w3.org/TR/activitystreams-core/#syntaxconventions
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
     "actor",
     "attachment",
     "collection_page",
+    "compact",
     "follow",
     "iso",
     "note",
@@ -47,6 +54,15 @@ ActivityType = Literal[
 def iso(moment: datetime) -> str:
     """``2026-11-26T07:39:30Z``: the timestamp shape every server parses."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compact(value: Any) -> Any:
+    """``value`` with every empty array property removed, at any depth (AS2 Core §2)."""
+    if isinstance(value, Mapping):
+        return {k: compact(v) for k, v in value.items() if not (isinstance(v, list) and not v)}
+    if isinstance(value, list):
+        return [compact(item) for item in value]
+    return value
 
 
 # -- attachments ------------------------------------------------------------------------------
@@ -155,7 +171,8 @@ def note(post: Note, urls: Urls) -> dict[str, Any]:
     }
     if post.updated is not None:
         doc["updated"] = iso(post.updated)
-    return doc
+    result: dict[str, Any] = compact(doc)
+    return result
 
 
 # -- activities -------------------------------------------------------------------------------
@@ -182,7 +199,8 @@ def activity(
         "to": list(to),
         "cc": list(cc),
     }
-    return doc
+    result: dict[str, Any] = compact(doc)
+    return result
 
 
 def follow(id: str, follower: str, followee: str) -> dict[str, Any]:
@@ -204,7 +222,8 @@ def tombstone(
 
 def served_tombstone(stone: Mapping[str, Any]) -> dict[str, Any]:
     """A :func:`tombstone` as the document served (410) at the deleted object's id."""
-    return {"@context": AS_CONTEXT_URL, **stone}
+    result: dict[str, Any] = compact({"@context": AS_CONTEXT_URL, **stone})
+    return result
 
 
 # -- collections ------------------------------------------------------------------------------
@@ -230,7 +249,8 @@ def ordered_collection(
             doc[key] = value
     if items is not None:
         doc["orderedItems"] = list(items)
-    return doc
+    result: dict[str, Any] = compact(doc)
+    return result
 
 
 def collection_page(
@@ -252,7 +272,8 @@ def collection_page(
     for key, value in (("next", next), ("prev", prev)):
         if value is not None:
             doc[key] = value
-    return doc
+    result: dict[str, Any] = compact(doc)
+    return result
 
 
 # -- actors -----------------------------------------------------------------------------------
@@ -342,4 +363,5 @@ def actor(person: Actor) -> dict[str, Any]:
         doc["icon"] = _png(person.icon)
     if person.image:
         doc["image"] = _png(person.image)
-    return doc
+    result: dict[str, Any] = compact(doc)
+    return result
