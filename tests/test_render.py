@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fedisocial.ap import render as as2
 from fedisocial.ap.addressing import Visibility
 from fedisocial.app import Context, job_handlers
 from fedisocial.errors import BadRequest
@@ -25,7 +27,7 @@ from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.social.timeline import home_feed
-from fedisocial.store.models import Actor
+from fedisocial.store.models import Actor, Object
 from tests.loopback import serve
 
 AS2 = "application/activity+json"
@@ -169,7 +171,18 @@ async def test_an_edit_is_checked_like_a_post(context: Context) -> None:
     assert (await context.outbox.edit(alice, post.uri, "still short")).data["content"]
 
 
-# -- no empty arrays (AS2 Core §2: an empty array is left out) ------------------------------------
+# -- no empty arrays (AS2 Core: an empty array is left out) ---------------------------------------
+
+
+def test_compact_leaves_out_empty_arrays_and_nothing_else() -> None:
+    doc: dict[str, Any] = {
+        "tag": [], "inReplyTo": None, "totalItems": 0, "summary": "", "sensitive": False,
+        "attachment": [{"focalPoint": []}], "endpoints": {"x": []}, "to": ["a"],
+    }  # fmt: skip
+    assert as2.compact(doc) == {
+        "inReplyTo": None, "totalItems": 0, "summary": "", "sensitive": False,
+        "attachment": [{}], "endpoints": {}, "to": ["a"],
+    }  # fmt: skip
 
 
 def empty_arrays(value: Any, where: str = "$") -> list[str]:
@@ -227,3 +240,21 @@ async def test_no_document_we_serve_or_send_has_an_empty_array(
     assert "tag" not in documents[public.uri] and "cc" in documents[public.uri]
     assert "orderedItems" not in documents[alice.featured_url or ""]
     assert len(inboxes.of("bob", "Create")) == 1
+
+
+async def test_posts_stored_before_the_renderer_are_served_without_empty_arrays(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    # Given a post and its Create as an older version stored them, with empty arrays
+    alice = await local(context, "alice")
+    post = await context.outbox.post(alice, "Hello from before")
+    async with context.db.transaction() as session:
+        row = await session.get(Object, post.id)
+        assert row is not None
+        row.data = {**row.data, "tag": [], "attachment": []}
+        create = await session.scalar(select(Object).where(Object.type == "Create"))
+        assert create is not None
+        create.data = {**create.data, "object": row.data, "bto": []}
+    # When servers fetch them, Then the empty arrays are left out
+    for uri in (post.uri, create.uri):
+        assert empty_arrays(await served(client, uri)) == []

@@ -6,17 +6,17 @@ page and its collection, cannot disagree on shape. Callers (``social``,
 ``studio``, ``web``) turn their rows into the frozen dataclasses below and pass
 the URIs they minted with :class:`fedisocial.urls.Urls`.
 
-Every document is :func:`compact`: AS2 Core §2 (syntax conventions) says that
+Every document is :func:`compact`: AS2 Core says that
 "the absence of any items in [an] array MUST be represented by omitting the
 property entirely or by setting the value to null", so no ``"tag": []``,
 ``"cc": []`` or ``"orderedItems": []`` ever leaves this module.
-https://www.w3.org/TR/activitystreams-core/#syntaxconventions
+https://www.w3.org/TR/activitystreams-core/
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -57,7 +57,7 @@ def iso(moment: datetime) -> str:
 
 
 def compact(value: Any) -> Any:
-    """``value`` with every empty array property removed, at any depth (AS2 Core §2)."""
+    """``value`` with every empty array property removed, at any depth (AS2 Core)."""
     if isinstance(value, Mapping):
         return {k: compact(v) for k, v in value.items() if not (isinstance(v, list) and not v)}
     if isinstance(value, list):
@@ -135,7 +135,7 @@ class Note:
     summary: str | None = None
     mentions: Sequence[Mention] = ()
     hashtags: Sequence[str] = ()
-    attachments: Sequence[Mapping[str, Any]] = field(default=())
+    attachments: Sequence[Mapping[str, Any]] = ()
     updated: datetime | None = None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -35,12 +35,12 @@ from fedisocial.urls import Urls, new_id
 
 __all__ = ["Outbox", "iso"]
 
-#: the longest post text we accept (Mastodon's default is 500; we allow more)
+#: the longest post text we accept, in characters
 MAX_TEXT = 5000
 
 
 def _audience(doc: Mapping[str, Any]) -> list[str]:
-    """``to`` and ``cc`` of a document we made (either may be absent: empty arrays are)."""
+    """``to`` and ``cc`` of a document we made (either may be absent: we leave out empty arrays)."""
     return [*doc.get("to", ()), *doc.get("cc", ())]
 
 
@@ -118,12 +118,18 @@ class Outbox:
         rendered: Rendered,
         visibility: Visibility,
         replied_to: str | None,
-        **fields: Any,
+        *,
+        uri: str,
+        published: datetime,
+        in_reply_to: str | None,
+        summary: str | None,
+        attachments: Sequence[Mapping[str, Any]],
+        updated: datetime | None = None,
     ) -> dict[str, Any]:
         """The Note of a post or of its edit: mentions are tagged and addressed, both ways.
 
         ``replied_to`` is the author of the post replied to, always addressed
-        (as on Mastodon, without a Mention tag); ``fields`` go to :class:`as2.Note`.
+        (as on Mastodon, without a Mention tag).
         """
         mentioned = [m.uri for m in rendered.mentions]
         if replied_to is not None and replied_to != actor.uri:
@@ -131,8 +137,11 @@ class Outbox:
         assert actor.followers_url is not None
         to, cc = address(visibility, actor.followers_url, mentioned)
         mentions = [as2.Mention(m.uri, m.acct) for m in rendered.mentions]
-        post = as2.Note(attributed_to=actor.uri, content=rendered.html, to=to, cc=cc,
-                        mentions=mentions, hashtags=rendered.hashtags, **fields)  # fmt: skip
+        post = as2.Note(
+            id=uri, attributed_to=actor.uri, content=rendered.html, published=published,
+            to=to, cc=cc, in_reply_to=in_reply_to, summary=summary, mentions=mentions,
+            hashtags=rendered.hashtags, attachments=attachments, updated=updated,
+        )  # fmt: skip
         return as2.note(post, self.urls)
 
     # -- posts ----------------------------------------------------------------------
@@ -153,7 +162,7 @@ class Outbox:
         rendered = render(text, mentions, self.urls.hashtag)
         uri = self.urls.note(actor.username, new_id())
         note = self._note(
-            actor, rendered, visibility, parent.actor_uri if parent else None, id=uri,
+            actor, rendered, visibility, parent.actor_uri if parent else None, uri=uri,
             published=utcnow(), in_reply_to=parent.uri if parent else None, summary=summary,
             attachments=attachments or (),
         )  # fmt: skip
@@ -198,7 +207,7 @@ class Outbox:
                 query = select(Object.actor_uri).where(Object.uri == row.in_reply_to)
                 replied_to = await session.scalar(query)
             note = self._note(
-                actor, rendered, visibility, replied_to, id=uri, published=row.published,
+                actor, rendered, visibility, replied_to, uri=uri, published=row.published,
                 in_reply_to=row.in_reply_to, summary=before.get("summary"),
                 attachments=before.get("attachment", ()), updated=utcnow(),
             )  # fmt: skip

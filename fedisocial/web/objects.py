@@ -94,6 +94,12 @@ def _tombstone(obj: Object) -> Response:
     return _as2(as2.served_tombstone(stone), public=True, status_code=410)
 
 
+def _stored(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document of ours as served (rows older than the renderer hold empty arrays)."""
+    served: dict[str, Any] = as2.compact(doc)
+    return served
+
+
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") and not wants_activity_json(request)
 
@@ -155,7 +161,8 @@ async def note(request: Request) -> Response:
         return _tombstone(obj) if as2 else _html(deleted_page(request, obj))
     await _check_read(request, obj)
     if as2:
-        return _as2(obj.data, public=obj.visibility in READABLE and _open(get_context(request)))
+        public = obj.visibility in READABLE and _open(get_context(request))
+        return _as2(_stored(obj.data), public=public)
     return _html(await post_page(request, obj, author))
 
 
@@ -172,7 +179,7 @@ async def activity(request: Request) -> Response:
     await _check_read(request, subject)
     if as2:
         public = subject.visibility in READABLE and _open(get_context(request))
-        return _as2(activity_document(act, target), public=public)
+        return _as2(_stored(activity_document(act, target)), public=public)
     if act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and target is not None and target.local:
         return _html(RedirectResponse(target.uri, status_code=302))
     context = get_context(request)
