@@ -35,7 +35,7 @@ __all__ = [
     "attachment",
     "collection_page",
     "compact",
-    "follow",
+    "embedded",
     "iso",
     "note",
     "ordered_collection",
@@ -203,9 +203,9 @@ def activity(
     return result
 
 
-def follow(id: str, follower: str, followee: str) -> dict[str, Any]:
-    """A ``Follow`` to embed in the ``Undo``, ``Accept`` or ``Reject`` that answers it."""
-    return {"id": id, "type": "Follow", "actor": follower, "object": followee}
+def embedded(kind: ActivityType, id: str, actor: str, obj: str) -> dict[str, Any]:
+    """A past ``Follow`` or ``Block``, as embedded in the Undo, Accept or Reject of it."""
+    return {"id": id, "type": kind, "actor": actor, "object": obj}
 
 
 def tombstone(

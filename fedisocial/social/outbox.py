@@ -333,7 +333,7 @@ class Outbox:
             ))  # fmt: skip
             if follow is None:
                 raise NotFound(f"not following {followee.uri}")
-            embedded = as2.follow(follow.activity_uri, actor.uri, followee.uri)
+            embedded = as2.embedded("Follow", follow.activity_uri, actor.uri, followee.uri)
             await session.delete(follow)
             undo = self._activity(actor, "Undo", embedded, to=[followee.uri])
             return await self._store(session, actor, undo, recipients=[followee.uri])
@@ -346,7 +346,7 @@ class Outbox:
             ))  # fmt: skip
             if follow is None:
                 raise NotFound(f"no follow request {follow_uri} for {actor.uri}")
-            embedded = as2.follow(follow.activity_uri, follow.follower_uri, actor.uri)
+            embedded = as2.embedded("Follow", follow.activity_uri, follow.follower_uri, actor.uri)
             if accept:
                 follow.state, follow.accepted_at = "accepted", utcnow()
             else:
