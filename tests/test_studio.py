@@ -316,7 +316,7 @@ async def test_a_refused_prompt_fails_at_once_with_the_reason(
 
 
 async def test_every_note_we_send_validates(context: Context) -> None:
-    """schemas/note.json: plain, reply, mention, content warning, direct, with images."""
+    """schemas/note.json: plain, reply, mention, content warning, direct, edited, with images."""
     alice_actor = await _actor(context, "alice")
     notes = [
         await context.outbox.post(alice_actor, "Hello #fediverse https://example.com"),
@@ -324,6 +324,7 @@ async def test_every_note_we_send_validates(context: Context) -> None:
         await context.outbox.post(alice_actor, "Hi @bob", visibility="direct"),
     ]
     notes.append(await context.outbox.post(alice_actor, "A reply", in_reply_to=notes[0].uri))
+    notes.append(await context.outbox.edit(alice_actor, notes[2].uri, "Hi @bob, #edited"))
     generation = await context.studio.request(alice_actor, "a small boat")
     await context.studio.run({"generation": generation.id})
     status = await context.studio.status(alice_actor, generation.id)

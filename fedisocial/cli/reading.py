@@ -37,7 +37,7 @@ async def _lookup(context: Context, target: str) -> dict[str, Any]:
             return await _local_document(context, target)
     elif target.strip().lstrip("@").partition("@")[2].lower() not in ("", urls.netloc):
         return await lookup(context.db, context.client, target)
-    return render_actor(await context.outbox.actor_of(target), urls)
+    return render_actor(await context.outbox.actor_of(target))
 
 
 async def _local_document(context: Context, uri: str) -> dict[str, Any]:
@@ -45,7 +45,7 @@ async def _local_document(context: Context, uri: str) -> dict[str, Any]:
         actor = await session.scalar(select(Actor).where(Actor.uri == uri))
         stored = await session.scalar(select(Object).where(Object.uri == uri))
     if actor is not None:
-        return render_actor(actor, context.urls)
+        return render_actor(actor)
     if stored is None or stored.deleted_at is not None:
         raise NotFound(f"nothing at {uri}")
     return stored.data

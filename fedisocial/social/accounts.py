@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from fedisocial.ap import httpsig
-from fedisocial.ap.jsonld import ACTOR_CONTEXT
+from fedisocial.ap import render as as2
 from fedisocial.ap.vocab import POST_TYPES
 from fedisocial.errors import BadRequest, NotFound, Unauthorized
 from fedisocial.store.db import Database
@@ -239,62 +239,31 @@ async def usage(db: Database) -> Usage:
     return Usage(total, month, halfyear, posts or 0)
 
 
-def _iso(actor: Actor) -> str:
-    return actor.created_at.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _image(url: str) -> dict[str, Any]:
-    return {"type": "Image", "mediaType": "image/png", "url": url}
-
-
-def render_actor(actor: Actor, urls: Urls) -> dict[str, Any]:
-    """The AS2 document of a local actor, with every field Mastodon reads.
-
-    See https://docs.joinmastodon.org/spec/activitypub/#as and FEP-521a for
-    ``assertionMethod``.
-    """
-    doc: dict[str, Any] = {
-        "@context": ACTOR_CONTEXT,
-        "id": actor.uri,
-        "type": actor.type,
-        "preferredUsername": actor.username,
-        "name": actor.name,
-        "summary": actor.summary,
-        "url": actor.url,
-        "published": _iso(actor),
-        "inbox": actor.inbox,
-        "outbox": actor.outbox,
-        "manuallyApprovesFollowers": actor.manually_approves_followers,
-        "discoverable": actor.discoverable,
-        "indexable": actor.indexable,
-        "endpoints": {"sharedInbox": actor.shared_inbox},
-        "publicKey": {
-            "id": actor.public_key_id,
-            "owner": actor.uri,
-            "publicKeyPem": actor.public_key_pem,
-        },
-        "assertionMethod": [
-            {
-                "id": f"{actor.uri}#ed25519-key",
-                "type": "Multikey",
-                "controller": actor.uri,
-                "publicKeyMultibase": actor.ed25519_public_multibase,
-            }
-        ],
-        "attachment": [
-            {"type": "PropertyValue", "name": field["name"], "value": field["value"]}
-            for field in actor.fields
-        ],
-    }
-    for key, value in (
-        ("followers", actor.followers_url),
-        ("following", actor.following_url),
-        ("featured", actor.featured_url),
-    ):
-        if value:
-            doc[key] = value
-    if actor.icon_url:
-        doc["icon"] = _image(actor.icon_url)
-    if actor.image_url:
-        doc["image"] = _image(actor.image_url)
-    return doc
+def render_actor(actor: Actor) -> dict[str, Any]:
+    """The AS2 document of a local actor (see :func:`fedisocial.ap.render.actor`)."""
+    return as2.actor(
+        as2.Actor(
+            id=actor.uri,
+            type=actor.type,
+            username=actor.username,
+            name=actor.name,
+            summary=actor.summary,
+            url=actor.url,
+            published=actor.created_at,
+            inbox=actor.inbox,
+            outbox=actor.outbox,
+            shared_inbox=actor.shared_inbox,
+            public_key_id=actor.public_key_id,
+            public_key_pem=actor.public_key_pem,
+            ed25519_multibase=actor.ed25519_public_multibase,
+            manually_approves_followers=actor.manually_approves_followers,
+            discoverable=actor.discoverable,
+            indexable=actor.indexable,
+            followers=actor.followers_url,
+            following=actor.following_url,
+            featured=actor.featured_url,
+            icon=actor.icon_url,
+            image=actor.image_url,
+            fields=[(field["name"], field["value"]) for field in actor.fields],
+        )
+    )

@@ -8,6 +8,7 @@ directly (feeds, follows); remote ones get the activity through delivery.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,16 +16,17 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedisocial.ap.addressing import Visibility, address
+from fedisocial.ap import render as as2
+from fedisocial.ap.addressing import Visibility, address, visibility_of
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.jsonld import OBJECT_CONTEXT
+from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES, parse_handle
 from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
 from fedisocial.federation.delivery import enqueue_fanout
 from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
 from fedisocial.social.accounts import find_local_actor
-from fedisocial.social.content import MentionTarget, find_mentions, http_url, render
+from fedisocial.social.content import MentionTarget, Rendered, find_mentions, http_url, render
 from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
@@ -33,10 +35,20 @@ from fedisocial.urls import Urls, new_id
 
 __all__ = ["Outbox", "iso"]
 
+#: the longest post text we accept, in characters
+MAX_TEXT = 5000
 
-def iso(moment: datetime) -> str:
-    """``2026-11-26T07:39:30Z``: the timestamp shape every server parses."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def _audience(doc: Mapping[str, Any]) -> list[str]:
+    """``to`` and ``cc`` of a document we made (either may be absent: we leave out empty arrays)."""
+    return [*doc.get("to", ()), *doc.get("cc", ())]
+
+
+def _check_text(text: str, attachments: Sequence[Any]) -> None:
+    if not text.strip() and not attachments:
+        raise BadRequest("a post needs text or an attachment")
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"a post can have at most {MAX_TEXT:,} characters")
 
 
 @dataclass
@@ -115,16 +127,49 @@ class Outbox:
         enqueue_fanout(session, activity["id"], actor.id, recipients, ref=ref)
         return row
 
-    def _activity(self, actor: Actor, kind: str, obj: Any, **fields: Any) -> dict[str, Any]:
-        return {
-            "@context": OBJECT_CONTEXT,
-            "id": self.urls.activity(actor.username, new_id()),
-            "type": kind,
-            "actor": actor.uri,
-            "object": obj,
-            "published": iso(utcnow()),
-            **fields,
-        }
+    def _activity(
+        self,
+        actor: Actor,
+        kind: as2.ActivityType,
+        obj: str | Mapping[str, Any],
+        *,
+        to: Sequence[str] = (),
+        cc: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        uri = self.urls.activity(actor.username, new_id())
+        return as2.activity(kind, uri, actor.uri, obj, published=utcnow(), to=to, cc=cc)
+
+    def _note(
+        self,
+        actor: Actor,
+        rendered: Rendered,
+        visibility: Visibility,
+        replied_to: str | None,
+        *,
+        uri: str,
+        published: datetime,
+        in_reply_to: str | None,
+        summary: str | None,
+        attachments: Sequence[Mapping[str, Any]],
+        updated: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The Note of a post or of its edit: mentions are tagged and addressed, both ways.
+
+        ``replied_to`` is the author of the post replied to, always addressed
+        (as on Mastodon, without a Mention tag).
+        """
+        mentioned = [m.uri for m in rendered.mentions]
+        if replied_to is not None and replied_to != actor.uri:
+            mentioned.append(replied_to)
+        assert actor.followers_url is not None
+        to, cc = address(visibility, actor.followers_url, mentioned)
+        mentions = [as2.Mention(m.uri, m.acct) for m in rendered.mentions]
+        post = as2.Note(
+            id=uri, attributed_to=actor.uri, content=rendered.html, published=published,
+            to=to, cc=cc, in_reply_to=in_reply_to, summary=summary, mentions=mentions,
+            hashtags=rendered.hashtags, attachments=attachments, updated=updated,
+        )  # fmt: skip
+        return as2.note(post, self.urls)
 
     # -- posts ----------------------------------------------------------------------
     async def post(
@@ -138,49 +183,25 @@ class Outbox:
         attachments: list[dict[str, Any]] | None = None,
     ) -> Object:
         """Publish a Note; returns the stored Note."""
-        if not text.strip() and not attachments:
-            raise BadRequest("a post needs text or an attachment")
-        if len(text) > 5000:
-            raise BadRequest("a post can have at most 5,000 characters")
+        _check_text(text, attachments or ())
         parent = await self._parent(in_reply_to) if in_reply_to else None
         mentions = await self._mentions(text)
         rendered = render(text, mentions, self.urls.hashtag)
-        mentioned = [m.uri for m in rendered.mentions]
-        if parent is not None and parent.actor_uri and parent.actor_uri != actor.uri:
-            mentioned.append(parent.actor_uri)  # the author replied to is always addressed
-        assert actor.followers_url is not None
-        to, cc = address(visibility, actor.followers_url, mentioned)
-        now = utcnow()
         uri = self.urls.note(actor.username, new_id())
-        tags = [{"type": "Mention", "href": m.uri, "name": f"@{m.acct}"} for m in rendered.mentions]
-        tags += [{"type": "Hashtag", "href": self.urls.hashtag(t), "name": f"#{t}"}
-                 for t in rendered.hashtags]  # fmt: skip
-        note: dict[str, Any] = {
-            "@context": OBJECT_CONTEXT,
-            "id": uri,
-            "type": "Note",
-            "attributedTo": actor.uri,
-            "content": rendered.html,
-            "published": iso(now),
-            "url": uri,
-            "to": to,
-            "cc": cc,
-            "inReplyTo": parent.uri if parent else None,
-            "summary": summary or None,
-            "sensitive": bool(summary),
-            "tag": tags,
-            "attachment": attachments or [],
-            "replies": self.urls.replies(uri),
-            "likes": self.urls.likes(uri),
-            "shares": self.urls.shares(uri),
-        }
-        create = self._activity(actor, "Create", note, to=to, cc=cc)
+        note = self._note(
+            actor, rendered, visibility, parent.actor_uri if parent else None, uri=uri,
+            published=utcnow(), in_reply_to=parent.uri if parent else None, summary=summary,
+            attachments=attachments or (),
+        )  # fmt: skip
+        addressed = _audience(note)
+        create = self._activity(actor, "Create", note, to=note.get("to", ()),
+                                cc=note.get("cc", ()))  # fmt: skip
         async with self.db.transaction() as session:
             row = Object(uri=uri, local=True, data=note,
                          **object_columns(note, actor.followers_url))  # fmt: skip
             session.add(row)
             await session.flush()
-            await self._store(session, actor, create, recipients=to + cc, ref=uri)
+            await self._store(session, actor, create, recipients=addressed, ref=uri)
             await add_to_feeds(session, row)
         return row
 
@@ -199,38 +220,51 @@ class Outbox:
         return row
 
     async def edit(self, actor: Actor, uri: str, text: str) -> Object:
-        """Change a post's text; followers get an Update with ``updated`` set."""
+        """Change a post's text: the Note is made again, as a post of this text would be.
+
+        Its audience gets an Update with ``updated`` set. As on Mastodon, people the
+        post no longer mentions lose the tag and the addressing but still get the
+        Update (Mastodon turns them into silent mentions and delivers to every mention).
+        """
         mentions = await self._mentions(text)
         rendered = render(text, mentions, self.urls.hashtag)
         async with self.db.transaction() as session:
             row = await self._own(session, actor, uri)
-            note = dict(row.data)
-            note["content"] = rendered.html
-            note["updated"] = iso(utcnow())
-            note["tag"] = [t for t in note.get("tag", []) if t.get("type") != "Hashtag"] + [
-                {"type": "Hashtag", "href": self.urls.hashtag(t), "name": f"#{t}"}
-                for t in rendered.hashtags
-            ]
+            before = row.data
+            _check_text(text, before.get("attachment", ()))
+            visibility = visibility_of(before.get("to", ()), before.get("cc", ()),
+                                       actor.followers_url)  # fmt: skip
+            replied_to = None
+            if row.in_reply_to is not None:
+                query = select(Object.actor_uri).where(Object.uri == row.in_reply_to)
+                replied_to = await session.scalar(query)
+            note = self._note(
+                actor, rendered, visibility, replied_to, uri=uri, published=row.published,
+                in_reply_to=row.in_reply_to, summary=before.get("summary"),
+                attachments=before.get("attachment", ()), updated=utcnow(),
+            )  # fmt: skip
             row.data = note
-            update = self._activity(actor, "Update", note, to=note["to"], cc=note["cc"])
-            await self._store(session, actor, update, recipients=note["to"] + note["cc"], ref=uri)
+            addressed = _audience(note)
+            update = self._activity(actor, "Update", note, to=note.get("to", ()),
+                                    cc=note.get("cc", ()))  # fmt: skip
+            recipients = [*addressed, *_audience(before)]
+            await self._store(session, actor, update, recipients=recipients, ref=uri)
+            await add_to_feeds(session, row)
         return row
 
     async def delete(self, actor: Actor, uri: str) -> Object:
         """Delete a post: a Tombstone stays, pending deliveries of it are cancelled."""
         async with self.db.transaction() as session:
             row = await self._own(session, actor, uri)
-            audience = row.data.get("to", []) + row.data.get("cc", [])
+            audience = _audience(row.data)
             now = utcnow()
-            row.data = {"id": uri, "type": "Tombstone", "formerType": row.type,
-                        "deleted": iso(now)}  # fmt: skip
+            row.data = as2.tombstone(uri, former_type=row.type, deleted=now)
             row.deleted_at = now
             await JobQueue.cancel(session, uri)
-            tombstone = {"id": uri, "type": "Tombstone"}
-            activity = self._activity(actor, "Delete", tombstone, to=[AS_PUBLIC],
-                                      cc=[actor.followers_url, *audience])  # fmt: skip
             # followers always hear of a delete, whoever the post was addressed to
             recipients = [r for r in [actor.followers_url, *audience] if r]
+            activity = self._activity(actor, "Delete", as2.tombstone(uri), to=[AS_PUBLIC],
+                                      cc=recipients)  # fmt: skip
             return await self._store(session, actor, activity, recipients=recipients)
 
     async def pin(self, actor: Actor, uri: str, *, pinned: bool = True) -> Object:
@@ -289,7 +323,7 @@ class Outbox:
             embedded = original.data if original else engagement.activity_uri
             recipients = []
             if original is not None:
-                recipients = original.data.get("to", []) + original.data.get("cc", [])
+                recipients = _audience(original.data)
                 original.deleted_at = utcnow()
             await session.delete(engagement)
             undo = self._activity(actor, "Undo", embedded, to=recipients)
@@ -329,8 +363,7 @@ class Outbox:
             ))  # fmt: skip
             if follow is None:
                 raise NotFound(f"not following {followee.uri}")
-            embedded = {"id": follow.activity_uri, "type": "Follow", "actor": actor.uri,
-                        "object": followee.uri}  # fmt: skip
+            embedded = as2.embedded("Follow", follow.activity_uri, actor.uri, followee.uri)
             await session.delete(follow)
             undo = self._activity(actor, "Undo", embedded, to=[followee.uri])
             return await self._store(session, actor, undo, recipients=[followee.uri])
@@ -343,8 +376,7 @@ class Outbox:
             ))  # fmt: skip
             if follow is None:
                 raise NotFound(f"no follow request {follow_uri} for {actor.uri}")
-            embedded = {"id": follow.activity_uri, "type": "Follow",
-                        "actor": follow.follower_uri, "object": actor.uri}  # fmt: skip
+            embedded = as2.embedded("Follow", follow.activity_uri, follow.follower_uri, actor.uri)
             if accept:
                 follow.state, follow.accepted_at = "accepted", utcnow()
             else:
@@ -383,8 +415,7 @@ class Outbox:
             ))  # fmt: skip
             if block is None:
                 raise NotFound(f"not blocking {blocked.uri}")
-            embedded = {"id": block.activity_uri, "type": "Block", "actor": actor.uri,
-                        "object": blocked.uri}  # fmt: skip
+            embedded = as2.embedded("Block", block.activity_uri, actor.uri, blocked.uri)
             await session.delete(block)
             undo = self._activity(actor, "Undo", embedded, to=[blocked.uri])
             return await self._store(session, actor, undo, recipients=[blocked.uri])

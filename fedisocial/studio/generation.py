@@ -21,7 +21,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from fedisocial.ap import render as as2
 from fedisocial.ap.addressing import Visibility
+from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
 from fedisocial.jobs import JobQueue, RetryPolicy
@@ -43,28 +45,17 @@ GENERATE = "generate_image"
 #: Someone waits at the composer: retry a rate limit or an outage for about eight minutes
 #: (6 attempts), then say it failed; a Retry-After of more than ten minutes is not waited out.
 GENERATE_RETRY = RetryPolicy(base=15.0, cap=300.0, attempts=6, max_retry_after=600.0)
-#: IPTC digital source type of images made by a trained model
-TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 MAX_ATTACHMENTS = 4
 MAX_PROMPT = 1000
 
 
 def attachment(media: Media, url: str) -> dict[str, Any]:
-    """The ``Image`` attachment Mastodon, GoToSocial and Misskey show inline."""
-    doc: dict[str, Any] = {
-        "type": "Image",
-        "mediaType": media.media_type,
-        "url": url,
-        "name": media.description,
-        "summary": media.description,
-        "width": media.width,
-        "height": media.height,
-        "blurhash": media.blurhash,
-        "focalPoint": [media.focal_x, media.focal_y],
-    }
-    if media.ai_model:
-        doc["digitalSourceType"] = TRAINED_ALGORITHMIC_MEDIA
-    return doc
+    """The ``Image`` attachment of ``media`` served at ``url``, labeled if AI-made."""
+    return as2.attachment(as2.Attachment(
+        media_type=media.media_type, url=url, description=media.description,
+        width=media.width, height=media.height, blurhash=media.blurhash,
+        focal_point=(media.focal_x, media.focal_y), ai_generated=bool(media.ai_model),
+    ))  # fmt: skip
 
 
 @dataclass

@@ -41,7 +41,7 @@ async def actor_document(request: Request, username: str) -> Response:
 
     async def render() -> bytes:
         actor = await find_local_actor(context.db, context.urls, username)
-        return orjson.dumps(render_actor(actor, context.urls))
+        return orjson.dumps(render_actor(actor))
 
     body = await context.cache.get_or_render(f"actor:{username.lower()}", render)
     return Response(body, media_type=ACTIVITY_JSON, headers=_VARY)

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fedisocial.ap.jsonld import AS_CONTEXT_URL, OBJECT_CONTEXT
+from fedisocial.ap import render as as2
 from fedisocial.ap.vocab import ACTIVITY_JSON
 from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
 from fedisocial.social.access import ensure_readable, is_blocked, is_public
@@ -49,7 +49,6 @@ from fedisocial.social.collections import (
     replies,
     shares,
 )
-from fedisocial.social.outbox import iso
 from fedisocial.social.timeline import home, home_feed
 from fedisocial.store.models import Actor, Object
 from fedisocial.urls import Urls
@@ -89,13 +88,16 @@ def _html(response: Response) -> Response:
 def _tombstone(obj: Object) -> Response:
     """410 with the Tombstone (notes keep theirs as their data; activities get one)."""
     if obj.data.get("type") == "Tombstone":
-        doc = {"@context": AS_CONTEXT_URL, **obj.data}
+        stone = obj.data
     else:
-        doc = {"@context": AS_CONTEXT_URL, "id": obj.uri, "type": "Tombstone",
-               "formerType": obj.type}  # fmt: skip
-        if obj.deleted_at is not None:
-            doc["deleted"] = iso(obj.deleted_at)
-    return _as2(doc, public=True, status_code=410)
+        stone = as2.tombstone(obj.uri, former_type=obj.type, deleted=obj.deleted_at)
+    return _as2(as2.served_tombstone(stone), public=True, status_code=410)
+
+
+def _stored(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document of ours as served (rows older than the renderer hold empty arrays)."""
+    served: dict[str, Any] = as2.compact(doc)
+    return served
 
 
 def _wants_html(request: Request) -> bool:
@@ -149,31 +151,31 @@ async def _find_activity(
 async def note(request: Request) -> Response:
     """A local post: AS2 or HTML, 410 once deleted."""
     obj, author = await _local(request, _find_note)
-    as2 = wants_activity_json(request)
-    if as2:
+    wants_as2 = wants_activity_json(request)
+    if wants_as2:
         await _gate(request)
     if obj.deleted_at is not None:
-        return _tombstone(obj) if as2 else _html(deleted_page(request, obj))
+        return _tombstone(obj) if wants_as2 else _html(deleted_page(request, obj))
     await _check_read(request, obj)
-    if as2:
-        return _as2(obj.data, public=_shared(request, anyone=is_public(obj)))
+    if wants_as2:
+        return _as2(_stored(obj.data), public=_shared(request, anyone=is_public(obj)))
     return _html(await post_page(request, obj, author))
 
 
 async def activity(request: Request) -> Response:
     """A local activity. A Like is as visible as what it likes; a Create shows its post."""
     act, target = await _local(request, _find_activity)
-    as2 = wants_activity_json(request)
-    if as2:
+    wants_as2 = wants_activity_json(request)
+    if wants_as2:
         await _gate(request)
     post_gone = target is not None and target.deleted_at is not None
     if act.deleted_at is not None or (act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and post_gone):
-        return _tombstone(act) if as2 else _html(deleted_page(request, act))
+        return _tombstone(act) if wants_as2 else _html(deleted_page(request, act))
     subject = target if act.type == "Like" and target is not None else act
     await _check_read(request, subject)
-    if as2:
+    if wants_as2:
         public = _shared(request, anyone=is_public(subject))
-        return _as2(activity_document(act, target), public=public)
+        return _as2(_stored(activity_document(act, target)), public=public)
     if act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and target is not None and target.local:
         return _html(RedirectResponse(target.uri, status_code=302))
     context = get_context(request)
@@ -209,32 +211,20 @@ def _cursor(request: Request) -> Cursor | None:
 
 
 def _collection_document(collection_id: str, total: int) -> dict[str, Any]:
-    return {
-        "@context": OBJECT_CONTEXT,
-        "id": collection_id,
-        "type": "OrderedCollection",
-        "totalItems": total,
-        "first": _page_url(collection_id),
-        "last": _page_url(collection_id, min_id=0),
-    }
+    first, last = _page_url(collection_id), _page_url(collection_id, min_id=0)
+    return as2.ordered_collection(collection_id, total, first=first, last=last)
 
 
 def _page_document(collection_id: str, cursor: Cursor, page: Page[Any]) -> dict[str, Any]:
     here = {
         k: v for k, v in (("max_id", cursor.max_id), ("min_id", cursor.min_id)) if v is not None
     }
-    doc: dict[str, Any] = {
-        "@context": OBJECT_CONTEXT,
-        "id": _page_url(collection_id, **here),
-        "type": "OrderedCollectionPage",
-        "partOf": collection_id,
-        "orderedItems": page.items,
-    }
-    if page.next_max_id is not None:
-        doc["next"] = _page_url(collection_id, max_id=page.next_max_id)
-    if page.prev_min_id is not None:
-        doc["prev"] = _page_url(collection_id, min_id=page.prev_min_id)
-    return doc
+    older, newer = page.next_max_id, page.prev_min_id
+    return as2.collection_page(
+        _page_url(collection_id, **here), collection_id, page.items,
+        next=_page_url(collection_id, max_id=older) if older is not None else None,
+        prev=_page_url(collection_id, min_id=newer) if newer is not None else None,
+    )  # fmt: skip
 
 
 async def _collection(
@@ -301,13 +291,8 @@ async def actor_featured(request: Request) -> Response:
         return actor
     context, viewer = get_context(request), await auth.viewer_uri(request)
     pinned = await featured(context.db, actor.uri, viewer)
-    doc = {
-        "@context": OBJECT_CONTEXT,
-        "id": context.urls.featured(actor.username),
-        "type": "OrderedCollection",
-        "totalItems": len(pinned),
-        "orderedItems": [bare(p.data) for p in pinned],
-    }
+    doc = as2.ordered_collection(context.urls.featured(actor.username), len(pinned),
+                                 items=[bare(p.data) for p in pinned])  # fmt: skip
     return _as2(doc, public=_shared(request, anyone=viewer is None))
 
 
