@@ -85,7 +85,7 @@ async def test_a_locked_account_answers_follow_requests(context: Context) -> Non
     await set_locked(context.db, context.urls, "alice", locked=True)
     alice = await find_local_actor(context.db, context.urls, "alice")
     # Then her actor says so
-    assert render_actor(alice, context.urls)["manuallyApprovesFollowers"] is True
+    assert render_actor(alice)["manuallyApprovesFollowers"] is True
     # When bob asks to follow her, the request waits for her answer
     request = await context.outbox.follow(bob, "alice")
     async with context.db.session() as session:
@@ -98,7 +98,7 @@ async def test_a_locked_account_answers_follow_requests(context: Context) -> Non
     # And unlocked again, the actor says so
     await set_locked(context.db, context.urls, "alice", locked=False)
     alice = await find_local_actor(context.db, context.urls, "alice")
-    assert render_actor(alice, context.urls)["manuallyApprovesFollowers"] is False
+    assert render_actor(alice)["manuallyApprovesFollowers"] is False
 
 
 async def test_set_locked_names_a_missing_account(context: Context) -> None:
