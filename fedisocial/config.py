@@ -148,6 +148,13 @@ class Settings:
         "before they are decoded (decompression bombs).",
         "FEDISOCIAL_MEDIA_MAX_PIXELS",
     )
+    media_concurrent_decodes: int = _setting(
+        2,
+        "Images one process decodes at once (uploads and generated ones); the others "
+        "wait their turn. A decode takes up to 4 bytes per pixel (160 MB at the largest "
+        "media_max_pixels default), so this bounds the memory images may take.",
+        "FEDISOCIAL_MEDIA_CONCURRENT_DECODES",
+    )
     sign_in_free_attempts: int = _setting(
         5,
         "Wrong passwords an account may get before each further sign-in must wait: "
@@ -406,7 +413,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("log_level", "must be one of debug, info, warning, error")
     positive = ("actor_cache_seconds", "job_lease_seconds", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
-                "ai_images_per_hour", "ai_images_concurrent", "sign_in_free_attempts",
+                "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
+                "sign_in_free_attempts",
                 "sign_in_max_wait")  # fmt: skip
     for name in positive:
         if cast(float, getattr(settings, name)) <= 0:

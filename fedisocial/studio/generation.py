@@ -10,8 +10,7 @@ digital source type on the attachment and inside the file's XMP.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,9 +26,9 @@ from fedisocial.store.models import Actor, Generation, Media, Object, utcnow
 from fedisocial.studio.ai.images import GeneratedImage, ImageProvider, alt_text
 from fedisocial.studio.media import (
     AiLabel,
+    ImagePipeline,
     MediaStore,
     ProcessedImage,
-    process_image,
     store_processed,
 )
 
@@ -68,6 +67,11 @@ class Studio:
     provider: ImageProvider
     store: MediaStore
     outbox: Outbox
+    #: checks and cleans every image, a few at a time (one pipeline per process)
+    images: ImagePipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.images = ImagePipeline.from_settings(self.settings)
 
     # -- asking for an image ------------------------------------------------------------
     async def request(self, actor: Actor, prompt: str) -> Generation:
@@ -144,10 +148,7 @@ class Studio:
     async def _keep(self, generation: Generation, image: GeneratedImage) -> Media:
         label = AiLabel(prompt=image.revised_prompt or generation.prompt, model=image.model,
                         provider=image.provider)  # fmt: skip
-        processed = await asyncio.to_thread(
-            process_image, image.data, max_bytes=self.settings.media_max_bytes,
-            max_pixels=self.settings.media_max_pixels, ai=label,
-        )  # fmt: skip
+        processed = await self.images.process(image.data, ai=label)
         media = await self._store(processed, generation.owner_id)
         media.ai_provider, media.ai_model = image.provider, image.model
         media.prompt, media.revised_prompt = generation.prompt, image.revised_prompt
@@ -214,10 +215,7 @@ class Studio:
         self, actor: Actor, data: bytes, *, filename: str | None, description: str
     ) -> Media:
         """Check, clean and keep an uploaded image as a draft."""
-        processed = await asyncio.to_thread(
-            process_image, data, max_bytes=self.settings.media_max_bytes,
-            max_pixels=self.settings.media_max_pixels, filename=filename,
-        )  # fmt: skip
+        processed = await self.images.process(data, filename=filename)
         media = await self._store(processed, actor.id)
         media.description = description.strip()[:1500]
         async with self.db.transaction() as session:
