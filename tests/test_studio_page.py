@@ -7,13 +7,18 @@ runs it in a real browser. Each test here runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import base64
+import io
+from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.social.accounts import create_user
+from fedisocial.store.models import Object
 from fedisocial.studio.ai.local import LOCAL_MODEL
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -88,3 +93,86 @@ async def test_the_script_is_served(client: httpx.AsyncClient, context: Context)
     assert "javascript" in response.headers["content-type"]
     assert '"/api/studio/generations"' in response.text
     assert 'credentials: "same-origin"' in response.text
+
+
+# -- the JSON fields of the studio API --------------------------------------------------------
+
+API = {"Accept": "application/json"}
+
+
+async def a_draft(client: httpx.AsyncClient) -> int:
+    """Alice's uploaded draft image, ready to publish."""
+    out = io.BytesIO()
+    Image.new("RGB", (30, 20), (20, 120, 200)).save(out, "PNG")
+    uploaded = await client.post(
+        "/api/studio/media", headers={**basic("alice", PASSWORD), **API},
+        files={"file": ("blue.png", out.getvalue(), "image/png")},
+        data={"description": "A blue rectangle"},
+    )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    media_id: int = uploaded.json()["id"]
+    return media_id
+
+
+async def posts_of(context: Context) -> int:
+    async with context.db.session() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Object).where(Object.type == "Note")
+        )
+    return count or 0
+
+
+BAD_POSTS: dict[str, tuple[dict[str, Any], str]] = {
+    "cw a number": ({"cw": 5}, "cw must be text (a string), not a number"),
+    "cw a list": ({"cw": ["spoilers"]}, "cw must be text (a string), not a list"),
+    "text an object": ({"text": {"html": "<b>hi</b>"}},
+                       "text must be text (a string), not an object"),
+    "text true": ({"text": True}, "text must be text (a string), not true"),
+    "visibility a list": ({"visibility": ["public"]}, "visibility must be one of"),
+    "media ids true": ({"media_ids": [True]}, "media_ids must be a list of image ids"),
+    "media ids a string": ({"media_ids": "1"}, "media_ids must be a list of image ids"),
+    "description key": ({"descriptions": {"first": "x"}}, "descriptions must map image ids"),
+    "description value": ({"descriptions": {"{id}": 7}},
+                          "the description of image {id} must be text"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_POSTS, ids=list(BAD_POSTS))
+async def test_publishing_refuses_fields_of_the_wrong_type(
+    client: httpx.AsyncClient, context: Context, case: str
+) -> None:
+    # Given a draft image of alice's
+    media_id = await a_draft(client)
+    fields, message = BAD_POSTS[case]
+    fields = {k: ({key.format(id=media_id): v for key, v in value.items()}
+                  if isinstance(value, dict) and k == "descriptions" else value)
+              for k, value in fields.items()}  # fmt: skip
+    body = {"text": "Look", "media_ids": [media_id], **fields}
+    # When she publishes with a field of the wrong JSON type
+    answer = await client.post("/api/studio/posts", json=body,
+                               headers={**basic("alice", PASSWORD), **API})  # fmt: skip
+    # Then 400 says which field and what it must be, and nothing is posted
+    assert answer.status_code == 400, answer.text
+    assert message.format(id=media_id) in answer.json()["error"]
+    assert await posts_of(context) == 0
+
+
+@pytest.mark.parametrize("prompt", [42, ["a", "cat"], {"text": "a cat"}, False])
+async def test_a_prompt_must_be_text(
+    client: httpx.AsyncClient, context: Context, prompt: Any
+) -> None:
+    answer = await client.post("/api/studio/generations", json={"prompt": prompt},
+                               headers={**basic("alice", PASSWORD), **API})  # fmt: skip
+    assert answer.status_code == 400
+    assert "prompt must be text (a string)" in answer.json()["error"]
+
+
+async def test_a_text_cw_still_publishes(client: httpx.AsyncClient, context: Context) -> None:
+    media_id = await a_draft(client)
+    answer = await client.post(
+        "/api/studio/posts", headers={**basic("alice", PASSWORD), **API},
+        json={"text": "Look", "media_ids": [media_id], "cw": "eye strain",
+              "descriptions": {str(media_id): "A blue rectangle on white"}},
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert await posts_of(context) == 1
