@@ -36,6 +36,7 @@ from fedisocial.social.content import plain_text
 from fedisocial.social.timeline import FeedItem, home_feed
 from fedisocial.store.db import Database, migrate, require_current_schema
 from fedisocial.store.models import Actor, Follow, Object
+from fedisocial.studio.media import check_alt_text
 from fedisocial.urls import Urls
 
 __all__ = ["main"]
@@ -249,7 +250,8 @@ _QUEUED = "queued for delivery (sent by `fedisocial serve` or `fedisocial worker
 
 
 def cmd_post(args: argparse.Namespace) -> int:
-    files = [_read_image(path, args.alt) for path in args.image]
+    max_alt = _settings(args).media_max_description
+    files = [_read_image(path, args.alt, max_alt) for path in args.image]
 
     async def act(context: Context) -> Object:
         actor = await find_local_actor(context.db, context.urls, args.user)
@@ -312,12 +314,11 @@ async def _generate(context: Context, actor: Actor, prompt: str, alt: str | None
     return media_id
 
 
-def _read_image(path: str, alt: str | None) -> tuple[str, bytes]:
+def _read_image(path: str, alt: str | None, max_alt: int) -> tuple[str, bytes]:
     file = Path(path)
     if not file.is_file():
         raise FedisocialError(f"{path}: no such file")
-    if not alt:
-        raise FedisocialError("describe the image for people who cannot see it: add --alt TEXT")
+    check_alt_text(alt, max_alt)
     return file.name, file.read_bytes()
 
 

@@ -148,6 +148,12 @@ class Settings:
         "before they are decoded (decompression bombs).",
         "FEDISOCIAL_MEDIA_MAX_PIXELS",
     )
+    media_max_description: int = _setting(
+        1500,
+        "Longest alt text (image description) accepted, in characters (Mastodon's limit). "
+        "Uploaded images must have one.",
+        "FEDISOCIAL_MEDIA_MAX_DESCRIPTION",
+    )
     media_concurrent_decodes: int = _setting(
         2,
         "Images one process decodes at once (uploads and generated ones); the others "
@@ -414,6 +420,7 @@ def _validate(settings: Settings) -> None:
     positive = ("actor_cache_seconds", "job_lease_seconds", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
                 "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
+                "media_max_description",
                 "sign_in_free_attempts",
                 "sign_in_max_wait")  # fmt: skip
     for name in positive:

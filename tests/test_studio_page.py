@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +22,7 @@ from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.social.accounts import create_user
-from fedisocial.store.models import Object
+from fedisocial.store.models import Media, Object
 from fedisocial.studio.ai.local import LOCAL_MODEL
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -176,3 +180,86 @@ async def test_a_text_cw_still_publishes(client: httpx.AsyncClient, context: Con
     )  # fmt: skip
     assert answer.status_code == 201, answer.text
     assert await posts_of(context) == 1
+
+
+# -- alt text: one rule for the upload API, the studio and the CLI ----------------------------
+
+ALT_RULE = "alt text is required"
+
+
+async def upload_with(client: httpx.AsyncClient, data: dict[str, str]) -> httpx.Response:
+    out = io.BytesIO()
+    Image.new("RGB", (30, 20), (200, 120, 20)).save(out, "PNG")
+    return await client.post(
+        "/api/studio/media", headers={**basic("alice", PASSWORD), **API},
+        files={"file": ("orange.png", out.getvalue(), "image/png")}, data=data,
+    )  # fmt: skip
+
+
+async def media_rows(context: Context) -> int:
+    async with context.db.session() as session:
+        return await session.scalar(select(func.count()).select_from(Media)) or 0
+
+
+@pytest.mark.parametrize("data", [{}, {"description": ""}, {"description": "  \n\t "}])
+async def test_an_upload_without_alt_text_is_refused(
+    client: httpx.AsyncClient, context: Context, data: dict[str, str]
+) -> None:
+    # When alice uploads an image with no alt text, or only blanks
+    answer = await upload_with(client, data)
+    # Then 400 states the rule, and nothing is stored
+    assert answer.status_code == 400
+    limit = context.settings.media_max_description
+    assert answer.json()["error"] == (
+        "Describe the image for people who cannot see it: alt text is required "
+        f"(1 to {limit} characters)."
+    )
+    assert await media_rows(context) == 0
+    assert not any((context.media.root).rglob("*.png"))  # type: ignore[attr-defined]
+
+
+async def test_alt_text_over_the_configured_length_is_refused_not_cut(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    limit = context.settings.media_max_description
+    answer = await upload_with(client, {"description": "x" * (limit + 1)})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        f"The alt text has {limit + 1} characters; at most {limit} are allowed."
+    )
+    assert await media_rows(context) == 0
+
+
+async def test_blanking_the_alt_text_when_publishing_is_refused(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    # Given a draft with alt text
+    media_id = await a_draft(client)
+    # When alice publishes it with its description replaced by blanks
+    answer = await client.post(
+        "/api/studio/posts", headers={**basic("alice", PASSWORD), **API},
+        json={"text": "Look", "media_ids": [media_id], "descriptions": {str(media_id): " "}},
+    )  # fmt: skip
+    # Then the same rule refuses it, and nothing is posted
+    assert answer.status_code == 400
+    assert ALT_RULE in answer.json()["error"]
+    assert await posts_of(context) == 0
+
+
+def test_the_cli_states_the_same_rule(tmp_path: Path) -> None:
+    # Given an image file and an instance (the CLI checks before it opens the database)
+    image = tmp_path / "orange.png"
+    Image.new("RGB", (30, 20), (200, 120, 20)).save(image)
+    env = {
+        **os.environ,
+        "FEDISOCIAL_DATA_DIR": str(tmp_path),
+        "FEDISOCIAL_CONFIG": str(tmp_path / "none.toml"),
+    }
+    # When alice posts it with a blank --alt
+    posted = subprocess.run(
+        [sys.executable, "-m", "fedisocial", "post", "alice", "Look", "--image", str(image),
+         "--alt", "  "], capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    # Then it stops with the rule the upload API states
+    assert posted.returncode != 0
+    assert f"error: Describe the image for people who cannot see it: {ALT_RULE}" in posted.stderr

@@ -57,6 +57,7 @@ __all__ = [
     "MediaStore",
     "ProcessedImage",
     "blurhash",
+    "check_alt_text",
     "media_type_for_key",
     "process_image",
     "read_xmp",
@@ -227,6 +228,26 @@ def _decode(data: bytes, found: str, max_pixels: int) -> Image.Image:
         raise InvalidImage(
             f"The {name} image is damaged or incomplete and cannot be decoded ({exc})."
         ) from exc
+
+
+def check_alt_text(text: str | None, max_length: int) -> str:
+    """The alt text of an image people upload, stripped; BadRequest unless it has 1 to
+    ``max_length`` characters.
+
+    Mastodon lets people post without one; we do not, because people who cannot see
+    the image have nothing else (generated images get one from their prompt).
+    """
+    alt = (text or "").strip()
+    if not alt:
+        raise BadRequest(
+            "Describe the image for people who cannot see it: alt text is required "
+            f"(1 to {max_length} characters)."
+        )
+    if len(alt) > max_length:
+        raise BadRequest(
+            f"The alt text has {len(alt)} characters; at most {max_length} are allowed."
+        )
+    return alt
 
 
 # -- cleaning -----------------------------------------------------------------
