@@ -20,6 +20,7 @@ import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -43,6 +44,7 @@ from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
 from fedisocial.web import federation, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
+from fedisocial.web.headers import SecurityHeaders
 
 __all__ = ["Context", "app_from_environment", "build_context", "create_app", "job_handlers"]
 
@@ -197,6 +199,7 @@ def create_app(
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders, base_url=settings.base_url)],
         exception_handlers={FedisocialError: _on_fedisocial_error, HTTPException: _on_http_error},
     )
 

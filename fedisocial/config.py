@@ -158,6 +158,32 @@ class Settings:
         "before they are decoded (decompression bombs).",
         "FEDISOCIAL_MEDIA_MAX_PIXELS",
     )
+    media_max_description: int = _setting(
+        1500,
+        "Longest alt text (image description) accepted, in characters (Mastodon's limit). "
+        "Uploaded images must have one.",
+        "FEDISOCIAL_MEDIA_MAX_DESCRIPTION",
+    )
+    media_concurrent_decodes: int = _setting(
+        2,
+        "Images one process decodes at once (uploads and generated ones); the others "
+        "wait their turn. A decode takes up to 4 bytes per pixel (160 MB at the largest "
+        "media_max_pixels default), so this bounds the memory images may take.",
+        "FEDISOCIAL_MEDIA_CONCURRENT_DECODES",
+    )
+    sign_in_free_attempts: int = _setting(
+        5,
+        "Wrong passwords an account may get before each further sign-in must wait: "
+        "1 second, then twice as long after every failure, up to sign_in_max_wait. "
+        "A client address gets four times as many (people share addresses). A right "
+        "password resets the account's count; a day without attempts forgets it.",
+        "FEDISOCIAL_SIGN_IN_FREE_ATTEMPTS",
+    )
+    sign_in_max_wait: int = _setting(
+        900,
+        "Longest wait, in seconds, between sign-in attempts after repeated failures.",
+        "FEDISOCIAL_SIGN_IN_MAX_WAIT",
+    )
     ai_hashtag: str = _setting(
         "AIGenerated",
         "Hashtag added to posts with generated images (without #), so people can filter them.",
@@ -427,7 +453,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("log_level", "must be one of debug, info, warning, error")
     positive = ("actor_cache_seconds", "job_lease_seconds", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
-                "ai_images_per_hour", "ai_images_concurrent")  # fmt: skip
+                "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
+                "media_max_description",
+                "sign_in_free_attempts",
+                "sign_in_max_wait")  # fmt: skip
     for name in positive:
         if cast(float, getattr(settings, name)) <= 0:
             raise ConfigError(name, "must be greater than zero")

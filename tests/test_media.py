@@ -10,20 +10,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
+import os
 import random
 import struct
+import subprocess
+import sys
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from PIL import ExifTags, Image, ImageDraw, PngImagePlugin
+from PIL import ExifTags, Image, ImageCms, ImageDraw, PngImagePlugin
 
 from fedisocial.errors import BadRequest, NotFound
+from fedisocial.studio import media as media_module
 from fedisocial.studio.media import (
     AI_SOURCE_TYPE,
     AiLabel,
+    ImagePipeline,
     InvalidImage,
     LocalMediaStore,
     ProcessedImage,
@@ -336,3 +343,202 @@ def test_processed_image_keys() -> None:
     image = ProcessedImage(b"", "image/png", "png", 1, 1, "", b"", "ab" + "c" * 62)
     assert image.key == "ab/ab" + "c" * 62 + ".png"
     assert image.thumbnail_key == "ab/ab" + "c" * 62 + ".small.webp"
+
+
+# -- memory: decompression bombs, big images, concurrent decodes ---------------------------------
+
+MEMORY_PROBE = """
+import asyncio, json, os, sys
+from fedisocial.errors import FedisocialError
+from fedisocial.studio.media import ImagePipeline
+
+data = open(sys.argv[1], "rb").read()
+copies = int(sys.argv[2])
+pipeline = ImagePipeline(max_bytes=16_000_000, max_pixels=int(sys.argv[3]), concurrency=2)
+
+def memory_kb(field):
+    lines = open("/proc/self/status").read().splitlines()
+    return int(next(line for line in lines if line.startswith(field)).split()[1])
+
+async def one():
+    try:
+        image = await pipeline.process(data)
+        return [200, f"{image.width}x{image.height}"]
+    except FedisocialError as exc:
+        return [exc.status, exc.message]
+
+async def main():
+    return await asyncio.gather(*(one() for _ in range(copies)))
+
+before = memory_kb("VmHWM:")
+results = asyncio.run(main())
+print(json.dumps({"results": results, "growth_kb": memory_kb("VmHWM:") - before,
+                  "kept_kb": memory_kb("VmRSS:") - before}))
+"""
+
+
+def png_rows(width: int, height: int) -> bytes:
+    """A real RGB PNG of width x height black pixels: a few hundred KB that inflate to GBs."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width * 3 + 1)  # filter byte + pixels
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def probe_memory(tmp_path: Path, data: bytes, copies: int = 1,
+                 max_pixels: int = 40_000_000) -> dict[str, Any]:  # fmt: skip
+    """Process ``copies`` of ``data`` at once in a fresh interpreter; its peak and kept memory.
+
+    The peak is the kernel's VmHWM: ``getrusage``'s ``ru_maxrss`` would start at this
+    (large) test process's peak, since Linux keeps it across fork and exec.
+    """
+    file = tmp_path / "image.bin"
+    file.write_bytes(data)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    run = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", MEMORY_PROBE, str(file), str(copies),
+         str(max_pixels)], capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+def test_a_decompression_bomb_is_refused_without_decoding_its_pixels(tmp_path: Path) -> None:
+    # Given a 300 KB PNG whose 12,000 x 12,000 pixels would take 432 MB as RGB
+    width = height = 12_000
+    bomb = png_rows(width, height)
+    # When it is processed in a fresh process
+    probe = probe_memory(tmp_path, bomb)
+    # Then it is a 400 that says why, and the process never grew by even a tenth of its pixels
+    [[status, message]] = probe["results"]
+    assert status == 400 and "12000x12000 pixels (144.0 megapixels)" in message
+    assert probe["growth_kb"] * 1024 < width * height * 3 / 10
+
+
+def test_a_big_png_is_decoded_once_and_stored_downscaled(tmp_path: Path) -> None:
+    # Given a PNG of 6,324 x 6,324 pixels: just under the 40 megapixel limit
+    side = 6_324
+    data = png_rows(side, side)
+    # When it is processed
+    probe = probe_memory(tmp_path, data)
+    # Then it is kept at most 8.3 megapixels (Mastodon's size), and the process grew by
+    # about one decoded copy (Pillow keeps RGB in 4 bytes a pixel), not one per step
+    # (downscaling, orientation, thumbnail, blurhash)
+    [[status, size]] = probe["results"]
+    assert status == 200 and size == "2880x2880"
+    assert probe["growth_kb"] * 1024 < side * side * 4 * 1.4
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale(tmp_path: Path) -> None:
+    # Given a JPEG of 6,324 x 6,324 pixels
+    side = 6_324
+    data = encode(Image.new("RGB", (side, side), (90, 140, 60)), "JPEG", quality=80)
+    # When it is processed
+    probe = probe_memory(tmp_path, data)
+    # Then the decoder scaled it down while reading (draft): less than one full-size copy
+    [[status, size]] = probe["results"]
+    assert status == 200 and size == "2880x2880"
+    assert probe["growth_kb"] * 1024 < side * side * 4 * 0.8
+
+
+def test_four_big_images_at_once_decode_two_at_a_time_and_give_memory_back(
+    tmp_path: Path,
+) -> None:
+    # Given four uploads of a 6,324 x 6,324 PNG arriving together, two decodes allowed
+    side = 6_324
+    single = side * side * 4
+    # When they are processed
+    probe = probe_memory(tmp_path, png_rows(side, side), copies=4)
+    # Then all succeed, the peak stays below three decodes (each ~1.25 decoded copies, see
+    # above), and the memory is given back after
+    assert [status for status, _ in probe["results"]] == [200] * 4
+    assert probe["growth_kb"] * 1024 < 2 * single * 1.6
+    assert probe["kept_kb"] * 1024 < single / 2
+
+
+async def test_concurrent_uploads_never_decode_more_than_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a pipeline allowing two decodes, and a decode that counts who is inside and
+    # holds on until all five requests have reached the pipeline
+    pipeline = ImagePipeline(**LIMITS, concurrency=2)
+    real = media_module.process_image
+    seen: list[int] = []
+    arrived = threading.Event()
+
+    def counting(data: bytes, **options: Any) -> Any:
+        seen.append(pipeline.decoding)
+        while not arrived.is_set():
+            if pipeline.waiting + pipeline.decoding == 5:
+                arrived.set()
+            arrived.wait(0.01)
+        return real(data, **options)
+
+    monkeypatch.setattr(media_module, "process_image", counting)
+    # When five uploads arrive at once
+    images = await asyncio.gather(
+        *(pipeline.process(encode(picture((64 + n, 64)), "PNG")) for n in range(5))
+    )
+    # Then all five are processed, never more than two at a time
+    assert [image.width for image in images] == [64, 65, 66, 67, 68]
+    assert len(seen) == 5 and max(seen) == 2
+
+
+# -- colour profiles ------------------------------------------------------------------------------
+
+
+def swapped_red_blue_profile() -> bytes:
+    """An sRGB ICC profile whose red and blue primaries are swapped: a 'foreign' profile
+    in which the pixel (255, 0, 0) means blue."""
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    (count,) = struct.unpack(">I", profile[128:132])
+    entries = {bytes(profile[132 + 12 * i : 136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    red, blue = entries[b"rXYZ"], entries[b"bXYZ"]
+    profile[red + 4 : red + 12], profile[blue + 4 : blue + 12] = (
+        profile[blue + 4 : blue + 12], profile[red + 4 : red + 12],
+    )  # fmt: skip
+    return bytes(profile)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_colour_profiles_are_converted_to_srgb_and_dropped(fmt: str) -> None:
+    # Given an image in a foreign colour profile where 'red' pixels mean blue
+    data = encode(
+        Image.new("RGB", (64, 64), (255, 0, 0)), fmt, icc_profile=swapped_red_blue_profile()
+    )
+    # When it is processed
+    processed = process_image(data, **LIMITS)
+    # Then neither the file nor its thumbnail carries a profile, and the pixels are sRGB
+    for stored in (processed.data, processed.thumbnail):
+        with Image.open(io.BytesIO(stored)) as cleaned:
+            assert "icc_profile" not in cleaned.info
+            red, _, blue = cleaned.convert("RGB").getpixel((32, 32))  # type: ignore[misc]
+            assert blue > 200 > 60 > red
+
+
+def test_a_broken_colour_profile_is_dropped() -> None:
+    data = encode(Image.new("RGB", (32, 32), (10, 200, 10)), "PNG", icc_profile=b"not a profile")
+    processed = process_image(data, **LIMITS)
+    with Image.open(io.BytesIO(processed.data)) as cleaned:
+        assert "icc_profile" not in cleaned.info
+        assert cleaned.getpixel((1, 1)) == (10, 200, 10)
+
+
+def test_generated_images_carry_no_colour_profile() -> None:
+    data = encode(
+        Image.new("RGB", (32, 32), (255, 0, 0)), "PNG", icc_profile=swapped_red_blue_profile()
+    )
+    processed = process_image(data, **LIMITS, ai=LABEL)
+    with Image.open(io.BytesIO(processed.data)) as cleaned:
+        assert "icc_profile" not in cleaned.info
+        assert read_xmp(processed.data) is not None

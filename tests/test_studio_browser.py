@@ -77,6 +77,7 @@ def test_a_new_user_generates_reviews_and_publishes_an_image(
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("response", lambda response: _keep_failures(errors, response))
+            page.on("console", lambda message: _keep_policy_violations(errors, message))
 
             # Given alice signed in to the studio of a fresh instance with no API key
             page.goto(f"{instance.base_url}/studio")
@@ -140,3 +141,9 @@ def _keep_failures(errors: list[str], response: Any) -> None:
     challenge = response.status == 401 and response.url.endswith("/studio")
     if response.status >= 400 and not challenge and not response.url.endswith("/favicon.ico"):
         errors.append(f"{response.status} {response.url}")
+
+
+def _keep_policy_violations(errors: list[str], message: Any) -> None:
+    """What our Content-Security-Policy blocked: the page must work within it."""
+    if "Content Security Policy" in message.text:
+        errors.append(message.text)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fedisocial.app import Context
-from fedisocial.cli.instance import in_context
+from fedisocial.cli.instance import in_context, settings_of
 from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
 from fedisocial.social.accounts import find_local_actor
@@ -20,7 +20,8 @@ QUEUED = "queued for delivery (sent by `fedisocial serve` or `fedisocial worker`
 
 
 def cmd_post(args: argparse.Namespace) -> int:
-    files = [_read_image(path, args.alt) for path in args.image]
+    max_alt = settings_of(args).media_max_description
+    files = [_read_image(path, args.alt, max_alt) for path in args.image]
 
     async def act(context: Context) -> Object:
         actor = await find_local_actor(context.db, context.urls, args.user)
@@ -84,12 +85,13 @@ async def _generate(context: Context, actor: Actor, prompt: str, alt: str | None
     return media_id
 
 
-def _read_image(path: str, alt: str | None) -> tuple[str, bytes]:
+def _read_image(path: str, alt: str | None, max_alt: int) -> tuple[str, bytes]:
+    from fedisocial.studio.media import check_alt_text  # Pillow: only when posting images
+
     file = Path(path)
     if not file.is_file():
         raise FedisocialError(f"{path}: no such file")
-    if not alt:
-        raise FedisocialError("describe the image for people who cannot see it: add --alt TEXT")
+    check_alt_text(alt, max_alt)
     return file.name, file.read_bytes()
 
 

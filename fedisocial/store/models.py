@@ -39,6 +39,7 @@ __all__ = [
     "Job",
     "Media",
     "Object",
+    "ThrottleCounter",
     "TimelineEntry",
     "User",
     "utcnow",
@@ -328,3 +329,14 @@ class Generation(Base):
     finished_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_generations_owner_created", "owner_id", "created_at"),)
+
+
+class ThrottleCounter(Base):
+    """Attempts charged to one key ("account:alice", "address:192.0.2.7"); see auth/throttle.py."""
+
+    __tablename__ = "throttle_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: attempts not yet refunded by a success; the wait grows with them
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime] = mapped_column(index=True)

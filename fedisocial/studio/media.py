@@ -3,11 +3,17 @@
 Every image, uploaded or generated, goes through :func:`process_image` before
 it is stored: it is recognised by its content (JPEG, PNG or WebP only), its
 declared pixel count is checked before any decoding (decompression bombs), it
-is decoded in full (broken and truncated files are refused), turned upright
-from its EXIF orientation, and re-encoded without EXIF, GPS or any other
-metadata. It leaves with width, height, a blurhash and a thumbnail. AI media
-gets an XMP packet with the IPTC digital source type ``trainedAlgorithmicMedia``
-and the prompt, so the label travels with the file.
+is decoded in full (broken and truncated files are refused) and downscaled to
+at most :data:`MAX_STORED_PIXELS` (JPEG: by the decoder itself, ``draft``),
+turned upright from its EXIF orientation, converted to sRGB from its ICC
+profile, and re-encoded without EXIF, GPS, ICC or any other metadata. It leaves
+with width, height, a blurhash and a thumbnail. AI media gets an XMP packet
+with the IPTC digital source type ``trainedAlgorithmicMedia`` and the prompt,
+so the label travels with the file.
+
+A decoded image takes width x height x 3-4 bytes (a 40 megapixel PNG: 160 MB),
+so :class:`ImagePipeline` runs :func:`process_image` in a thread, a few at a
+time per process, and hands the freed memory back to the system afterwards.
 
 Files live in a :class:`MediaStore` under content-hash keys
 (``ab/abcdef….png``); :class:`LocalMediaStore` keeps them in ``data_dir/media``.
@@ -18,18 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import hashlib
 import io
 import math
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from fedisocial.errors import BadRequest, NotFound
 from fedisocial.urls import Urls
@@ -40,12 +49,15 @@ if TYPE_CHECKING:
 __all__ = [
     "AI_SOURCE_TYPE",
     "CACHE_CONTROL",
+    "MAX_STORED_PIXELS",
     "AiLabel",
+    "ImagePipeline",
     "InvalidImage",
     "LocalMediaStore",
     "MediaStore",
     "ProcessedImage",
     "blurhash",
+    "check_alt_text",
     "media_type_for_key",
     "process_image",
     "read_xmp",
@@ -58,6 +70,8 @@ AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorith
 #: Cache-Control for /media/… answers: keys are content hashes, so files never change.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 THUMBNAIL_SIZE = 400
+#: bigger images are stored downscaled to this many pixels (Mastodon's 3840x2160)
+MAX_STORED_PIXELS = 3840 * 2160
 
 #: Pillow format → (media type, file extension) of what we accept and store.
 _ACCEPTED = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"),
@@ -170,15 +184,37 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         )
 
 
+def _stored_size(width: int, height: int) -> tuple[int, int]:
+    """The size we keep: the same, or scaled down to MAX_STORED_PIXELS."""
+    if width * height <= MAX_STORED_PIXELS:
+        return width, height
+    scale = math.sqrt(MAX_STORED_PIXELS / (width * height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _load_scaled(image: Image.Image) -> Image.Image:
+    """Decode at most once in full; JPEG decodes straight to 1/2, 1/4 or 1/8 (``draft``)."""
+    target = _stored_size(*image.size)
+    if target != image.size:
+        image.draft(None, target)  # JPEG only: the DCT scales while decoding
+    image.load()
+    factor = min(image.width // target[0], image.height // target[1])
+    if factor > 1:  # a box reduction first, so the full-size pixels go before Lanczos runs
+        image = _replace(image, image.reduce(factor))
+    if image.size == target:
+        return image
+    with image:
+        return image.resize(target, Image.Resampling.LANCZOS)
+
+
 def _decode(data: bytes, found: str, max_pixels: int) -> Image.Image:
-    """Open, check the declared size, verify, then decode in full."""
+    """Open, check the declared size, verify, then decode (downscaled if it is big)."""
     name = _NAMES[found]
     try:
         with Image.open(io.BytesIO(data), formats=[found]) as probe:
             _check_pixels(*probe.size, max_pixels)  # before a single pixel is decoded
             probe.verify()
-        image = Image.open(io.BytesIO(data), formats=[found])
-        image.load()
+        return _load_scaled(Image.open(io.BytesIO(data), formats=[found]))
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -192,7 +228,26 @@ def _decode(data: bytes, found: str, max_pixels: int) -> Image.Image:
         raise InvalidImage(
             f"The {name} image is damaged or incomplete and cannot be decoded ({exc})."
         ) from exc
-    return image
+
+
+def check_alt_text(text: str | None, max_length: int) -> str:
+    """The alt text of an image people upload, stripped; BadRequest unless it has 1 to
+    ``max_length`` characters.
+
+    Mastodon lets people post without one; we do not, because people who cannot see
+    the image have nothing else (generated images get one from their prompt).
+    """
+    alt = (text or "").strip()
+    if not alt:
+        raise BadRequest(
+            "Describe the image for people who cannot see it: alt text is required "
+            f"(1 to {max_length} characters)."
+        )
+    if len(alt) > max_length:
+        raise BadRequest(
+            f"The alt text has {len(alt)} characters; at most {max_length} are allowed."
+        )
+    return alt
 
 
 # -- cleaning -----------------------------------------------------------------
@@ -202,27 +257,55 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
-def _upright(image: Image.Image, found: str) -> Image.Image:
-    """Apply the EXIF orientation; convert to a mode the format stores; drop all metadata."""
-    icc = image.info.get("icc_profile")
+def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
+    """``new``, once ``old`` (if it is another image) has given its pixels back."""
+    if new is not old:
+        old.close()
+    return new
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _in_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """The pixels converted from the file's ICC profile to sRGB; without a usable one, as is.
+
+    Browsers read untagged images as sRGB, so once converted the profile can go:
+    it would otherwise travel (and identify a device or a workflow) with every copy.
+    """
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image
+    output = "RGB" if image.mode == "CMYK" else image.mode
     try:
-        upright = ImageOps.exif_transpose(image)
-    except Exception:  # a corrupt EXIF block: keep the pixels as they are
-        upright = image.copy()
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(image, source, _srgb(), outputMode=output)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # a broken or mismatched profile: keep the numbers, drop the profile
+    assert converted is not None
+    return converted
+
+
+def _upright(image: Image.Image, found: str) -> Image.Image:
+    """Apply the EXIF orientation and the ICC profile; convert to a mode the format stores;
+    drop all metadata. ``image`` is consumed (closed if replaced)."""
+    icc = image.info.get("icc_profile")
+    with contextlib.suppress(Exception):  # a corrupt EXIF block: keep the pixels as they are
+        ImageOps.exif_transpose(image, in_place=True)
+    image = _replace(image, _in_srgb(image, icc))
     if found == "JPEG":
-        target = "L" if upright.mode == "L" else "RGB"
-    elif _has_alpha(upright):
+        target = "L" if image.mode == "L" else "RGB"
+    elif _has_alpha(image):
         target = "RGBA"
-    elif found == "PNG" and upright.mode in ("1", "L", "P", "RGB"):
-        target = upright.mode
+    elif found == "PNG" and image.mode in ("1", "L", "P", "RGB"):
+        target = image.mode
     else:
         target = "RGB"
-    if upright.mode != target:
-        if upright.mode == "CMYK":
-            icc = None  # the profile describes CMYK, not the RGB we convert to
-        upright = upright.convert(target)
-    upright.info = {"icc_profile": icc} if icc else {}
-    return upright
+    if image.mode != target:
+        image = _replace(image, image.convert(target))
+    image.info = {}
+    return image
 
 
 def _is_lossless_webp(data: bytes) -> bool:
@@ -231,8 +314,7 @@ def _is_lossless_webp(data: bytes) -> bool:
 
 def _encode(image: Image.Image, found: str, xmp: bytes | None, lossless: bool = False) -> bytes:
     out = io.BytesIO()
-    icc = image.info.get("icc_profile")
-    extra = {"icc_profile": icc} if icc else {}
+    extra: dict[str, bytes] = {}
     if found == "JPEG":
         if xmp:
             extra["xmp"] = xmp
@@ -250,20 +332,25 @@ def _encode(image: Image.Image, found: str, xmp: bytes | None, lossless: bool = 
     return out.getvalue()
 
 
-def _thumbnail(image: Image.Image, found: str, xmp: bytes | None) -> tuple[bytes, str, str]:
-    """≤ 400 px on the long side: JPEG for JPEG photos, WebP otherwise (keeps alpha)."""
-    small = image.copy()
-    small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+def _small(image: Image.Image) -> Image.Image:
+    """A new image of at most 400 px on the long side, made without a full-size copy."""
+    scale = min(1.0, THUMBNAIL_SIZE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _thumbnail(small: Image.Image, found: str, xmp: bytes | None) -> tuple[bytes, str, str]:
+    """JPEG for JPEG photos, WebP otherwise (keeps alpha)."""
     out = io.BytesIO()
     extra: dict[str, bytes] = {"xmp": xmp} if xmp else {}
-    if icc := image.info.get("icc_profile"):
-        extra["icc_profile"] = icc
     if found == "JPEG":
         small.save(out, "JPEG", quality=80, optimize=True, **extra)
         return out.getvalue(), "image/jpeg", "jpg"
     if small.mode not in ("RGB", "RGBA"):
-        small = small.convert("RGBA" if _has_alpha(small) else "RGB")
-    small.save(out, "WEBP", quality=80, method=4, **extra)
+        with small.convert("RGBA" if _has_alpha(small) else "RGB") as converted:
+            converted.save(out, "WEBP", quality=80, method=4, **extra)
+    else:
+        small.save(out, "WEBP", quality=80, method=4, **extra)
     return out.getvalue(), "image/webp", "webp"
 
 
@@ -403,21 +490,78 @@ def process_image(
     if found not in _ACCEPTED:
         raise _refuse_format(found)
     _check_extension(filename, found)
-    decoded = _decode(data, found, max_pixels)
-    try:
-        clean = _upright(decoded, found)
-    finally:
-        decoded.close()
-    xmp = xmp_packet(ai) if ai else None
-    cleaned = _encode(clean, found, xmp, lossless=found == "WEBP" and _is_lossless_webp(data))
-    thumbnail, thumbnail_type, thumbnail_ext = _thumbnail(clean, found, xmp)
+    with _upright(_decode(data, found, max_pixels), found) as clean:
+        xmp = xmp_packet(ai) if ai else None
+        cleaned = _encode(clean, found, xmp, lossless=found == "WEBP" and _is_lossless_webp(data))
+        with _small(clean) as small:
+            thumbnail, thumbnail_type, thumbnail_ext = _thumbnail(small, found, xmp)
+            hashed = blurhash(small)
+        width, height = clean.size
     media_type, extension = _ACCEPTED[found]
     return ProcessedImage(
-        data=cleaned, media_type=media_type, extension=extension, width=clean.width,
-        height=clean.height, blurhash=blurhash(clean), thumbnail=thumbnail,
-        sha256=hashlib.sha256(cleaned).hexdigest(), thumbnail_media_type=thumbnail_type,
-        thumbnail_extension=thumbnail_ext,
+        data=cleaned, media_type=media_type, extension=extension, width=width, height=height,
+        blurhash=hashed, thumbnail=thumbnail, sha256=hashlib.sha256(cleaned).hexdigest(),
+        thumbnail_media_type=thumbnail_type, thumbnail_extension=thumbnail_ext,
     )  # fmt: skip
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None elsewhere (musl, macOS)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _process_and_release(
+    data: bytes, max_bytes: int, max_pixels: int, ai: AiLabel | None, filename: str | None
+) -> ProcessedImage:
+    try:
+        return process_image(data, max_bytes=max_bytes, max_pixels=max_pixels, ai=ai,
+                             filename=filename)  # fmt: skip
+    finally:
+        # Each thread decodes into its own malloc arena, and glibc keeps the freed
+        # pages there: four big decodes left 1.6 GB behind. Give them back.
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
+
+
+class ImagePipeline:
+    """Runs :func:`process_image` in threads, at most ``concurrency`` at once per process.
+
+    ``waiting`` and ``decoding`` count the images queued for a slot and being processed.
+    """
+
+    def __init__(self, *, max_bytes: int, max_pixels: int, concurrency: int) -> None:
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.waiting = self.decoding = 0
+        self._slots = asyncio.Semaphore(concurrency)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImagePipeline:
+        return cls(max_bytes=settings.media_max_bytes, max_pixels=settings.media_max_pixels,
+                   concurrency=settings.media_concurrent_decodes)  # fmt: skip
+
+    async def process(
+        self, data: bytes, *, ai: AiLabel | None = None, filename: str | None = None
+    ) -> ProcessedImage:
+        """Check, clean and measure an image (see :func:`process_image`) when a slot is free."""
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.decoding += 1
+        try:
+            return await asyncio.to_thread(
+                _process_and_release, data, self.max_bytes, self.max_pixels, ai, filename
+            )
+        finally:
+            self.decoding -= 1
+            self._slots.release()
 
 
 # -- storage --------------------------------------------------------------------

@@ -4,9 +4,11 @@
   RFC 9421, Mastodon's query-string quirk included) and returns the actor
   whose key made it, fetching an unknown key and refetching a cached one once
   when it no longer verifies (keys rotate; at most once a minute per key).
-- :func:`basic_user` checks HTTP Basic credentials of a local account. It
-  stands in until OAuth arrives: bearer tokens will plug in beside it, in
-  :func:`signed_in_user`, and every caller keeps working.
+- :func:`basic_user` checks HTTP Basic credentials of a local account,
+  throttled per account and per client address (:mod:`fedisocial.auth.throttle`):
+  429 with ``Retry-After`` after repeated failures. It stands in until OAuth
+  arrives: bearer tokens will plug in beside it, in :func:`signed_in_user`, and
+  every caller keeps working.
 - :func:`viewer` is who reads: the signed-in user, else the signer, else None.
 
 Results are kept on ``request.state``, so a handler may ask twice at no cost.
@@ -20,6 +22,7 @@ import binascii
 from starlette.requests import Request
 
 from fedisocial.ap import httpsig
+from fedisocial.auth.throttle import account_key, address_key, sign_in_throttle
 from fedisocial.errors import SignatureError, Unauthorized
 from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
@@ -123,7 +126,20 @@ async def basic_user(request: Request) -> Actor | None:
     if credentials is None:
         return None
     username, password = credentials
-    return await authenticate(get_context(request).db, username, password)
+    context = get_context(request)
+    throttle = sign_in_throttle(context.db, context.settings)
+    keys = [account_key(username), address_key(_client_address(request))]
+    await throttle.admit(keys)
+    actor = await authenticate(context.db, username, password)
+    await throttle.succeeded(keys)
+    return actor
+
+
+def _client_address(request: Request) -> str:
+    """The socket peer. Behind a proxy, uvicorn (``serve`` sets ``proxy_headers``) has
+    already put the ``X-Forwarded-For`` address there, but only for the proxies it
+    trusts (``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default); from anyone else it is ignored."""
+    return request.client.host if request.client else "unknown"
 
 
 async def signed_in_user(request: Request) -> Actor | None:

@@ -11,7 +11,7 @@ resend Basic credentials on their own. ``/studio`` is that composer page
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedisocial.ap.addressing import VISIBILITIES, Visibility
+from fedisocial.ap.addressing import VISIBILITIES
 from fedisocial.ap.vocab import parse_json_object
 from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from fedisocial.store.models import Actor
@@ -75,12 +75,43 @@ async def _json_body(request: Request, limit: int = 65_536) -> dict[str, Any]:
     return parse_json_object(body)
 
 
+_JSON_TYPES = {int: "a number", float: "a number", list: "a list", dict: "an object"}
+
+
+def _text(body: dict[str, Any], name: str, default: str | None = "") -> str | None:
+    """The string field ``name`` of a JSON body (``default`` when absent or null); else 400."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value
+    found = str(value).lower() if isinstance(value, bool) else _JSON_TYPES.get(type(value))
+    raise BadRequest(f"{name} must be text (a string), not {found or 'this'}")
+
+
+def _media_ids(body: dict[str, Any]) -> list[int]:
+    ids = body.get("media_ids") or []
+    if not isinstance(ids, list) or not all(type(i) is int for i in ids):  # bools are ints
+        raise BadRequest("media_ids must be a list of image ids (numbers)")
+    return ids
+
+
+def _descriptions(body: dict[str, Any]) -> dict[int, str]:
+    descriptions = body.get("descriptions") or {}
+    if not isinstance(descriptions, dict) or not all(k.isdigit() for k in descriptions):
+        raise BadRequest("descriptions must map image ids to alt text")
+    for key, value in descriptions.items():
+        if not isinstance(value, str):
+            raise BadRequest(f"the description of image {key} must be text (a string)")
+    return {int(k): v for k, v in descriptions.items()}
+
+
 async def request_generation(request: Request) -> Response:
     _same_origin(request)
     actor = await current_user(request)
     body = await _json_body(request)
     studio = get_context(request).studio
-    generation = await studio.request(actor, str(body.get("prompt", "")))
+    generation = await studio.request(actor, _text(body, "prompt") or "")
     status = await studio.status(actor, generation.id)
     status["status_url"] = str(request.url_for("generation", generation_id=generation.id))
     return _json(status, 202)
@@ -115,21 +146,16 @@ async def publish(request: Request) -> Response:
     actor = await current_user(request)
     body = await _json_body(request)
     visibility = body.get("visibility", "public")
-    if visibility not in VISIBILITIES:
+    if not isinstance(visibility, str) or visibility not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
-    media_ids = body.get("media_ids") or []
-    descriptions = body.get("descriptions") or {}
-    if not isinstance(media_ids, list) or not all(isinstance(i, int) for i in media_ids):
-        raise BadRequest("media_ids must be a list of image ids")
-    if not isinstance(descriptions, dict):
-        raise BadRequest("descriptions must map image ids to alt text")
+    text, summary = _text(body, "text"), _text(body, "cw", None)
     note = await get_context(request).studio.publish(
         actor,
-        str(body.get("text", "")),
-        media_ids,
-        descriptions={int(k): str(v) for k, v in descriptions.items()},
-        visibility=cast(Visibility, visibility),
-        summary=body.get("cw") or None,
+        text or "",
+        _media_ids(body),
+        descriptions=_descriptions(body),
+        visibility=visibility,
+        summary=summary or None,
     )
     return _json({"id": note.uri, "url": note.uri}, 201)
 

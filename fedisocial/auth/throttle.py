@@ -1,0 +1,206 @@
+"""Exponential back-off for password guesses, shared by every process through the database.
+
+Each attempt is charged to its keys (the account named, the client address)
+*before* the password is checked, so a burst of parallel guesses gets no more
+tries than a sequence would. After ``free`` charged attempts a key must wait
+1 s, then 2 s, 4 s … up to ``max_wait`` before the next one; a counter left
+alone for a day is forgotten. A success resets the account's counter and
+refunds its charge to the address (one valid account must not wipe the
+address's record of guesses at other accounts).
+
+Counters live in the ``throttle_counters`` table, updated by compare-and-swap
+on the count, so two web processes (``serve --workers 2``) or hosts share them.
+The sign-in of the web layer uses it today; the OAuth token endpoint will too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from fedisocial.config import Settings
+from fedisocial.errors import RateLimited
+from fedisocial.store.db import Database
+from fedisocial.store.models import ThrottleCounter, utcnow
+from fedisocial.store.rows import upsert
+
+__all__ = [
+    "FORGET_AFTER",
+    "Limit",
+    "Throttle",
+    "ThrottleKey",
+    "account_key",
+    "address_key",
+    "backoff",
+    "sign_in_throttle",
+]
+
+#: a counter with no attempt for this long starts again from zero
+FORGET_AFTER = timedelta(days=1)
+#: how often a charge is retried when another process changed the counter meanwhile
+_SWAPS = 8
+_MAX_KEY = 255
+
+
+@dataclass(frozen=True)
+class Limit:
+    """How many attempts a kind of key has before it waits, and the longest wait."""
+
+    free: int
+    max_wait: float
+
+
+@dataclass(frozen=True)
+class ThrottleKey:
+    """One counter: ``kind`` (account, address) picks its :class:`Limit` and its wording."""
+
+    kind: str
+    value: str
+
+    @property
+    def row(self) -> str:
+        return f"{self.kind}:{self.value}"[:_MAX_KEY]
+
+
+def account_key(username: str) -> ThrottleKey:
+    """The counter of an account name, known or not (case-insensitive, like sign-in)."""
+    return ThrottleKey("account", username.lower())
+
+
+def address_key(host: str) -> ThrottleKey:
+    """The counter of a client address; IPv6 clients count per /64 (one home, one site)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return ThrottleKey("address", host)
+    if address.version == 6 and address.ipv4_mapped is None:
+        return ThrottleKey("address", str(ipaddress.ip_network(f"{address}/64", strict=False)))
+    return ThrottleKey("address", str(getattr(address, "ipv4_mapped", None) or address))
+
+
+def backoff(failures: int, limit: Limit) -> float:
+    """Seconds to wait after ``failures`` charged attempts: 0, then 1, 2, 4 … ``max_wait``."""
+    if failures < limit.free:
+        return 0.0
+    return float(min(limit.max_wait, 2 ** min(failures - limit.free, 62)))
+
+
+class Throttle:
+    """Admit or refuse attempts per key; ``action`` names them in the 429 ("sign-ins")."""
+
+    def __init__(
+        self,
+        db: Database,
+        limits: dict[str, Limit],
+        *,
+        action: str = "sign-ins",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.limits = limits
+        self.action = action
+        self.clock = clock
+
+    async def admit(self, keys: Sequence[ThrottleKey]) -> None:
+        """Charge one attempt to every key, or raise RateLimited (with Retry-After) if one waits."""
+        for key in keys:
+            self._refuse_if_waiting(key, *await self._read(key), self.clock())
+        for key in keys:
+            await self._charge(key)
+
+    async def succeeded(self, keys: Sequence[ThrottleKey]) -> None:
+        """The attempt was right: reset the account's counter, refund the others' charge."""
+        async with self.db.transaction() as session:
+            for key in keys:
+                if key.kind == "account":
+                    await session.execute(
+                        delete(ThrottleCounter).where(ThrottleCounter.key == key.row)
+                    )
+                else:
+                    await session.execute(
+                        update(ThrottleCounter)
+                        .where(ThrottleCounter.key == key.row, ThrottleCounter.failures > 0)
+                        .values(failures=ThrottleCounter.failures - 1)
+                    )
+
+    async def _read(self, key: ThrottleKey) -> tuple[int, datetime | None]:
+        async with self.db.session() as session:
+            row = (
+                await session.execute(
+                    select(ThrottleCounter.failures, ThrottleCounter.last_attempt_at).where(
+                        ThrottleCounter.key == key.row
+                    )
+                )
+            ).first()
+        return (row[0], row[1]) if row is not None else (0, None)
+
+    @staticmethod
+    def _counted(failures: int, last: datetime | None, now: datetime) -> int:
+        return 0 if last is None or now - last >= FORGET_AFTER else failures
+
+    def _refuse_if_waiting(
+        self, key: ThrottleKey, failures: int, last: datetime | None, now: datetime
+    ) -> None:
+        wait = backoff(self._counted(failures, last, now), self.limits[key.kind])
+        if last is None or not wait:  # (a concurrent attempt may have written a later ``last``)
+            return
+        left = (last + timedelta(seconds=wait) - now).total_seconds()
+        if left > 0:
+            seconds = math.ceil(left)
+            raise RateLimited(
+                f"too many failed {self.action} for this {key.kind}; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    async def _charge(self, key: ThrottleKey) -> None:
+        """Add one attempt by compare-and-swap on the count; refuse if a wait began meanwhile."""
+        for _ in range(_SWAPS):
+            failures, last = await self._read(key)
+            now = self.clock()
+            if last is None:
+                if await self._create(key, now):
+                    return
+                continue
+            self._refuse_if_waiting(key, failures, last, now)
+            counted = self._counted(failures, last, now)
+            async with self.db.transaction() as session:
+                swapped = await session.execute(
+                    update(ThrottleCounter)
+                    .where(ThrottleCounter.key == key.row, ThrottleCounter.failures == failures)
+                    .values(failures=counted + 1, last_attempt_at=now)
+                )
+            if getattr(swapped, "rowcount", 0):
+                return
+        raise RateLimited(
+            f"too many {self.action} at once for this {key.kind}; try again in 1 s",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _create(self, key: ThrottleKey, now: datetime) -> bool:
+        """The counter of a new key, with this first attempt; False if another made it first.
+
+        Forgotten counters are swept out on the way.
+        """
+        async with self.db.transaction() as session:
+            await session.execute(
+                delete(ThrottleCounter).where(ThrottleCounter.last_attempt_at < now - FORGET_AFTER)
+            )
+            created = await session.execute(
+                upsert(session, ThrottleCounter)
+                .values(key=key.row, failures=1, last_attempt_at=now)
+                .on_conflict_do_nothing()
+            )
+        return bool(getattr(created, "rowcount", 0))
+
+
+def sign_in_throttle(db: Database, settings: Settings) -> Throttle:
+    """The throttle of password sign-ins: per account, and four times as lenient per address."""
+    free = settings.sign_in_free_attempts
+    wait = float(settings.sign_in_max_wait)
+    limits = {"account": Limit(free, wait), "address": Limit(4 * free, wait)}
+    return Throttle(db, limits, action="sign-ins")
