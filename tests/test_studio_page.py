@@ -250,11 +250,9 @@ def test_the_cli_states_the_same_rule(tmp_path: Path) -> None:
     # Given an image file and an instance (the CLI checks before it opens the database)
     image = tmp_path / "orange.png"
     Image.new("RGB", (30, 20), (200, 120, 20)).save(image)
-    env = {
-        **os.environ,
-        "FEDISOCIAL_DATA_DIR": str(tmp_path),
-        "FEDISOCIAL_CONFIG": str(tmp_path / "none.toml"),
-    }
+    config = tmp_path / "fedisocial.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n')
+    env = {**os.environ, "FEDISOCIAL_CONFIG": str(config)}
     # When alice posts it with a blank --alt
     posted = subprocess.run(
         [sys.executable, "-m", "fedisocial", "post", "alice", "Look", "--image", str(image),
