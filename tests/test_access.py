@@ -109,7 +109,7 @@ async def test_feed_rows_of_posts_the_owner_may_not_read_are_not_shown(
     total = await count(context.db, home(dan.id))
     inbox = (await client.get(path(f"{dan.inbox}?page=true"), headers=basic("dan"))).json()
     # Then none of them is there
-    assert feed == [] and total == 0 and inbox["orderedItems"] == []
+    assert feed == [] and total == 0 and "orderedItems" not in inbox
 
 
 # -- 2. followers-only posts are for followers, each as themselves ----------------------------
@@ -160,7 +160,7 @@ async def test_a_followers_only_post_is_for_followers_not_their_servers(
         seen = {}
         for name, signer in signers.items():
             doc = (await client.get(path(url), headers=signer.get(url))).json()
-            items = doc["orderedItems"]
+            items = doc.get("orderedItems", [])
             seen[name] = [i["object"]["id"] if i["type"] == "Create" else i["id"] for i in items]
         assert post.uri in seen["carol"] and post.uri not in seen["dave"] + seen["instance"]
     # and the HTML page is for bob, signed in, not for a browser asking anonymously

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from fedisocial.app import Context
 from fedisocial.errors import BadRequest, NotFound
 from fedisocial.social.accounts import create_user, find_local_actor, render_actor, set_locked
-from fedisocial.store.models import Actor, Block, Follow, Object
+from fedisocial.store.models import Actor, Block, Follow, Job, Object
 
 
 @pytest.fixture
@@ -104,3 +104,25 @@ async def test_a_locked_account_answers_follow_requests(context: Context) -> Non
 async def test_set_locked_names_a_missing_account(context: Context) -> None:
     with pytest.raises(NotFound):
         await set_locked(context.db, context.urls, "nobody", locked=True)
+
+
+async def test_followers_are_told_when_an_account_starts_approving_followers(
+    context: Context,
+) -> None:
+    # Given alice, followed by bob
+    alice, bob = await local_user(context, "alice"), await local_user(context, "bob")
+    await context.outbox.follow(bob, "alice")
+    # When she makes her account approve its followers and her profile update is sent
+    await set_locked(context.db, context.urls, "alice", locked=True)
+    update = await context.outbox.update_profile(
+        await find_local_actor(context.db, context.urls, "alice")
+    )
+    # Then an Update of her actor, saying so, is queued for her followers
+    assert update.data["type"] == "Update" and update.data["cc"] == [alice.followers_url]
+    assert update.data["object"]["id"] == alice.uri
+    assert update.data["object"]["manuallyApprovesFollowers"] is True
+    assert "@context" not in update.data["object"]
+    async with context.db.session() as session:
+        jobs = list(await session.scalars(select(Job).where(Job.kind == "fanout")))
+    sent = [job.payload["recipients"] for job in jobs if job.payload["activity"] == update.uri]
+    assert sent == [[alice.followers_url]]

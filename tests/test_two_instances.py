@@ -54,4 +54,4 @@ def test_private_addresses_are_refused_unless_allowed(tmp_path: Path) -> None:
         assert "not a public address" in result.stderr
         assert "allow_private_networks" in result.stderr
     plain = guarded.cli("lookup", "http://social.example/users/x")
-    assert "only https is fetched" in plain.stderr
+    assert "only https URLs are fetched" in plain.stderr

@@ -44,6 +44,7 @@ __all__ = [
     "extract_actor",
     "first",
     "get_id",
+    "http_url",
     "is_activity_media_type",
     "normalize",
     "parse_handle",
@@ -224,6 +225,21 @@ def check_http_url(url: str, what: str) -> str:
     if not parts.hostname or not _is_real_host(parts.hostname):
         raise InvalidDocument(f"{what} {url!r} does not name a real host")
     return url
+
+
+def http_url(value: Any) -> str | None:
+    """``value`` if :func:`check_http_url` accepts it, else None: for links that are dropped.
+
+    Every URL taken from a remote document passes here (or through
+    :func:`check_http_url`) before it is stored or put in HTML: ``javascript:``,
+    ``data:``, relative, host-less and placeholder-host URLs are dropped.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        return check_http_url(value, "link")
+    except InvalidDocument:
+        return None
 
 
 # -- normalize --------------------------------------------------------------------------

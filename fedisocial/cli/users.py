@@ -6,14 +6,18 @@ import argparse
 import getpass
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
-from fedisocial.cli.instance import settings_of, with_db
+from fedisocial.cli.instance import in_context, settings_of, with_db
 from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
-from fedisocial.social.accounts import create_user, list_users, set_locked
+from fedisocial.social.accounts import create_user, find_local_actor, list_users, set_locked
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, User
 from fedisocial.urls import Urls
+
+if TYPE_CHECKING:  # the whole app is imported by `user set` only, when it runs
+    from fedisocial.app import Context
 
 
 def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -60,9 +64,13 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_set(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-    urls = Urls(settings.base_url)
-    with_db(settings, lambda db: set_locked(db, urls, args.name, locked=args.locked))
+    urls = Urls(settings_of(args).base_url)
+
+    async def change(context: Context) -> None:
+        await set_locked(context.db, urls, args.name, locked=args.locked)
+        await context.outbox.update_profile(await find_local_actor(context.db, urls, args.name))
+
+    in_context(args, change)
     if args.locked:
         echo(f"@{args.name}@{urls.netloc} now approves each follower: `fedisocial followers "
               f"{args.name}` lists the requests, `fedisocial accept|reject {args.name} FOLLOW-ID` "

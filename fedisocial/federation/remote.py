@@ -20,12 +20,13 @@ from fedisocial.ap.vocab import (
     RemoteActor,
     extract_actor,
     get_id,
+    http_url,
     normalize,
     parse_handle,
     same_origin,
 )
 from fedisocial.errors import InvalidDocument, NotFound
-from fedisocial.social.content import clean_remote_post, http_url, sanitize
+from fedisocial.social.content import clean_remote_post, sanitize
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
 from fedisocial.store.rows import check_uri_lengths, object_columns

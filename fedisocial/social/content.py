@@ -13,11 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import nh3
 
-from fedisocial.ap.vocab import as_list, get_id
+from fedisocial.ap.vocab import as_list, get_id, http_url
 
 __all__ = [
     "MentionTarget",
@@ -25,7 +24,6 @@ __all__ = [
     "clean_remote_post",
     "find_hashtags",
     "find_mentions",
-    "http_url",
     "plain_text",
     "render",
     "sanitize",
@@ -67,22 +65,6 @@ class Rendered:
     html: str
     mentions: tuple[MentionTarget, ...]
     hashtags: tuple[str, ...]
-
-
-def http_url(value: Any) -> str | None:
-    """``value`` if it is an absolute http(s) URL with a host, else None.
-
-    Every URL taken from a remote document passes here before it is stored or
-    put in HTML: ``javascript:``, ``data:``, relative and host-less URLs are dropped.
-    """
-    if not isinstance(value, str) or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
-        return None
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:  # e.g. a malformed port or IPv6 literal
-        return None
-    return value if parts.scheme.lower() in ("http", "https") and host else None
 
 
 def _split_trailing(url: str) -> tuple[str, str]:

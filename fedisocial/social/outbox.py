@@ -20,13 +20,13 @@ from fedisocial.ap import render as as2
 from fedisocial.ap.addressing import Visibility, address, visibility_of
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.render import iso
-from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES, parse_handle
+from fedisocial.ap.vocab import AS_PUBLIC, POST_TYPES, http_url, parse_handle
 from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
 from fedisocial.federation.delivery import enqueue_fanout
 from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
-from fedisocial.social.accounts import find_local_actor
-from fedisocial.social.content import MentionTarget, Rendered, find_mentions, http_url, render
+from fedisocial.social.accounts import find_local_actor, render_actor
+from fedisocial.social.content import MentionTarget, Rendered, find_mentions, render
 from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
@@ -405,6 +405,14 @@ class Outbox:
             session.add(Block(blocker_uri=actor.uri, blocked_uri=blocked.uri,
                               activity_uri=activity["id"]))  # fmt: skip
             return await self._store(session, actor, activity, recipients=[blocked.uri])
+
+    async def update_profile(self, actor: Actor) -> Object:
+        """Tell followers that the actor document changed (an Update of it, as Mastodon sends)."""
+        assert actor.followers_url is not None
+        doc = {k: v for k, v in render_actor(actor).items() if k != "@context"}
+        update = self._activity(actor, "Update", doc, to=[AS_PUBLIC], cc=[actor.followers_url])
+        async with self.db.transaction() as session:
+            return await self._store(session, actor, update, recipients=[actor.followers_url])
 
     async def unblock(self, actor: Actor, target: str) -> Object:
         """Take a block back: ``target`` is sent an Undo of the Block."""

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from fedisocial import __version__
-from fedisocial.ap.vocab import as_list, get_id
+from fedisocial.ap.vocab import as_list, get_id, http_url
 from fedisocial.errors import BadRequest
 from fedisocial.social.accounts import find_local_actor, list_users, usage
 from fedisocial.social.collections import Counts, Cursor, counts, featured, profile_posts, read_page
@@ -147,8 +147,8 @@ def post_view(
     return PostView(
         uri=obj.uri,
         author_name=(author.name or author.username) if author else (obj.actor_uri or ""),
-        author_url=(author.url or author.uri) if author else (obj.actor_uri or ""),
-        author_icon=author.icon_url if author else None,
+        author_url=(http_url(author.url) or author.uri) if author else (obj.actor_uri or ""),
+        author_icon=http_url(author.icon_url) if author else None,
         handle=_handle(author, obj.actor_uri or ""),
         content_html=sanitize(str(doc.get("content") or "")),
         summary=summary if isinstance(summary, str) and summary else None,
@@ -215,7 +215,7 @@ def activity_page(request: Request, activity: Object, author: Actor | None) -> R
         verb=_VERBS.get(activity.type, f"did a {activity.type} of"),
         object_uri=get_id(obj) or "",
         author_name=(author.name or author.username) if author else activity.actor_uri,
-        author_url=(author.url or author.uri) if author else activity.actor_uri,
+        author_url=(http_url(author.url) or author.uri) if author else activity.actor_uri,
         handle=_handle(author, activity.actor_uri or ""),
     )
 
