@@ -1,8 +1,10 @@
 """Image providers: any OpenAI-compatible endpoint, and an offline local renderer.
 
 :class:`OpenAIImageProvider` speaks the images API through the official
-``openai`` package (OpenAI, Azure, LocalAI, vLLM… by ``base_url``); the SDK
-retries 429 and 5xx answers with backoff, honouring ``Retry-After``. Its
+``openai`` package (OpenAI, Azure, LocalAI, vLLM… by ``base_url``). The SDK
+does not retry: a 429 or 5xx ends the attempt at once and the job queue tries
+again on the generation's retry policy, honouring ``Retry-After`` (one retry
+contract; a job never sleeps out a long ``Retry-After`` in its slot). Its
 errors become :mod:`fedisocial.errors` with messages a user can act on (an
 answer with an error status as :class:`~fedisocial.errors.RemoteStatus`, so
 the job queue's one rule decides whether the generation is tried again); the
@@ -133,9 +135,7 @@ class OpenAIImageProvider:
 
     name = "openai"
 
-    def __init__(
-        self, settings: Settings, client: FederationClient, *, max_retries: int = 2
-    ) -> None:
+    def __init__(self, settings: Settings, client: FederationClient) -> None:
         self.model = settings.ai_images_model
         self.base_url = settings.ai_images_base_url or DEFAULT_BASE_URL
         self.settings = settings
@@ -144,7 +144,7 @@ class OpenAIImageProvider:
         # Servers like LocalAI need no key, but the SDK insists on one: send a dummy.
         self._openai = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self._secret or "none",
-            timeout=settings.ai_images_timeout, max_retries=max_retries,
+            timeout=settings.ai_images_timeout, max_retries=0,
         )  # fmt: skip
 
     async def aclose(self) -> None:
