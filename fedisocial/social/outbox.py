@@ -357,16 +357,23 @@ class Outbox:
 
     async def unfollow(self, actor: Actor, target: str) -> Object:
         followee = await self.actor_of(target)
+        query = select(Follow).where(
+            Follow.follower_uri == actor.uri, Follow.followee_uri == followee.uri
+        )
+        return await self._undo(actor, "Follow", query, followee, f"not following {followee.uri}")
+
+    async def _undo(
+        self, actor: Actor, kind: as2.ActivityType, query: Any, target: Actor, missing: str
+    ) -> Object:
+        """Take back the follow or block ``query`` finds: ``target`` is sent an Undo of it."""
         async with self.db.transaction() as session:
-            follow = await session.scalar(select(Follow).where(
-                Follow.follower_uri == actor.uri, Follow.followee_uri == followee.uri
-            ))  # fmt: skip
-            if follow is None:
-                raise NotFound(f"not following {followee.uri}")
-            embedded = as2.embedded("Follow", follow.activity_uri, actor.uri, followee.uri)
-            await session.delete(follow)
-            undo = self._activity(actor, "Undo", embedded, to=[followee.uri])
-            return await self._store(session, actor, undo, recipients=[followee.uri])
+            row = await session.scalar(query)
+            if row is None:
+                raise NotFound(missing)
+            embedded = as2.embedded(kind, row.activity_uri, actor.uri, target.uri)
+            await session.delete(row)
+            undo = self._activity(actor, "Undo", embedded, to=[target.uri])
+            return await self._store(session, actor, undo, recipients=[target.uri])
 
     async def answer_follow(self, actor: Actor, follow_uri: str, *, accept: bool) -> Object:
         """Accept or reject a follow request addressed to ``actor``."""
@@ -417,13 +424,7 @@ class Outbox:
     async def unblock(self, actor: Actor, target: str) -> Object:
         """Take a block back: ``target`` is sent an Undo of the Block."""
         blocked = await self.actor_of(target)
-        async with self.db.transaction() as session:
-            block = await session.scalar(select(Block).where(
-                Block.blocker_uri == actor.uri, Block.blocked_uri == blocked.uri
-            ))  # fmt: skip
-            if block is None:
-                raise NotFound(f"not blocking {blocked.uri}")
-            embedded = as2.embedded("Block", block.activity_uri, actor.uri, blocked.uri)
-            await session.delete(block)
-            undo = self._activity(actor, "Undo", embedded, to=[blocked.uri])
-            return await self._store(session, actor, undo, recipients=[blocked.uri])
+        query = select(Block).where(
+            Block.blocker_uri == actor.uri, Block.blocked_uri == blocked.uri
+        )
+        return await self._undo(actor, "Block", query, blocked, f"not blocking {blocked.uri}")
