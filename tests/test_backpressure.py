@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app
 from fedisocial.config import Settings, load_settings
+from fedisocial.errors import ConfigError
 from fedisocial.federation.backpressure import MAX_WAIT, MIN_WAIT, Backpressure
 from fedisocial.federation.inbox import PROCESS
 from fedisocial.federation.remote import store_actor
@@ -144,6 +145,11 @@ async def test_a_bound_of_zero_never_refuses(
     response = await deliver(client, like(1))
     # Then it is accepted
     assert response.status_code == 202 and await stored(context, like(1)["id"])
+
+
+def test_a_negative_bound_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="inbox_max_backlog: must be zero"):
+        load_settings(tmp_path / "none.toml", environ={"FEDISOCIAL_INBOX_MAX_BACKLOG": "-1"})
 
 
 async def test_the_backlog_counts_due_and_running_work_of_one_kind_up_to_a_limit(
