@@ -123,6 +123,13 @@ class Settings:
         "Largest activity accepted by the inbox, in bytes; larger ones get 413.",
         "FEDISOCIAL_MAX_INBOX_BYTES",
     )
+    inbox_max_backlog: int = _setting(
+        10_000,
+        "Received activities that may wait to be processed (due or running) before the "
+        "inbox answers 503 with Retry-After; senders try again later, so nothing is lost. "
+        "The default is about half a minute of work for two cores; 0 never refuses.",
+        "FEDISOCIAL_INBOX_MAX_BACKLOG",
+    )
     actor_cache_seconds: int = _setting(
         86400,
         "Seconds a remote actor document stays fresh before it is fetched again.",
@@ -460,3 +467,5 @@ def _validate(settings: Settings) -> None:
     for name in positive:
         if cast(float, getattr(settings, name)) <= 0:
             raise ConfigError(name, "must be greater than zero")
+    if settings.inbox_max_backlog < 0:
+        raise ConfigError("inbox_max_backlog", "must be zero (no bound) or more")

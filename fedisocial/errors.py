@@ -15,6 +15,7 @@ web layer turns any of them into a clear answer with a single handler::
     ├── PayloadTooLarge             413  a body over the configured cap
     ├── UnsupportedMediaType        415  a body of the wrong content type
     ├── RateLimited                 429  too many requests or jobs
+    │   └── ServiceUnavailable      503  too busy to take more work now (says when to retry)
     └── RemoteError                 502  another server failed us (network, timeout, answer)
         ├── BlockedAddress          502  a fetch to a refused (private) address
         └── RemoteStatus            502  a remote answer with an error status
@@ -39,6 +40,7 @@ __all__ = [
     "RateLimited",
     "RemoteError",
     "RemoteStatus",
+    "ServiceUnavailable",
     "SignatureError",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -108,6 +110,16 @@ class UnsupportedMediaType(FedisocialError):
 
 class RateLimited(FedisocialError):
     status = 429
+
+
+class ServiceUnavailable(RateLimited):
+    """We are too busy to take this now; ``Retry-After`` says when to try again."""
+
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
 class RemoteError(FedisocialError):

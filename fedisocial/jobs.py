@@ -336,6 +336,22 @@ class JobQueue:
             rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
             return {status: count for status, count in rows}
 
+    async def backlog(self, kind: str, limit: int) -> int:
+        """Jobs of ``kind`` due now or running, counted up to ``limit`` (a bounded scan).
+
+        Reads at most ``limit`` entries of the ``(status, run_at)`` index, however
+        long the queue: the inbox asks this often to know whether it is too busy.
+        """
+        jobs = _JOBS
+        due = (
+            select(jobs.c.id)
+            .where(jobs.c.kind == kind, jobs.c.status.in_(("queued", "running")),
+                   or_(jobs.c.status == "running", jobs.c.run_at <= utcnow()))
+            .limit(limit)
+        )  # fmt: skip
+        async with self.db.session() as session:
+            return await session.scalar(select(func.count()).select_from(due.subquery())) or 0
+
 
 class Worker:
     """Claims jobs and runs their handlers until asked to stop.

@@ -47,6 +47,7 @@ from fedisocial.errors import (
     FedisocialError,
     Forbidden,
 )
+from fedisocial.federation.backpressure import Backpressure
 from fedisocial.federation.handlers import HANDLERS, Received, Services, handler_for
 from fedisocial.federation.remote import same_origin
 from fedisocial.federation.signatures import SignatureVerifier
@@ -128,12 +129,15 @@ class Inbox:
     urls: Urls
     settings: Settings
     verifier: SignatureVerifier
+    #: refuses deliveries (503) while too many activities wait to be processed
+    backpressure: Backpressure = field(init=False, repr=False)
     _services: Services = field(init=False, repr=False)
     _waiting: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._services = Services(self.db, self.client, self.outbox, self.urls, self._max_age)
+        self.backpressure = Backpressure(self.queue, PROCESS, self.settings.inbox_max_backlog)
 
     @property
     def _max_age(self) -> timedelta:
@@ -197,7 +201,10 @@ class Inbox:
         self._waiting.append(pending)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
-        return await pending.stored
+        stored = await pending.stored
+        if stored:
+            self.backpressure.accepted()
+        return stored
 
     async def _write_waiting(self) -> None:
         """Write what waits, a batch per transaction, until nothing does."""

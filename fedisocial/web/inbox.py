@@ -1,7 +1,9 @@
 """Inbox endpoints: the shared inbox and one per local actor (ActivityPub section 7).
 
 Only checks that belong to HTTP happen here: the content type (415), the size
-cap (413) and an unknown user (404). Everything else (signature, dedupe,
+cap (413) and an unknown user (404). A server too busy to take more answers 503
+with ``Retry-After`` before it reads the body
+(:mod:`fedisocial.federation.backpressure`). Everything else (signature, dedupe,
 storage) is :meth:`fedisocial.federation.inbox.Inbox.accept`; the answer is 202 at once
 and the activity is processed as a job.
 """
@@ -53,6 +55,7 @@ async def _read_body(request: Request, cap: int) -> bytes:
 async def _receive(request: Request, recipient: str | None) -> Response:
     context = get_context(request)
     _check_content_type(request)
+    await context.inbox.backpressure.check()
     body = await _read_body(request, context.settings.max_inbox_bytes)
     await context.inbox.accept(request.method, public_url(request), request.headers, body,
                                recipient)  # fmt: skip
