@@ -172,3 +172,26 @@ async def test_cancelled_and_retried_jobs_keep_their_place(db: Database) -> None
     assert await queue.prune() == 1
     # Then the due job is still claimed
     assert [job.id for job in await queue.claim("w", 10)] == [retried]
+
+
+async def test_stats_count_the_queue_failures_and_prunable_rows(db: Database) -> None:
+    # Given due, later and running deliveries, two recent failures and old finished jobs
+    queue = JobQueue(db)
+    now = utcnow()
+    await _add(db, "queued", 3, run_at=now - timedelta(minutes=10), kind="deliver")
+    await _add(db, "queued", 2, run_at=now + DAY, kind="deliver")
+    await _add(db, "running", 1, run_at=now - DAY, kind="deliver")
+    for error in ("older", "newest"):
+        job = await queue.enqueue("generate", {}, run_at=now - 2 * DAY)
+        (claimed,) = await queue.claim("w", 1)
+        assert claimed.id == job
+        await queue.fail(claimed, error, final=True)
+    await _add(db, "failed", 1, finished=now - 2 * DAY, kind="fetch")
+    await _add(db, "done", 4, finished=now - 2 * DAY)
+    # When the queue reports its state
+    stats = await queue.stats()
+    # Then it counts by kind and state, ages the oldest due job, and names the latest error
+    assert stats.depth == {"deliver": {"due": 3, "later": 2, "running": 1}}
+    assert stats.oldest_due is not None and stats.oldest_due >= timedelta(minutes=10)
+    assert stats.failed_last_hour == {"generate": (2, "newest")}
+    assert stats.prunable == 4
