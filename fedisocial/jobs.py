@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 #: claim and finish are Core statements: the ORM's bulk-update bookkeeping costs more
 _JOBS = cast(Table, Job.__table__)
+#: in every lookup of active jobs, so that its plan may read the partial index ix_jobs_due
 _ACTIVE = text(JOB_ACTIVE)
 #: finished jobs kept for ``JobQueue.retention`` (failed ones: ``failed_retention``)
 _FINISHED = ("done", "cancelled")
@@ -406,19 +407,20 @@ class JobQueue:
         """Delete finished jobs older than their retention; returns how many.
 
         At most ``batch`` rows per statement, each in a transaction of its own (a short
-        write lock on SQLite), and at most ``batches`` statements per call.
+        write lock on SQLite), and at most ``batches`` statements per call. The rows are
+        found by a read first, so that pruning a clean table writes nothing.
         """
         jobs = _JOBS
         pruned = 0
         for _ in range(batches):
-            pick = select(jobs.c.id).where(self._prunable(utcnow())).limit(batch)
-            async with self.db.transaction() as session:
-                result = await session.execute(
-                    delete(jobs).where(jobs.c.id.in_(pick.scalar_subquery()))
-                )
-            deleted = int(getattr(result, "rowcount", 0) or 0)
-            pruned += deleted
-            if deleted < batch:
+            async with self.db.session() as session:
+                pick = select(jobs.c.id).where(self._prunable(utcnow())).limit(batch)
+                ids = list(await session.scalars(pick))
+            if ids:  # another worker may prune some of them first: count what this one did
+                async with self.db.transaction() as session:
+                    result = await session.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+                pruned += int(getattr(result, "rowcount", 0) or 0)
+            if len(ids) < batch:
                 break
         return pruned
 
