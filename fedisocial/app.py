@@ -111,7 +111,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         user_agent_url=settings.base_url,
         auth=auth,
     )
-    queue = JobQueue(db, lease=timedelta(seconds=settings.job_lease_seconds))
+    queue = JobQueue.from_settings(db, settings)
     actor_max_age = timedelta(seconds=settings.actor_cache_seconds)
     outbox = Outbox(db, client, urls, actor_max_age)
     delivery = Delivery(db, client, queue, actor_max_age)

@@ -142,6 +142,18 @@ class Settings:
         "this long.",
         "FEDISOCIAL_JOB_LEASE_SECONDS",
     )
+    job_retention_hours: int = _setting(
+        24,
+        "Hours done and cancelled jobs stay in the jobs table (to debug them) before the "
+        "worker prunes them, a batch at a time.",
+        "FEDISOCIAL_JOB_RETENTION_HOURS",
+    )
+    job_failed_retention_hours: int = _setting(
+        168,
+        "Hours jobs that failed for good stay in the jobs table, with their last error, "
+        "before the worker prunes them (default: 7 days).",
+        "FEDISOCIAL_JOB_FAILED_RETENTION_HOURS",
+    )
     http_timeout: float = _setting(
         10.0,
         "Seconds an outbound HTTP request may take in all: connecting, headers and body "
@@ -458,7 +470,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("ai_hashtag", "must be letters, digits and underscores (no #)")
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level", "must be one of debug, info, warning, error")
-    positive = ("actor_cache_seconds", "job_lease_seconds", "http_timeout", "max_fetch_bytes",
+    positive = ("actor_cache_seconds", "job_lease_seconds", "job_retention_hours",
+                "job_failed_retention_hours", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
                 "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
                 "media_max_description",

@@ -29,9 +29,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Update, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Update,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedisocial.config import Settings
 from fedisocial.errors import (
     BlockedAddress,
     FedisocialError,
@@ -40,7 +54,7 @@ from fedisocial.errors import (
     RemoteStatus,
 )
 from fedisocial.store.db import Database
-from fedisocial.store.models import Job, utcnow
+from fedisocial.store.models import JOB_ACTIVE, Job, utcnow
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -48,6 +62,7 @@ __all__ = [
     "JobFailed",
     "JobKind",
     "JobQueue",
+    "JobStats",
     "PermanentFailure",
     "RetryPolicy",
     "Worker",
@@ -59,6 +74,10 @@ log = logging.getLogger(__name__)
 
 #: claim and finish are Core statements: the ORM's bulk-update bookkeeping costs more
 _JOBS = cast(Table, Job.__table__)
+#: in every lookup of active jobs, so that its plan may read the partial index ix_jobs_due
+_ACTIVE = text(JOB_ACTIVE)
+#: finished jobs kept for ``JobQueue.retention`` (failed ones: ``failed_retention``)
+_FINISHED = ("done", "cancelled")
 
 
 class JobFailed(Exception):
@@ -161,6 +180,24 @@ class JobKind:
     gave_up: GaveUp | None = None
 
 
+#: how ``JobStats.depth`` splits active jobs: queued and due now, queued for later, running
+QUEUE_STATES = ("due", "later", "running")
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """What :meth:`JobQueue.stats` reports about the queue."""
+
+    #: kind → state (one of :data:`QUEUE_STATES`) → jobs
+    depth: dict[str, dict[str, int]]
+    #: how long the oldest due job has waited (None: none is due)
+    oldest_due: timedelta | None
+    #: kind → (jobs that failed for good in the last hour, the most recent one's error)
+    failed_last_hour: dict[str, tuple[int, str]]
+    #: finished jobs past their retention, which the next prunes delete
+    prunable: int
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: int
@@ -170,11 +207,34 @@ class ClaimedJob:
 
 
 class JobQueue:
-    """Enqueue, claim, finish and fail jobs in the ``jobs`` table."""
+    """Enqueue, claim, finish and fail jobs in the ``jobs`` table, and prune finished ones.
 
-    def __init__(self, db: Database, *, lease: timedelta = timedelta(minutes=5)) -> None:
+    Done and cancelled jobs are kept for ``retention``, failed ones for
+    ``failed_retention`` (to debug them), then :meth:`prune` deletes them.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease: timedelta = timedelta(minutes=5),
+        retention: timedelta = timedelta(hours=24),
+        failed_retention: timedelta = timedelta(days=7),
+    ) -> None:
         self.db = db
         self.lease = lease
+        self.retention = retention
+        self.failed_retention = failed_retention
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings) -> JobQueue:
+        """The queue of an instance: its lease and retention times from the settings."""
+        return cls(
+            db,
+            lease=timedelta(seconds=settings.job_lease_seconds),
+            retention=timedelta(hours=settings.job_retention_hours),
+            failed_retention=timedelta(hours=settings.job_failed_retention_hours),
+        )
 
     @staticmethod
     def add(
@@ -238,10 +298,13 @@ class JobQueue:
         return int(getattr(result, "rowcount", 0) or 0)
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
+        # Queued jobs whose time has come, and running ones whose lease expired (a running
+        # job's run_at has passed too): a range of ix_jobs_due, in the order claims take.
         jobs = _JOBS
-        return or_(
-            and_(jobs.c.status == "queued", jobs.c.run_at <= now),
-            and_(jobs.c.status == "running", jobs.c.lease_until < now),
+        return and_(
+            _ACTIVE,
+            jobs.c.run_at <= now,
+            or_(jobs.c.status == "queued", jobs.c.lease_until < now),
         )
 
     async def has_due(self) -> bool:
@@ -330,6 +393,89 @@ class JobQueue:
             await session.execute(update(Job).where(Job.id == job.id).values(**values))
         return delay is None
 
+    def _prunable(self, now: datetime) -> ColumnElement[bool]:
+        jobs = _JOBS
+        return and_(
+            jobs.c.finished_at < now - min(self.retention, self.failed_retention),  # the range
+            or_(
+                and_(jobs.c.status.in_(_FINISHED), jobs.c.finished_at < now - self.retention),
+                and_(jobs.c.status == "failed", jobs.c.finished_at < now - self.failed_retention),
+            ),
+        )
+
+    async def prune(self, *, batch: int = 1000, batches: int = 10) -> int:
+        """Delete finished jobs older than their retention; returns how many.
+
+        At most ``batch`` rows per statement, each in a transaction of its own (a short
+        write lock on SQLite), and at most ``batches`` statements per call. The rows are
+        found by a read first, so that pruning a clean table writes nothing.
+        """
+        jobs = _JOBS
+        pruned = 0
+        for _ in range(batches):
+            async with self.db.session() as session:
+                pick = select(jobs.c.id).where(self._prunable(utcnow())).limit(batch)
+                ids = list(await session.scalars(pick))
+            if ids:  # another worker may prune some of them first: count what this one did
+                async with self.db.transaction() as session:
+                    result = await session.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+                pruned += int(getattr(result, "rowcount", 0) or 0)
+            if len(ids) < batch:
+                break
+        return pruned
+
+    async def stats(self) -> JobStats:
+        """The state of the queue, in a few grouped queries (``fedisocial status``, admin)."""
+        now = utcnow()
+        async with self.db.session() as session:
+            return JobStats(
+                depth=await self._depth(session, now),
+                oldest_due=await self._oldest_due(session, now),
+                failed_last_hour=await self._recent_failures(session, now - timedelta(hours=1)),
+                prunable=await session.scalar(
+                    select(func.count()).select_from(_JOBS).where(self._prunable(now))
+                ) or 0,
+            )  # fmt: skip
+
+    async def _depth(self, session: AsyncSession, now: datetime) -> dict[str, dict[str, int]]:
+        jobs = _JOBS
+        state = case((jobs.c.status == "running", "running"), (jobs.c.run_at <= now, "due"),
+                     else_="later").label("state")  # fmt: skip
+        rows = await session.execute(
+            select(jobs.c.kind, state, func.count()).where(_ACTIVE).group_by(jobs.c.kind, state)
+        )
+        depth: dict[str, dict[str, int]] = {}
+        for kind, name, count in rows:
+            depth.setdefault(kind, dict.fromkeys(QUEUE_STATES, 0))[name] = count
+        return depth
+
+    async def _oldest_due(self, session: AsyncSession, now: datetime) -> timedelta | None:
+        jobs = _JOBS
+        oldest = await session.scalar(
+            select(func.min(jobs.c.run_at)).where(
+                _ACTIVE, jobs.c.status == "queued", jobs.c.run_at <= now
+            )
+        )
+        return None if oldest is None else now - oldest
+
+    async def _recent_failures(
+        self, session: AsyncSession, since: datetime
+    ) -> dict[str, tuple[int, str]]:
+        jobs = _JOBS
+        latest = func.row_number().over(
+            partition_by=jobs.c.kind, order_by=(jobs.c.finished_at.desc(), jobs.c.id.desc())
+        )
+        failed = (
+            select(jobs.c.kind, jobs.c.last_error,
+                   func.count().over(partition_by=jobs.c.kind).label("n"), latest.label("latest"))
+            .where(jobs.c.status == "failed", jobs.c.finished_at >= since)
+            .subquery()
+        )  # fmt: skip
+        rows = await session.execute(
+            select(failed.c.kind, failed.c.n, failed.c.last_error).where(failed.c.latest == 1)
+        )
+        return {kind: (count, error or "") for kind, count, error in rows}
+
     async def counts(self) -> dict[str, int]:
         """Jobs per status (for the admin and the tests)."""
         async with self.db.session() as session:
@@ -364,7 +510,8 @@ class Worker:
     leases are renewed every third of a lease, in one statement for all of them.
 
     ``handlers`` maps a job kind to its :class:`JobKind` (or a bare handler, with
-    the default retry policy).
+    the default retry policy). Every ``prune_interval`` seconds the loop also
+    prunes finished jobs past their retention (:meth:`JobQueue.prune`).
     """
 
     def __init__(
@@ -374,6 +521,7 @@ class Worker:
         *,
         concurrency: int = 16,
         poll_interval: float = 0.2,
+        prune_interval: float = 60.0,
     ) -> None:
         self.queue = queue
         self.kinds = {
@@ -382,6 +530,8 @@ class Worker:
         }
         self.concurrency = concurrency
         self.poll_interval = poll_interval
+        self.prune_interval = prune_interval
+        self._pruned_at = -float("inf")
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stop = asyncio.Event()
         self._finished: list[int] = []
@@ -432,6 +582,7 @@ class Worker:
         while not self._stop.is_set():
             free = self.concurrency - len(running)
             poll_due = time.monotonic() - polled_at >= self.poll_interval
+            await self._prune()
             if not running or (free >= refill and (not drained or poll_due)):
                 polled_at = time.monotonic()
                 jobs = await self._take(free, look_first=drained)
@@ -443,6 +594,19 @@ class Worker:
             await self._idle(running, polled_at if drained else None)
         if running:
             await asyncio.wait(running)
+
+    async def _prune(self) -> None:
+        """Prune finished jobs, at most once per ``prune_interval``: a few short transactions."""
+        if time.monotonic() - self._pruned_at < self.prune_interval:
+            return
+        self._pruned_at = time.monotonic()
+        try:
+            pruned = await self.queue.prune()
+        except Exception as exc:  # the table only grows until the next try; jobs go on
+            log.warning("could not prune finished jobs: %s", exc)
+            return
+        if pruned:
+            log.info("pruned %d finished jobs", pruned)
 
     @asynccontextmanager
     async def _heartbeat(self) -> AsyncIterator[None]:

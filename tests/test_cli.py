@@ -12,7 +12,7 @@ import pytest
 from tests.instances import FEDISOCIAL, make_instance
 
 COMMANDS = [
-    [], ["init"], ["migrate"], ["config"], ["serve"], ["worker"], ["user"],
+    [], ["init"], ["migrate"], ["config"], ["status"], ["serve"], ["worker"], ["user"],
     ["user", "create"], ["user", "list"], ["user", "set"], ["lookup"], ["post"], ["edit"],
     ["delete"], ["follow"], ["unfollow"], ["block"], ["unblock"], ["like"], ["unlike"],
     ["boost"], ["unboost"], ["accept"], ["reject"], ["feed"], ["followers"], ["following"],

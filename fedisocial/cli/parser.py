@@ -69,6 +69,10 @@ def _admin(commands: _Commands) -> None:
     )
     commands.add("migrate", "admin:cmd_migrate", "bring the database schema up to date (Alembic)")
     commands.add("config", "admin:cmd_config", "print the effective configuration, secrets masked")
+    p = commands.add("status", "status:cmd_status",
+                     "job queue depth by kind, the oldest due job, recent failures, prunable "
+                     "rows")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     p = commands.add("serve", "admin:cmd_serve", "run the web server and an in-process job worker")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
