@@ -485,16 +485,16 @@ class JobQueue:
     async def backlog(self, kind: str, limit: int) -> int:
         """Jobs of ``kind`` due now or running, counted up to ``limit`` (a bounded scan).
 
-        Reads at most ``limit`` entries of the ``(status, run_at)`` index, however
-        long the queue: the inbox asks this often to know whether it is too busy.
+        A range of the ``ix_jobs_due`` index (queued and running jobs by ``run_at``;
+        a running job's ``run_at`` has passed), read up to ``limit`` matching rows
+        however long the queue: the inbox asks this often to know whether it is too busy.
         """
         jobs = _JOBS
         due = (
             select(jobs.c.id)
-            .where(jobs.c.kind == kind, jobs.c.status.in_(("queued", "running")),
-                   or_(jobs.c.status == "running", jobs.c.run_at <= utcnow()))
+            .where(_ACTIVE, jobs.c.run_at <= utcnow(), jobs.c.kind == kind)
             .limit(limit)
-        )  # fmt: skip
+        )
         async with self.db.session() as session:
             return await session.scalar(select(func.count()).select_from(due.subquery())) or 0
 
