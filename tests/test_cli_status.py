@@ -89,5 +89,34 @@ def test_status_of_an_idle_instance(tmp_path: Path) -> None:
     assert "no job is queued or running" in shown.stdout
     assert "no job is due" in shown.stdout
     assert json.loads(scripted.stdout) == {
+        "inbox": {"due": 0, "bound": 10_000, "refusing": False},
         "queue": {}, "oldest_due_seconds": None, "failed_last_hour": {}, "prunable": 0,
     }  # fmt: skip
+    assert "inbox: 0 activities to process (refuses past 10000)" in shown.stdout
+
+
+def test_status_says_when_the_inbox_refuses_deliveries(tmp_path: Path) -> None:
+    # Given an instance whose inbox bound is 2, with 3 received activities waiting
+    instance = make_instance(tmp_path / "site")
+    config = instance.root / "fedisocial.toml"
+    config.write_text(
+        config.read_text().replace("inbox_max_backlog = 10000", "inbox_max_backlog = 2")
+    )
+    asyncio.run(_waiting_activities(instance, 3))
+    # When the admin asks for the status
+    shown = instance.cli("status")
+    scripted = instance.cli("status", "--json")
+    # Then both say the inbox is past its bound and refusing new deliveries
+    assert shown.returncode == 0, shown.stderr
+    assert "inbox: over 2 activities to process: refusing new deliveries" in shown.stdout
+    assert json.loads(scripted.stdout)["inbox"] == {"due": 3, "bound": 2, "refusing": True}
+
+
+async def _waiting_activities(instance: Instance, count: int) -> None:
+    db = Database(f"sqlite+aiosqlite:///{instance.root / 'data' / 'fedisocial.db'}")
+    try:
+        await JobQueue(db).enqueue_many(
+            "process_activity", [{"object_id": n} for n in range(count)]
+        )
+    finally:
+        await db.close()
