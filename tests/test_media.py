@@ -25,10 +25,10 @@ from xml.etree import ElementTree
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageDraw, PngImagePlugin
 
+from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.errors import BadRequest, NotFound
 from fedisocial.studio import media as media_module
 from fedisocial.studio.media import (
-    AI_SOURCE_TYPE,
     AiLabel,
     ImagePipeline,
     InvalidImage,
@@ -202,7 +202,7 @@ def test_ai_images_carry_the_iptc_source_type_and_prompt_in_xmp(fmt: str) -> Non
         packet = read_xmp(stored)
         assert packet is not None
         source, description, tool = xmp_fields(packet)
-        assert source == AI_SOURCE_TYPE
+        assert source == TRAINED_ALGORITHMIC_MEDIA
         assert description == LABEL.prompt  # XML-escaped on the way in, intact on the way out
         assert tool is not None and "gpt-image-1" in tool
 

@@ -18,13 +18,14 @@ from PIL import Image
 from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
+from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.app import Context, create_app, job_handlers
 from fedisocial.config import Settings
 from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Job, Media, utcnow
-from fedisocial.studio.generation import GENERATE_RETRY, TRAINED_ALGORITHMIC_MEDIA
+from fedisocial.studio.generation import GENERATE_RETRY
 from fedisocial.studio.media import read_xmp
 from tests.fake_openai import SECRET, FakeImagesAPI
 from tests.loopback import serve

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fedisocial.studio.generation import TRAINED_ALGORITHMIC_MEDIA
+from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from tests.fake_openai import SECRET, FakeImagesAPI
 from tests.instances import Instance, alice_and_bob
 from tests.loopback import serve_in_thread

@@ -22,7 +22,6 @@ from sqlalchemy import func, select, update
 
 from fedisocial.ap import render as as2
 from fedisocial.ap.addressing import Visibility
-from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
 from fedisocial.jobs import JobQueue, RetryPolicy
@@ -39,7 +38,7 @@ from fedisocial.studio.media import (
     store_processed,
 )
 
-__all__ = ["GENERATE", "GENERATE_RETRY", "TRAINED_ALGORITHMIC_MEDIA", "Studio", "attachment"]
+__all__ = ["GENERATE", "GENERATE_RETRY", "Studio", "attachment"]
 
 GENERATE = "generate_image"
 #: Someone waits at the composer: retry a rate limit or an outage for about eight minutes

@@ -40,6 +40,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
+from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.errors import BadRequest, NotFound
 from fedisocial.urls import Urls
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from fedisocial.config import Settings
 
 __all__ = [
-    "AI_SOURCE_TYPE",
     "CACHE_CONTROL",
     "MAX_STORED_PIXELS",
     "AiLabel",
@@ -66,7 +66,6 @@ __all__ = [
 ]
 
 #: IPTC digital source type of media made by a generative model.
-AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 #: Cache-Control for /media/… answers: keys are content hashes, so files never change.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 THUMBNAIL_SIZE = 400
@@ -437,7 +436,7 @@ def xmp_packet(label: AiLabel) -> bytes:
         '    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"\n'
         '    xmlns:dc="http://purl.org/dc/elements/1.1/"\n'
         '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
-        f'    Iptc4xmpExt:DigitalSourceType="{AI_SOURCE_TYPE}"\n'
+        f'    Iptc4xmpExt:DigitalSourceType="{TRAINED_ALGORITHMIC_MEDIA}"\n'
         f"    xmp:CreatorTool={quoteattr(tool)}>\n"
         "   <dc:description><rdf:Alt>"
         f'<rdf:li xml:lang="x-default">{escape(prompt)}</rdf:li>'
