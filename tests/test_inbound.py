@@ -176,6 +176,27 @@ async def test_a_create_whose_object_has_no_addressing_uses_the_activitys(
     assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post["id"]]
 
 
+async def test_an_update_whose_object_has_no_addressing_keeps_the_activitys(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # Given bob's public post, addressed only on its Create
+    await follows(context, alice.uri, BOB)
+    post = note(f"{BOB}/notes/bare-edit")
+    del post["to"], post["cc"]
+    addressing = {"to": [AS_PUBLIC], "cc": [f"{BOB}/followers"]}
+    create = activity("Create", post, name="bare-create", **addressing)
+    assert (await deliver(client, create)).status_code == 202
+    await run_jobs(context)
+    # When he edits it, again addressing only the Update
+    edited = {**post, "content": "<p>edited</p>"}
+    update = activity("Update", edited, name="bare-update", **addressing)
+    assert (await deliver(client, update)).status_code == 202
+    await run_jobs(context)
+    # Then the post is still public (not turned into a direct message) and edited
+    row = await object_row(context, post["id"])
+    assert row is not None and row.visibility == "public" and "edited" in row.data["content"]
+
+
 async def test_a_post_addressed_by_audience_only_is_public(
     client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
 ) -> None:

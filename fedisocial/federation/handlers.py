@@ -149,11 +149,6 @@ async def _received_post(svc: Services, act: Received, obj: Any) -> dict[str, An
     return row.original or row.data
 
 
-async def _post_of(svc: Services, act: Received, obj: Any) -> dict[str, Any]:
-    """The post ``obj`` names, normalized (see :func:`_received_post`)."""
-    return normalize(await _received_post(svc, act, obj))
-
-
 def _author_of(post: dict[str, Any], fallback: str | None) -> str:
     author = get_id(post.get("attributedTo")) or fallback
     if not author:
@@ -284,7 +279,7 @@ async def on_update_post(svc: Services, act: Received) -> None:
     author = _author_of(act.embedded, act.actor)
     if row.local or row.actor_uri != act.actor or author != act.actor:
         raise Forbidden(f"only the author of {act.object_id} can edit it, not {act.actor}")
-    post = dict(act.embedded)
+    post = _addressed(act.embedded, act.doc)
     post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
     await _store_post(svc, post, author, act.object)
 
@@ -461,18 +456,19 @@ async def on_like(svc: Services, act: Received) -> None:
 
 
 async def on_announce(svc: Services, act: Received) -> None:
-    obj = act.object
+    obj, shared = act.object, None
     if act.object_type in _SHARED_ACTIVITIES and act.embedded is not None:
-        obj = act.embedded.get("object")  # FEP-1b12: the post inside the shared activity
+        obj, shared = act.embedded.get("object"), act.embedded  # FEP-1b12: the post inside
     elif act.object_type is not None and act.object_type not in POST_TYPES:
         _skip(act, f"announcing a {act.object_type} means nothing to us")
         return
-    post = await _post_of(svc, act, obj)
+    original = await _received_post(svc, act, obj)
+    post = normalize(original) if shared is None else _addressed(normalize(original), shared)
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     author = _author_of(post, None)
     async with svc.db.transaction() as session:
-        target = await _save_post(session, post, author)
+        target = await _save_post(session, post, author, original)
         if not may_announce(target, act.actor):
             raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
                             "be boosted, except by their author")  # fmt: skip
