@@ -88,7 +88,7 @@ async def test_past_the_bound_the_inbox_answers_503_and_stores_nothing(
     # Then it is refused with 503, a Retry-After and the reason, before its signature is read
     assert response.status_code == 503 and unsigned.status_code == 503
     wait = int(response.headers["retry-after"])
-    assert MIN_WAIT <= wait <= MAX_WAIT
+    assert wait == MAX_WAIT  # no drain measured yet: the longest wait
     assert response.json()["error"] == (
         f"this server is busy: {BOUND + 1} activities waiting; retry after {wait} s"
     )

@@ -17,10 +17,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fedisocial.ap.vocab import POST_TYPES, get_id, normalize
+from fedisocial.ap.vocab import POST_TYPES, get_id, normalize, same_origin
 from fedisocial.app import Context
 from fedisocial.federation.inbox import PROCESS
-from fedisocial.federation.remote import same_origin, store_actor
+from fedisocial.federation.remote import store_actor
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Engagement, Follow, Job, Object

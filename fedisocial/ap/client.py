@@ -42,7 +42,7 @@ from fedisocial.ap.vocab import (
     ACTIVITY_JSON,
     LD_JSON_PROFILE,
     WebfingerResult,
-    check_json_depth,
+    load_json,
     parse_webfinger,
 )
 from fedisocial.errors import BlockedAddress, InvalidDocument, RemoteError, RemoteStatus
@@ -253,12 +253,11 @@ class FederationClient:
         auth = self.auth if signed and self.auth is not None else None
         body, _ = await self._read(url, accept, auth, self.max_bytes)
         try:
-            doc = orjson.loads(body)
+            doc = load_json(body, url)
         except orjson.JSONDecodeError as exc:
             raise InvalidDocument(f"{url} did not return JSON") from exc
         if not isinstance(doc, dict):
             raise InvalidDocument(f"{url} returned JSON that is not an object")
-        check_json_depth(doc, url)
         return doc
 
     async def get_bytes(self, url: str, *, accept: str, max_bytes: int) -> tuple[bytes, str]:

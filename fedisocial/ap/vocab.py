@@ -46,6 +46,7 @@ __all__ = [
     "get_id",
     "http_url",
     "is_activity_media_type",
+    "load_json",
     "normalize",
     "parse_handle",
     "parse_json_object",
@@ -80,7 +81,8 @@ _AS_TYPE_NAMES = (
     "Video View Listen Read Move Travel IsFollowing IsFollowedBy IsContact IsMember"
 )
 _AS_TYPES = frozenset(_AS_TYPE_NAMES.split())
-_ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
+#: the fields that address a document (normalized: lists of ids)
+ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
 _LANGUAGE_MAPS = (("content", "contentMap"), ("name", "nameMap"), ("summary", "summaryMap"))
 _PROFILE_PAGE_REL = "http://webfinger.net/rel/profile-page"
 _HANDLE_USER = re.compile(r"[^\s@/:?#]+")
@@ -92,20 +94,33 @@ _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # -- tolerant readers -------------------------------------------------------------------
 
 
+def load_json(body: bytes, what: str) -> Any:
+    """``orjson.loads`` of ``body``, refusing nesting deeper than ``MAX_JSON_DEPTH``.
+
+    Raises :class:`InvalidDocument` naming ``what`` for too deep a document, and
+    ``orjson.JSONDecodeError`` for text that is not JSON (callers word that one).
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
+            raise InvalidDocument(_too_deep(what, MAX_JSON_DEPTH)) from exc
+        raise
+    check_json_depth(doc, what)
+    return doc
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """A request body that must be one JSON object; BadRequest with the reason otherwise.
 
     Objects and arrays nested deeper than ``MAX_JSON_DEPTH`` are refused too.
     """
     try:
-        doc = orjson.loads(body)
+        doc = load_json(body, "the body")
     except orjson.JSONDecodeError as exc:
-        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
-            raise InvalidDocument(_too_deep("the body", MAX_JSON_DEPTH)) from exc
         raise BadRequest("the body is not JSON") from exc
     if not isinstance(doc, dict):
         raise BadRequest("the body is JSON but not an object")
-    check_json_depth(doc, "the body")
     return doc
 
 
@@ -315,7 +330,7 @@ def normalize(doc: dict[str, Any]) -> dict[str, Any]:
         raise InvalidDocument(f"expected a JSON object, got {type(doc).__name__}")
     out = dict(doc)
     _normalize_type(out)
-    for key in _ADDRESSING:
+    for key in ADDRESSING:
         out[key] = _addressing(out.get(key))
     for plain, mapped in _LANGUAGE_MAPS:
         language_map = out.get(mapped)

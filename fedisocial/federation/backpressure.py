@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fedisocial.cache import TTLCache
 from fedisocial.errors import ServiceUnavailable
 from fedisocial.jobs import JobQueue
 
@@ -57,8 +56,9 @@ class Backpressure:
         self.queue = queue
         self.kind = kind
         self.bound = bound
+        self.every = every
         self._clock = clock
-        self._readings: TTLCache[str, _Reading] = TTLCache(every, clock=clock)
+        self._last: _Reading | None = None
         self._reading: asyncio.Future[_Reading] | None = None
         #: activities this process queued since the last reading
         self._accepted = 0
@@ -89,8 +89,8 @@ class Backpressure:
 
     async def backlog(self) -> int:
         """The due jobs of our kind, as last read, plus those this process queued since."""
-        reading = self._readings.get(self.kind)
-        if reading is None:
+        reading = self._last
+        if reading is None or self._clock() - reading.at >= self.every:
             if self._reading is None:
                 self._reading = asyncio.ensure_future(self._read())
                 self._reading.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -104,10 +104,9 @@ class Backpressure:
             self._reading = None
         reading = _Reading(self._clock(), backlog)
         accepted, self._accepted = self._accepted, 0
-        previous = self._readings.stale(self.kind)
+        previous, self._last = self._last, reading
         if previous is not None:
             drained = previous.backlog + accepted - backlog
             if drained > 0 and reading.at > previous.at:
                 self._rate = drained / (reading.at - previous.at)
-        self._readings.put(self.kind, reading)
         return reading

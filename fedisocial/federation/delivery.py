@@ -56,6 +56,8 @@ DELIVER_RETRY = RetryPolicy(base=60.0, cap=12 * 3600.0, attempts=15, max_retry_a
 FANOUT_RETRY = RetryPolicy(base=10.0, cap=3600.0, attempts=12)
 #: seconds an actor's signing key is reused without reading the actor again (keys rotate)
 SIGNER_CACHE_SECONDS = 60.0
+#: seconds an activity's bytes stay in memory (a fan-out sends them to every inbox)
+BODY_CACHE_SECONDS = 600.0
 
 
 def enqueue_fanout(
@@ -104,7 +106,7 @@ class Delivery:
         self.client = client
         self.queue = queue
         self.actor_max_age = actor_max_age
-        self._bodies: TTLCache[str, bytes] = TTLCache(SIGNER_CACHE_SECONDS, max_entries=1000)
+        self._bodies: TTLCache[str, bytes] = TTLCache(BODY_CACHE_SECONDS, max_entries=1000)
         self._signers: TTLCache[int, HttpSignatureAuth] = TTLCache(SIGNER_CACHE_SECONDS, 1000)
         self._failing: set[str] = set()
         self._failing_read_at = 0.0

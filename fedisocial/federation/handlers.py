@@ -22,12 +22,19 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, as_list, get_id, normalize
+from fedisocial.ap.vocab import (
+    ACTOR_TYPES,
+    ADDRESSING,
+    POST_TYPES,
+    as_list,
+    get_id,
+    normalize,
+    same_origin,
+)
 from fedisocial.errors import Forbidden, InvalidDocument
 from fedisocial.federation.remote import (
     fetch_actor,
     fetch_object,
-    same_origin,
     store_actor,
 )
 from fedisocial.social.access import READABLE, addressees, may_announce
@@ -53,7 +60,6 @@ log = logging.getLogger(__name__)
 
 #: FEP-1b12: a group shares its members' activities by announcing them
 _SHARED_ACTIVITIES = frozenset({"Create", "Update"})
-_ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,8 @@ async def _also_reached(
 
 def _address(row: Object, delivered_to: Iterable[str]) -> None:
     """Senders strip ``bto``/``bcc``: whom a private post was delivered to, it addresses."""
-    missing = [uri for uri in delivered_to if uri not in addressees(row.data)]
+    addressed = addressees(row.data)
+    missing = [uri for uri in delivered_to if uri not in addressed]
     if missing:
         row.data = {**row.data, "bto": [*as_list(row.data.get("bto")), *missing]}
 
@@ -244,7 +251,7 @@ def _addressed(post: dict[str, Any], create: dict[str, Any]) -> dict[str, Any]:
     Mastodon reads ``object.to || activity.to`` (and so on for each field); some
     servers address only the activity.
     """
-    given = {key: create[key] for key in _ADDRESSING if not post.get(key) and create.get(key)}
+    given = {key: create[key] for key in ADDRESSING if not post.get(key) and create.get(key)}
     return {**post, **given}
 
 

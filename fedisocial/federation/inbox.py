@@ -40,7 +40,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 
 from fedisocial.ap import httpsig
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import get_id, normalize, parse_json_object
+from fedisocial.ap.vocab import get_id, normalize, parse_json_object, same_origin
 from fedisocial.config import Settings
 from fedisocial.errors import (
     BadRequest,
@@ -49,7 +49,6 @@ from fedisocial.errors import (
 )
 from fedisocial.federation.backpressure import Backpressure
 from fedisocial.federation.handlers import HANDLERS, Received, Services, handler_for
-from fedisocial.federation.remote import same_origin
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobQueue, PermanentFailure, RetryPolicy, is_final
 from fedisocial.social.outbox import Outbox
@@ -236,13 +235,13 @@ class Inbox:
                 .returning(Object.id, Object.uri)
             )
             new = {uri: object_id for object_id, uri in await session.execute(statement, rows)}
-            jobs: list[tuple[dict[str, Any], str | None]] = []
+            jobs: list[tuple[dict[str, Any], str]] = []
             for pending in batch:
                 uri = pending.values["uri"]
                 if uri in new:  # once, even when a batch holds the same activity twice
                     jobs.append(({"object_id": new.pop(uri), "recipient": pending.recipient}, uri))
             await JobQueue.add_many(session, PROCESS, jobs)
-        return {uri for _, uri in jobs if uri is not None}
+        return {uri for _, uri in jobs}
 
     # -- process ------------------------------------------------------------------------
     async def process(self, payload: dict[str, Any]) -> None:

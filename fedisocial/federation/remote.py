@@ -36,7 +36,6 @@ __all__ = [
     "fetch_object",
     "lookup",
     "resolve_handle",
-    "same_origin",
     "signer_of",
     "store_actor",
 ]

@@ -46,7 +46,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from fedisocial.ap.vocab import as_list, get_id
+from fedisocial.ap.vocab import ADDRESSING, as_list, get_id
 from fedisocial.errors import Forbidden, NotFound, Unauthorized
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Follow, Object
@@ -66,8 +66,6 @@ __all__ = [
 
 #: visibilities anyone may read
 READABLE = ("public", "unlisted")
-#: the fields of a document that address it (normalized: lists of ids)
-_ADDRESSING = ("to", "cc", "bto", "bcc", "audience")
 
 #: who reads: an actor id, a column of actor ids (in a join), or None for anyone
 Viewer = str | SQLColumnExpression[str] | None
@@ -85,16 +83,14 @@ class _AddressedTo(FunctionElement[bool]):
 def _addressed_sqlite(element: _AddressedTo, compiler: SQLCompiler, **kw: Any) -> str:
     data, actor = (compiler.process(c, **kw) for c in element.clauses)
     # json_each of a string yields the string: a lone ``"to": "…"`` counts too
-    fields = " UNION ALL ".join(
-        f"SELECT value FROM json_each({data}, '$.{f}')" for f in _ADDRESSING
-    )
+    fields = " UNION ALL ".join(f"SELECT value FROM json_each({data}, '$.{f}')" for f in ADDRESSING)
     return f"({actor} IN ({fields}))"
 
 
 @compiles(_AddressedTo, "postgresql")
 def _addressed_postgresql(element: _AddressedTo, compiler: SQLCompiler, **kw: Any) -> str:
     data, actor = (compiler.process(c, **kw) for c in element.clauses)
-    keys = " || ".join(f'@.key == "{f}"' for f in _ADDRESSING)
+    keys = " || ".join(f'@.key == "{f}"' for f in ADDRESSING)
     # lax mode: ``[*]`` of a lone string is that string
     path = f"$.keyvalue() ? ({keys}).value[*] ? (@ == $actor)"
     return (f"jsonb_path_exists({data}, '{path}', "
@@ -103,7 +99,7 @@ def _addressed_postgresql(element: _AddressedTo, compiler: SQLCompiler, **kw: An
 
 def addressees(doc: dict[str, Any]) -> set[str]:
     """Every actor or collection id a document is addressed to."""
-    return {i for f in _ADDRESSING for i in map(get_id, as_list(doc.get(f))) if i}
+    return {i for f in ADDRESSING for i in map(get_id, as_list(doc.get(f))) if i}
 
 
 def _blocks(blocker: Any, blocked: Any) -> ColumnElement[bool]:
