@@ -477,7 +477,7 @@ class JobQueue:
         return {kind: (count, error or "") for kind, count, error in rows}
 
     async def counts(self) -> dict[str, int]:
-        """Jobs per status (for the admin and the tests)."""
+        """Jobs per status (the tests read it; ``stats`` is what ``fedisocial status`` shows)."""
         async with self.db.session() as session:
             rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
             return {status: count for status, count in rows}
@@ -550,14 +550,9 @@ class Worker:
             raise
 
     async def _flush(self) -> None:
-        finished, self._finished = self._finished, []
-        if not finished:
-            return
-        try:
-            await self.queue.finish_many(finished)
-        except BaseException:
-            self._finished[:0] = finished
-            raise
+        """Record the finished jobs now (a claim of nothing records them)."""
+        if self._finished:
+            await self._claim(0)
 
     async def run(self) -> None:
         """Loop: claim, run concurrently, repeat; on stop, let running jobs finish.

@@ -250,7 +250,7 @@ async def generation_job(context: Context) -> Job:
 async def test_a_rate_limited_generation_stays_queued_then_succeeds(
     with_model: tuple[FakeImagesAPI, Context, httpx.AsyncClient], mode: str, waits: timedelta
 ) -> None:
-    # Given an image model that answers 429 even after the SDK's own retries
+    # Given an image model that answers 429 (the SDK does not retry: the job queue does)
     fake, context, client = with_model
     fake.mode = mode
     asked = await client.post("/api/studio/generations", json={"prompt": "a red fox"},

@@ -7,6 +7,7 @@ its studio at an OpenAI-compatible server on loopback. Both are real
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,11 @@ import httpx
 import pytest
 
 from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
+from fedisocial.app import build_context, job_handlers
+from fedisocial.config import load_settings
+from fedisocial.jobs import Worker
 from tests.fake_openai import SECRET, FakeImagesAPI
-from tests.instances import Instance, alice_and_bob
+from tests.instances import Instance, alice_and_bob, make_instance
 from tests.loopback import serve_in_thread
 from tests.test_roundtrip import eventually, posted_uri, rows, run
 
@@ -77,3 +81,36 @@ def test_generated_images_reach_followers_intact(
     (image,) = note["attachment"]
     assert "gpt-image-1" in image["name"] and "A fox, red" in image["name"]
     assert "gpt-image-1" in note["content"]
+
+
+def test_a_generation_the_cli_made_itself_and_that_failed_is_not_tried_again(
+    tmp_path: Path,
+) -> None:
+    # Given an instance with no server running (so the command makes the image itself)
+    # and an image model that refuses the prompt
+    fake = FakeImagesAPI()
+    fake.mode = "400-policy"
+    with serve_in_thread(fake.app) as api:
+        instance = make_instance(tmp_path / "site")
+        instance.environ.update(FEDISOCIAL_OPENAI_BASE_URL=f"{api}/v1",
+                                FEDISOCIAL_OPENAI_API_KEY=SECRET)  # fmt: skip
+        assert instance.cli("user", "create", "alice").returncode == 0
+        # When alice posts with --generate
+        posted = instance.cli("post", "alice", "Look", "--generate", "a forbidden thing")
+        # Then the command says the image could not be made
+        assert posted.returncode != 0 and "could not be made" in posted.stderr
+        # and the generation failed for good: when a worker later runs its job,
+        # the model is not asked again
+        assert rows(instance, "SELECT status FROM generations") == [("failed",)]
+        asyncio.run(_run_jobs(instance))
+        assert rows(instance, "SELECT status FROM generations") == [("failed",)]
+        assert len(fake.bodies) == 1
+
+
+async def _run_jobs(instance: Instance) -> None:
+    settings = load_settings(instance.root / "fedisocial.toml")
+    context = await build_context(settings)
+    try:
+        await Worker(context.queue, job_handlers(context)).run_until_idle()
+    finally:
+        await context.close()

@@ -8,20 +8,23 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fedisocial.app import Context
 from fedisocial.cli.instance import in_context, settings_of
 from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.store.models import Actor, Object
 
+if TYPE_CHECKING:  # built by in_context when the command runs
+    from fedisocial.app import Context
+
 QUEUED = "queued for delivery (sent by `fedisocial serve` or `fedisocial worker`)"
 
 
 def cmd_post(args: argparse.Namespace) -> int:
-    max_alt = settings_of(args).media_max_description
-    files = [_read_image(path, args.alt, max_alt) for path in args.image]
+    settings = settings_of(args)
+    files = [_read_image(path, args.alt, settings.media_max_description) for path in args.image]
 
     async def act(context: Context) -> Object:
         actor = await find_local_actor(context.db, context.urls, args.user)
@@ -39,7 +42,7 @@ def cmd_post(args: argparse.Namespace) -> int:
             summary=args.cw,
         )  # fmt: skip
 
-    note = in_context(args, act)
+    note = in_context(settings, act)
     echo(f"posted {note.uri} ({note.visibility}); {QUEUED}")
     return 0
 
@@ -61,7 +64,11 @@ async def _generate(context: Context, actor: Actor, prompt: str, alt: str | None
         status = await studio.status(actor, generation.id)
         elapsed = time.monotonic() - started
         if status["status"] == "queued" and elapsed > 3:
-            await studio.run({"generation": generation.id})
+            payload = {"generation": generation.id}
+            try:
+                await studio.run(payload)
+            except Exception as exc:  # no worker will retry a run made here: it failed
+                await studio.gave_up(payload, exc)
             continue
         line = f"{status['status']} {elapsed:4.1f}s  {where}: {prompt[:50]}"
         if sys.stdout.isatty():
@@ -100,7 +107,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         actor = await find_local_actor(context.db, context.urls, args.user)
         return await context.outbox.edit(actor, args.target, args.text)
 
-    note = in_context(args, act)
+    note = in_context(settings_of(args), act)
     echo(f"edited {note.uri}; {QUEUED}")
     return 0
 
@@ -113,6 +120,6 @@ def cmd_outbox_action(args: argparse.Namespace) -> int:
         method: Callable[[Actor, str], Awaitable[Object]] = getattr(context.outbox, args.method)
         return await method(actor, args.target)
 
-    activity = in_context(args, act)
+    activity = in_context(settings_of(args), act)
     echo(f"{activity.type} {activity.uri}; {QUEUED}")
     return 0

@@ -34,12 +34,10 @@ def with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T
     return asyncio.run(run())
 
 
-def in_context(args: argparse.Namespace, action: Callable[[Context], Awaitable[T]]) -> T:
+def in_context(settings: Settings, action: Callable[[Context], Awaitable[T]]) -> T:
     """Run ``action`` with all the instance's services, closing them afterwards."""
     # the whole app (HTTP client, image model, web routes): only the commands that act need it
     from fedisocial.app import build_context
-
-    settings = settings_of(args)
 
     async def run() -> T:
         context = await build_context(settings)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from fedisocial.ap.vocab import as_list
-from fedisocial.app import Context
-from fedisocial.cli.instance import in_context
+from fedisocial.cli.instance import in_context, settings_of, with_db
 from fedisocial.cli.output import echo
 from fedisocial.errors import NotFound
 from fedisocial.federation.remote import lookup
@@ -19,10 +18,14 @@ from fedisocial.social.content import plain_text
 from fedisocial.social.timeline import FeedItem, home_feed
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Follow, Object
+from fedisocial.urls import Urls
+
+if TYPE_CHECKING:  # built by in_context when the command runs
+    from fedisocial.app import Context
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    doc = in_context(args, lambda context: _lookup(context, args.target))
+    doc = in_context(settings_of(args), lambda context: _lookup(context, args.target))
     echo(json.dumps(doc, indent=2, ensure_ascii=False))
     return 0
 
@@ -52,13 +55,15 @@ async def _local_document(context: Context, uri: str) -> dict[str, Any]:
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    async def read(context: Context) -> tuple[list[FeedItem], dict[str, str]]:
-        actor = await find_local_actor(context.db, context.urls, args.user)
-        items = (await home_feed(context.db, actor.id, limit=args.limit)).items
-        authors = {o.actor_uri for i in items for o in (i.object, i.boosted) if o and o.actor_uri}
-        return items, await _handles(context.db, authors)
+    settings = settings_of(args)
 
-    items, handles = in_context(args, read)
+    async def read(db: Database) -> tuple[list[FeedItem], dict[str, str]]:
+        actor = await find_local_actor(db, Urls(settings.base_url), args.user)
+        items = (await home_feed(db, actor.id, limit=args.limit)).items
+        authors = {o.actor_uri for i in items for o in (i.object, i.boosted) if o and o.actor_uri}
+        return items, await _handles(db, authors)
+
+    items, handles = with_db(settings, read)
     if args.json:
         echo(json.dumps([item.object.data for item in items], indent=2, ensure_ascii=False))
         return 0
@@ -125,11 +130,13 @@ async def _follows(db: Database, actor_uri: str, *, followers: bool) -> list[tup
 
 
 def _list_follows(args: argparse.Namespace, *, followers: bool) -> list[tuple[Follow, str]]:
-    async def read(context: Context) -> list[tuple[Follow, str]]:
-        actor = await find_local_actor(context.db, context.urls, args.user)
-        return await _follows(context.db, actor.uri, followers=followers)
+    settings = settings_of(args)
 
-    return in_context(args, read)
+    async def read(db: Database) -> list[tuple[Follow, str]]:
+        actor = await find_local_actor(db, Urls(settings.base_url), args.user)
+        return await _follows(db, actor.uri, followers=followers)
+
+    return with_db(settings, read)
 
 
 def cmd_followers(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from fedisocial.cli.instance import in_context, settings_of, with_db
 from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
-from fedisocial.social.accounts import create_user, find_local_actor, list_users, set_locked
+from fedisocial.social.accounts import create_user, list_users, set_locked
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, User
 from fedisocial.urls import Urls
@@ -64,13 +64,14 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_set(args: argparse.Namespace) -> int:
-    urls = Urls(settings_of(args).base_url)
+    settings = settings_of(args)
+    urls = Urls(settings.base_url)
 
     async def change(context: Context) -> None:
-        await set_locked(context.db, urls, args.name, locked=args.locked)
-        await context.outbox.update_profile(await find_local_actor(context.db, urls, args.name))
+        actor = await set_locked(context.db, urls, args.name, locked=args.locked)
+        await context.outbox.update_profile(actor)
 
-    in_context(args, change)
+    in_context(settings, change)
     if args.locked:
         echo(f"@{args.name}@{urls.netloc} now approves each follower: `fedisocial followers "
               f"{args.name}` lists the requests, `fedisocial accept|reject {args.name} FOLLOW-ID` "

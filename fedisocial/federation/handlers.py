@@ -37,7 +37,7 @@ from fedisocial.federation.remote import (
     fetch_object,
     store_actor,
 )
-from fedisocial.social.access import READABLE, addressees, may_announce
+from fedisocial.social.access import addressees, is_public, may_announce
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
 from fedisocial.social.timeline import add_to_feeds
@@ -210,7 +210,7 @@ async def _also_reached(
             Actor.local.is_(True), Actor.domain == svc.urls.netloc,
             func.lower(Actor.username) == act.recipient.lower(),
         ))  # fmt: skip
-    if row.in_reply_to and row.visibility in READABLE:
+    if row.in_reply_to and is_public(row):
         reached += await session.scalars(select(Object.actor_uri).where(
             Object.uri == row.in_reply_to, Object.local.is_(True)
         ))  # fmt: skip
@@ -239,7 +239,7 @@ async def _store_post(
     async with svc.db.transaction() as session:
         row = await _save_post(session, post, author, original)
         reached = await _also_reached(session, svc, act, row) if act is not None else []
-        if row.visibility not in READABLE:
+        if not is_public(row):
             _address(row, reached)
         await add_to_feeds(session, row, reached=reached)
     return row

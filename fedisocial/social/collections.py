@@ -38,7 +38,6 @@ __all__ = [
     "followers",
     "following",
     "likes",
-    "object_item",
     "outbox",
     "profile_posts",
     "read_page",
@@ -261,8 +260,7 @@ def shares(object_uri: str) -> Listing[str]:
     return _engagements("announce", object_uri)
 
 
-def object_item(row: Sequence[Any]) -> Object:
-    """The item of a listing whose one value is an :class:`Object` row."""
+def _object(row: Sequence[Any]) -> Object:
     obj: Object = row[1]
     return obj
 
@@ -283,7 +281,7 @@ def profile_posts(actor_uri: str, viewer: str | None = None) -> Listing[Object]:
             )
         )
 
-    return Listing(Object, "published", query, (Object,), object_item)
+    return Listing(Object, "published", query, (Object,), _object)
 
 
 async def featured(db: Database, actor_uri: str, viewer: str | None = None) -> list[Object]:

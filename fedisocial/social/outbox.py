@@ -25,7 +25,9 @@ from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
 from fedisocial.federation.delivery import enqueue_fanout
 from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
+from fedisocial.social.access import is_public
 from fedisocial.social.accounts import find_local_actor, render_actor
+from fedisocial.social.collections import bare
 from fedisocial.social.content import MentionTarget, Rendered, find_mentions, render
 from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
@@ -101,8 +103,7 @@ class Outbox:
         targets = {}
         for user, host in find_mentions(text):
             try:
-                actor = await resolve_handle(self.db, self.client, user, host or self.urls.netloc,
-                                             max_age=self.actor_max_age)  # fmt: skip
+                actor = await self.actor_of(f"{user}@{host}" if host else user)
             except FedisocialError:
                 continue  # like Mastodon: an unknown handle stays plain text
             acct = f"{actor.username}@{actor.domain}"
@@ -284,7 +285,7 @@ class Outbox:
             activity = self._activity(actor, "Like", target.uri, to=[author] if author else [])
             recipients = [author] if author else []
         else:
-            if target.visibility not in ("public", "unlisted"):
+            if not is_public(target):
                 raise Forbidden("only public and unlisted posts can be boosted")
             cc = [c for c in (author, actor.followers_url) if c]
             activity = self._activity(actor, "Announce", target.uri, to=[AS_PUBLIC], cc=cc)
@@ -416,7 +417,7 @@ class Outbox:
     async def update_profile(self, actor: Actor) -> Object:
         """Tell followers that the actor document changed (an Update of it, as Mastodon sends)."""
         assert actor.followers_url is not None
-        doc = {k: v for k, v in render_actor(actor).items() if k != "@context"}
+        doc = bare(render_actor(actor))
         update = self._activity(actor, "Update", doc, to=[AS_PUBLIC], cc=[actor.followers_url])
         async with self.db.transaction() as session:
             return await self._store(session, actor, update, recipients=[actor.followers_url])

@@ -12,7 +12,7 @@ its owner may not read.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,6 @@ from fedisocial.social.collections import (
     Cursor,
     Listing,
     Page,
-    object_item,
     read_page,
 )
 from fedisocial.store.db import Database
@@ -75,7 +74,11 @@ def _feed_joins() -> tuple[Any, Any, ColumnElement[bool]]:
     return boosted, owner, shown
 
 
-def home(owner_id: int) -> Listing[Object]:
+def _feed_item(row: Sequence[Any]) -> FeedItem:
+    return FeedItem(row[1], row[2])
+
+
+def home(owner_id: int) -> Listing[FeedItem]:
     """The home feed of a local actor: its posts, those of whom it follows, boosts.
 
     Deleted posts, withdrawn boosts, boosts of deleted posts and whatever the
@@ -93,22 +96,12 @@ def home(owner_id: int) -> Listing[Object]:
             .where(TimelineEntry.owner_id == owner_id, shown)
         )
 
-    return Listing(TimelineEntry, "published", query, (Object,), object_item)
+    # a boost's row comes with the post it boosts (joined above): one query a page
+    return Listing(TimelineEntry, "published", query, (Object, boosted), _feed_item)
 
 
 async def home_feed(
     db: Database, owner_id: int, cursor: Cursor = Cursor(), limit: int = PAGE_SIZE
 ) -> Page[FeedItem]:
-    """A page of the home feed, each boost with the post it boosts (one query for all)."""
-    page = await read_page(db, home(owner_id), cursor, limit)
-    wanted = {o.object_uri for o in page.items if o.type == "Announce" and o.object_uri}
-    boosted: dict[str, Object] = {}
-    if wanted:
-        query = select(Object).where(Object.uri.in_(wanted), Object.deleted_at.is_(None))
-        async with db.session() as session:
-            boosted = {o.uri: o for o in await session.scalars(query)}
-    items = [
-        FeedItem(o, boosted.get(o.object_uri) if o.type == "Announce" and o.object_uri else None)
-        for o in page.items
-    ]
-    return Page(items, page.next_max_id, page.prev_min_id)
+    """A page of the home feed, each boost with the post it boosts."""
+    return await read_page(db, home(owner_id), cursor, limit)

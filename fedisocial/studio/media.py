@@ -65,7 +65,6 @@ __all__ = [
     "xmp_packet",
 ]
 
-#: IPTC digital source type of media made by a generative model.
 #: Cache-Control for /media/… answers: keys are content hashes, so files never change.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 THUMBNAIL_SIZE = 400

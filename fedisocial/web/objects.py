@@ -94,12 +94,6 @@ def _tombstone(obj: Object) -> Response:
     return _as2(as2.served_tombstone(stone), public=True, status_code=410)
 
 
-def _stored(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored document of ours as served (rows older than the renderer hold empty arrays)."""
-    served: dict[str, Any] = as2.compact(doc)
-    return served
-
-
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") and not wants_activity_json(request)
 
@@ -158,7 +152,7 @@ async def note(request: Request) -> Response:
         return _tombstone(obj) if wants_as2 else _html(deleted_page(request, obj))
     await _check_read(request, obj)
     if wants_as2:
-        return _as2(_stored(obj.data), public=_shared(request, anyone=is_public(obj)))
+        return _as2(as2.compact(obj.data), public=_shared(request, anyone=is_public(obj)))
     return _html(await post_page(request, obj, author))
 
 
@@ -175,7 +169,7 @@ async def activity(request: Request) -> Response:
     await _check_read(request, subject)
     if wants_as2:
         public = _shared(request, anyone=is_public(subject))
-        return _as2(_stored(activity_document(act, target)), public=public)
+        return _as2(as2.compact(activity_document(act, target)), public=public)
     if act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and target is not None and target.local:
         return _html(RedirectResponse(target.uri, status_code=302))
     context = get_context(request)
