@@ -108,18 +108,24 @@ class Throttle:
 
     async def admit(self, keys: Sequence[ThrottleKey]) -> None:
         """Charge one attempt to every key, or raise RateLimited (with Retry-After) if one waits."""
-        for key in keys:
-            self._refuse_if_waiting(key, *await self._read(key), self.clock())
-        for key in keys:
-            await self._charge(key)
+        read = [(key, await self._read(key)) for key in keys]
+        for key, (failures, last) in read:
+            self._refuse_if_waiting(key, failures, last, self.clock())
+        for key, seen in read:
+            await self._charge(key, seen)
 
     async def succeeded(self, keys: Sequence[ThrottleKey]) -> None:
-        """The attempt was right: reset the account's counter, refund the others' charge."""
+        """The attempt was right: reset the account's counter, refund the others' charge.
+
+        The account's row stays (at zero), so its next attempt is one update, not a new row.
+        """
         async with self.db.transaction() as session:
             for key in keys:
                 if key.kind == "account":
                     await session.execute(
-                        delete(ThrottleCounter).where(ThrottleCounter.key == key.row)
+                        update(ThrottleCounter)
+                        .where(ThrottleCounter.key == key.row)
+                        .values(failures=0)
                     )
                 else:
                     await session.execute(
@@ -157,10 +163,13 @@ class Throttle:
                 headers={"Retry-After": str(seconds)},
             )
 
-    async def _charge(self, key: ThrottleKey) -> None:
-        """Add one attempt by compare-and-swap on the count; refuse if a wait began meanwhile."""
-        for _ in range(_SWAPS):
-            failures, last = await self._read(key)
+    async def _charge(self, key: ThrottleKey, seen: tuple[int, datetime | None]) -> None:
+        """Add one attempt by compare-and-swap on the count; refuse if a wait began meanwhile.
+
+        ``seen`` is the counter as just read; it is read again only after a lost swap.
+        """
+        for attempt in range(_SWAPS):
+            failures, last = seen if attempt == 0 else await self._read(key)
             now = self.clock()
             if last is None:
                 if await self._create(key, now):
