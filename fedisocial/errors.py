@@ -27,6 +27,8 @@ decides from this tree which failures are worth retrying.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "BadRequest",
     "BlockedAddress",
@@ -109,17 +111,21 @@ class UnsupportedMediaType(FedisocialError):
 
 
 class RateLimited(FedisocialError):
+    """Too many at once; ``retry_after`` (seconds) is sent as ``Retry-After`` when known."""
+
     status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        headers = {} if retry_after is None else {"Retry-After": str(math.ceil(retry_after))}
+        super().__init__(message, headers=headers)
+        #: seconds to wait before trying again (read by the job worker too)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(RateLimited):
     """We are too busy to take this now; ``Retry-After`` says when to try again."""
 
     status = 503
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
-        self.retry_after = retry_after
 
 
 class RemoteError(FedisocialError):

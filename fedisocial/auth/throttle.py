@@ -160,7 +160,7 @@ class Throttle:
             seconds = math.ceil(left)
             raise RateLimited(
                 f"too many failed {self.action} for this {key.kind}; try again in {seconds} s",
-                headers={"Retry-After": str(seconds)},
+                retry_after=seconds,
             )
 
     async def _charge(self, key: ThrottleKey, seen: tuple[int, datetime | None]) -> None:
@@ -187,7 +187,7 @@ class Throttle:
                 return
         raise RateLimited(
             f"too many {self.action} at once for this {key.kind}; try again in 1 s",
-            headers={"Retry-After": "1"},
+            retry_after=1,
         )
 
     async def _create(self, key: ThrottleKey, now: datetime) -> bool:

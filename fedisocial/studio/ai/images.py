@@ -62,10 +62,6 @@ class ImageRefused(BadRequest):
 class ImageRateLimited(RateLimited):
     """Quota or rate limit reached; ``retry_after`` (seconds) is read by the job worker."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 @dataclass(frozen=True)
 class GeneratedImage:
@@ -233,7 +229,7 @@ class OpenAIImageProvider:
         if isinstance(exc, openai.RateLimitError):
             return ImageRateLimited(
                 f"quota or rate limit reached at {where}; try again later ({detail})",
-                parse_retry_after(exc.response.headers),
+                retry_after=parse_retry_after(exc.response.headers),
             )
         if isinstance(exc, openai.APIStatusError):
             return RemoteStatus(where, exc.status_code, self._status_message(exc, detail),
