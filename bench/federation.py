@@ -47,6 +47,14 @@ __all__ = [
 ]
 
 
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank) of ``values``; NaN when there are none."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
+
+
 def mark(ok: bool) -> str:
     return "✓" if ok else "✗"
 

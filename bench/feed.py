@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery import Processes, progress, run_in_scratch
-from federation import backends, mark, print_table, scratch_database
+from federation import backends, mark, percentile, print_table, scratch_database
 
 TARGET_P50_MS = 5.0
 TARGET_P95_MS = 10.0
@@ -77,10 +77,7 @@ class Result:
     entries: int = 0
 
     def pct(self, p: float, raw: bool = False) -> float:
-        data = sorted(self.raw_ms if raw else self.timings_ms)
-        if not data:
-            return float("nan")
-        return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
+        return percentile(self.raw_ms if raw else self.timings_ms, p)
 
 
 # -- the data -------------------------------------------------------------------------

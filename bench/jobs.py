@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from discovery import progress, run_in_scratch
-from federation import POSTGRES_URL, _asyncpg_dsn, backends, print_table, scratch_database
+from federation import (
+    POSTGRES_URL,
+    _asyncpg_dsn,
+    backends,
+    percentile,
+    print_table,
+    scratch_database,
+)
 
 _COLUMNS = ["id", "kind", "payload", "status", "attempts", "run_at", "created_at", "finished_at"]
 
@@ -51,10 +58,7 @@ class Result:
     plans: list[str] = field(default_factory=list)
 
     def pct(self, name: str, p: float) -> float:
-        data = sorted(self.timings.get(name, []))
-        if not data:
-            return float("nan")
-        return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
+        return percentile(self.timings.get(name, []), p)
 
 
 def _rows(done: int, queued: int, now: datetime) -> Iterator[tuple[Any, ...]]:

@@ -474,21 +474,29 @@ async def test_concurrent_uploads_never_decode_more_than_the_bound(
     pipeline = ImagePipeline(**LIMITS, concurrency=2)
     real = media_module.process_image
     seen: list[int] = []
-    arrived = threading.Event()
+    inside, arrivals, lock, pause = 0, 0, threading.Lock(), threading.Event()
+
+    async def arrive(data: bytes) -> Any:
+        nonlocal arrivals
+        arrivals += 1
+        return await pipeline.process(data)
 
     def counting(data: bytes, **options: Any) -> Any:
-        seen.append(pipeline.decoding)
-        while not arrived.is_set():
-            if pipeline.waiting + pipeline.decoding == 5:
-                arrived.set()
-            arrived.wait(0.01)
-        return real(data, **options)
+        nonlocal inside
+        with lock:
+            inside += 1
+            seen.append(inside)
+        try:
+            while arrivals < 5:
+                pause.wait(0.01)
+            return real(data, **options)
+        finally:
+            with lock:
+                inside -= 1
 
     monkeypatch.setattr(media_module, "process_image", counting)
     # When five uploads arrive at once
-    images = await asyncio.gather(
-        *(pipeline.process(encode(picture((64 + n, 64)), "PNG")) for n in range(5))
-    )
+    images = await asyncio.gather(*(arrive(encode(picture((64 + n, 64)), "PNG")) for n in range(5)))
     # Then all five are processed, never more than two at a time
     assert [image.width for image in images] == [64, 65, 66, 67, 68]
     assert len(seen) == 5 and max(seen) == 2

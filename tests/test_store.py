@@ -174,13 +174,14 @@ async def test_unknown_job_kind_fails_with_a_message(db: Database) -> None:
 
 
 async def test_a_job_longer_than_its_lease_is_not_run_twice(db: Database) -> None:
-    # Given a queue whose leases last 0.6 s and a job that works for four leases
-    queue = JobQueue(db, lease=timedelta(seconds=0.6))
+    # Given a queue whose leases last 1.2 s and a job that works for three leases
+    # (renewed every 0.4 s: a beat would have to be 0.8 s late for the other worker to win)
+    queue = JobQueue(db, lease=timedelta(seconds=1.2))
     runs: list[str] = []
 
     async def slow(payload: dict[str, str]) -> None:
         runs.append(payload["name"])
-        await asyncio.sleep(2.4)
+        await asyncio.sleep(3.6)
 
     job_id = await queue.enqueue("slow", {"name": "report"})
     first = Worker(queue, {"slow": slow}, poll_interval=0.05)

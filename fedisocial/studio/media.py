@@ -528,14 +528,10 @@ def _process_and_release(
 
 
 class ImagePipeline:
-    """Runs :func:`process_image` in threads, at most ``concurrency`` at once per process.
-
-    ``waiting`` and ``decoding`` count the images queued for a slot and being processed.
-    """
+    """Runs :func:`process_image` in threads, at most ``concurrency`` at once per process."""
 
     def __init__(self, *, max_bytes: int, max_pixels: int, concurrency: int) -> None:
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
-        self.waiting = self.decoding = 0
         self._slots = asyncio.Semaphore(concurrency)
 
     @classmethod
@@ -547,19 +543,10 @@ class ImagePipeline:
         self, data: bytes, *, ai: AiLabel | None = None, filename: str | None = None
     ) -> ProcessedImage:
         """Check, clean and measure an image (see :func:`process_image`) when a slot is free."""
-        self.waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self.waiting -= 1
-        self.decoding += 1
-        try:
+        async with self._slots:
             return await asyncio.to_thread(
                 _process_and_release, data, self.max_bytes, self.max_pixels, ai, filename
             )
-        finally:
-            self.decoding -= 1
-            self._slots.release()
 
 
 # -- storage --------------------------------------------------------------------
