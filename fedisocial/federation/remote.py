@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from fedisocial.ap.client import FederationClient
@@ -114,12 +114,13 @@ async def signer_of(
     claims someone else's key id cannot shadow the real owner's key.
     """
     if not refresh:
+        parts = urlsplit(key_id)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        # rows stored before keys were tied to their actor's origin may squat a key id
+        on_origin = or_(Actor.uri == origin, Actor.uri.startswith(origin + "/", autoescape=True))
+        query = select(Actor).where(Actor.public_key_id == key_id, on_origin)
         async with db.session() as session:
-            claimants = await session.scalars(
-                select(Actor).where(Actor.public_key_id == key_id).order_by(Actor.fetched_at.desc())
-            )
-            # rows stored before keys were tied to their actor's origin may squat a key id
-            cached = next((a for a in claimants if same_origin(a.uri, key_id)), None)
+            cached = await session.scalar(query.order_by(Actor.fetched_at.desc()).limit(1))
         if cached is not None:
             return cached
     document_url = key_id.split("#", 1)[0]
