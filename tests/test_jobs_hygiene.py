@@ -97,12 +97,14 @@ def _captured(db: Database) -> Iterator[list[tuple[str, Any]]]:
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         seen.append((statement, parameters))
 
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
+    engines = {db.engine.sync_engine, db.write_engine.sync_engine}  # reads, and the writer
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
 
 
 async def _plan(db: Database, statement: str, parameters: Any) -> str:

@@ -3,13 +3,26 @@
 SQLite runs in WAL mode with a busy timeout, so several readers and one writer
 per moment work from one or more processes; PostgreSQL is the engine for
 instances with many web processes and workers.
+
+On SQLite each process has **one writer**: every write transaction
+(:meth:`Database.transaction`) runs on one connection, one at a time, in
+arrival order (an ``asyncio.Lock``), and begins with ``BEGIN IMMEDIATE``, so
+it holds the file's write lock from its first statement. Writers of one
+process then queue on the lock instead of sleeping in SQLite's busy handler
+(which polls in sleeps of up to 100 ms), and a transaction that read first can
+never fail to upgrade to a write. Other processes sharing the file wait for the
+write lock in the busy handler (``busy_timeout``). Reads use a pool of their own
+connections (WAL: they never wait for the writer). A write transaction must not
+open another one (it would wait for itself): :meth:`Database.transaction` refuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +52,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # the driver's own transaction handling would defer BEGIN and break SAVEPOINT: we emit
+    # BEGIN ourselves (``_sqlite_begin``)
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -47,14 +63,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
-    """An engine for ``url``; ``schema`` sets the PostgreSQL search_path (tests)."""
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, schema: str | None = None, *, writer: bool = False) -> AsyncEngine:
+    """An engine for ``url``; ``schema`` sets the PostgreSQL search_path (tests).
+
+    ``writer`` (SQLite): the one-connection engine of the process's writer, whose
+    transactions begin with ``BEGIN IMMEDIATE``.
+    """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        if not path or path == ":memory:":
+            raise ConfigError("database_url", "an SQLite database must be a file, not :memory:")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if writer else {}
+        engine = create_async_engine(url, connect_args={"timeout": 10}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        begin = _sqlite_begin_immediate if writer else _sqlite_begin
+        event.listen(engine.sync_engine, "begin", begin)
         return engine
     connect_args: dict[str, Any] = {}
     if schema:
@@ -64,14 +96,28 @@ def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
     return create_async_engine(url, pool_size=32, max_overflow=16, connect_args=connect_args)
 
 
+#: set while the current task is inside a write transaction (to refuse nesting one)
+_writing: ContextVar[bool] = ContextVar("fedisocial_writing", default=False)
+
+
 class Database:
-    """An engine and its session factory, built once by the app and passed in."""
+    """An engine and its session factory, built once by the app and passed in.
+
+    On SQLite, write transactions go through the process's one writer (module docstring).
+    """
 
     def __init__(self, url: str, schema: str | None = None) -> None:
         self.url = url
         self.schema = schema
         self.engine = make_engine(url, schema)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.write_engine = self.engine
+        self._write_sessions = self.sessions
+        self._write_lock: asyncio.Lock | None = None
+        if self.is_sqlite:
+            self.write_engine = make_engine(url, writer=True)
+            self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
+            self._write_lock = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,11 +131,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work commits at the end of the block (rolls back on error)."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session whose work commits at the end of the block (rolls back on error).
+
+        On SQLite it waits for the process's writer (module docstring).
+        """
+        if _writing.get():
+            raise RuntimeError("a write transaction cannot open another one (it would wait "
+                               "for itself): pass its session down instead")  # fmt: skip
+        token = _writing.set(True)
+        try:
+            if self._write_lock is None:
+                async with self._write_sessions() as session, session.begin():
+                    yield session
+                return
+            async with self._write_lock, self._write_sessions() as session, session.begin():
+                yield session
+        finally:
+            _writing.reset(token)
 
     async def close(self) -> None:
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
         await self.engine.dispose()
 
 
