@@ -32,7 +32,7 @@ from fedisocial.cache import ByteCache
 from fedisocial.config import Settings, load_settings
 from fedisocial.errors import ConfigError, FedisocialError
 from fedisocial.federation.delivery import DELIVER, DELIVER_RETRY, FANOUT, FANOUT_RETRY, Delivery
-from fedisocial.federation.inbox import PROCESS, PROCESS_RETRY, Inbox
+from fedisocial.federation.inbox import PROCESS, PROCESS_BATCH, PROCESS_RETRY, Inbox
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobKind, JobQueue, Worker
 from fedisocial.social.accounts import ensure_instance_actor
@@ -87,7 +87,12 @@ def job_handlers(context: Context) -> dict[str, JobKind]:
     return {
         FANOUT: JobKind(context.delivery.fan_out, FANOUT_RETRY),
         DELIVER: JobKind(context.delivery.deliver, DELIVER_RETRY),
-        PROCESS: JobKind(context.inbox.process, PROCESS_RETRY),
+        PROCESS: JobKind(
+            context.inbox.process,
+            PROCESS_RETRY,
+            run_batch=context.inbox.process_batch,
+            batch_size=PROCESS_BATCH,
+        ),
         GENERATE: JobKind(context.studio.run, GENERATE_RETRY, gave_up=context.studio.gave_up),
     }
 

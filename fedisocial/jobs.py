@@ -23,9 +23,9 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -169,15 +169,25 @@ DEFAULT_RETRY = RetryPolicy()
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 #: called once when a job fails for good, with its payload and the last error
 GaveUp = Callable[[dict[str, Any], BaseException], Awaitable[None]]
+#: runs claimed jobs together; marks the ones it did done itself (:meth:`JobQueue.mark_done`,
+#: in the transaction of their work) and returns the failures of the others, by job id
+BatchHandler = Callable[[Sequence["ClaimedJob"]], Awaitable[Mapping[int, Exception]]]
 
 
 @dataclass(frozen=True)
 class JobKind:
-    """A kind of job as the app registers it: its handler, retry policy and last word."""
+    """A kind of job as the app registers it: its handler, retry policy and last word.
+
+    With ``run_batch``, the worker claims up to ``batch_size`` jobs of the kind at a
+    time and hands them over together (one batch at a time per worker); ``run``
+    still runs one job alone (``run_until_idle`` with a batch of one, tests).
+    """
 
     run: Handler
     retry: RetryPolicy = DEFAULT_RETRY
     gave_up: GaveUp | None = None
+    run_batch: BatchHandler | None = None
+    batch_size: int = 100
 
 
 #: how ``JobStats.depth`` splits active jobs: queued and due now, queued for later, running
@@ -196,6 +206,10 @@ class JobStats:
     failed_last_hour: dict[str, tuple[int, str]]
     #: finished jobs past their retention, which the next prunes delete
     prunable: int
+
+
+#: which kinds a claim takes: None for all, ``(True, names)`` only those, ``(False, names)`` others
+KindFilter = tuple[bool, frozenset[str]] | None
 
 
 @dataclass(frozen=True)
@@ -297,34 +311,45 @@ class JobQueue:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def _due(self, now: datetime) -> ColumnElement[bool]:
+    def _due(self, now: datetime, kinds: KindFilter = None) -> ColumnElement[bool]:
         # Queued jobs whose time has come, and running ones whose lease expired (a running
         # job's run_at has passed too): a range of ix_jobs_due, in the order claims take.
         jobs = _JOBS
-        return and_(
+        due = and_(
             _ACTIVE,
             jobs.c.run_at <= now,
             or_(jobs.c.status == "queued", jobs.c.lease_until < now),
         )
+        if kinds is not None:
+            wanted, names = kinds
+            due = and_(due, jobs.c.kind.in_(names) if wanted else jobs.c.kind.not_in(names))
+        return due
 
-    async def has_due(self) -> bool:
+    async def has_due(self, kinds: KindFilter = None) -> bool:
         """Whether a job waits to be claimed: a read, so polling an idle queue writes nothing."""
+        due = self._due(utcnow(), kinds)
         async with self.db.session() as session:
-            found = await session.scalar(select(_JOBS.c.id).where(self._due(utcnow())).limit(1))
+            found = await session.scalar(select(_JOBS.c.id).where(due).limit(1))
         return found is not None
 
     async def claim(
-        self, worker: str, limit: int = 10, *, finished: Sequence[int] = ()
+        self,
+        worker: str,
+        limit: int = 10,
+        *,
+        finished: Sequence[int] = (),
+        kinds: KindFilter = None,
     ) -> list[ClaimedJob]:
         """Take up to ``limit`` due jobs (or jobs whose lease expired) for ``worker``.
 
         ``finished`` jobs are marked done in the same transaction: a busy worker
-        pays one write transaction per batch, not one per job.
+        pays one write transaction per batch, not one per job. ``kinds``: only jobs
+        of these kinds (``(True, names)``), or of any kind but these (``(False, names)``).
         """
         now = utcnow()
         jobs = _JOBS
         pick = (
-            select(jobs.c.id).where(self._due(now)).order_by(jobs.c.run_at).limit(limit)
+            select(jobs.c.id).where(self._due(now, kinds)).order_by(jobs.c.run_at).limit(limit)
             .with_for_update(skip_locked=True)
         )  # fmt: skip
         # One statement, so that SQLite takes its write lock before choosing rows.
@@ -358,7 +383,13 @@ class JobQueue:
         """Mark jobs done, in one transaction."""
         if job_ids:
             async with self.db.transaction() as session:
-                await session.execute(self._done(job_ids, utcnow()))
+                await self.mark_done(session, job_ids)
+
+    @classmethod
+    async def mark_done(cls, session: AsyncSession, job_ids: Sequence[int]) -> None:
+        """Mark jobs done inside the caller's transaction: done iff their work commits."""
+        if job_ids:
+            await session.execute(cls._done(job_ids, utcnow()))
 
     async def renew(self, worker: str, job_ids: Sequence[int]) -> None:
         """Extend the leases of the jobs ``worker`` is still running (its heartbeat)."""
@@ -499,6 +530,26 @@ class JobQueue:
             return await session.scalar(select(func.count()).select_from(due.subquery())) or 0
 
 
+@dataclass
+class _Lane:
+    """Jobs a worker claims and runs alike: single jobs, or batches of one batch kind."""
+
+    #: which kinds it claims (:data:`KindFilter`)
+    kinds: KindFilter
+    #: most jobs in flight at once
+    slots: int
+    #: claim again once this many slots are free
+    refill: int
+    #: the batch kind it runs (None: each job alone)
+    batch: JobKind | None = None
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+    jobs: int = 0
+    drained: bool = True
+    polled_at: float = -float("inf")
+    #: every job it ran has ended since its last look (one of them may have queued more)
+    emptied: bool = False
+
+
 class Worker:
     """Claims jobs and runs their handlers until asked to stop.
 
@@ -508,6 +559,12 @@ class Worker:
     worker that dies before recording a finished job leaves it to run again
     after its lease: delivery is at least once either way. While jobs run, their
     leases are renewed every third of a lease, in one statement for all of them.
+
+    Kinds registered with ``run_batch`` have a lane of their own: the worker
+    claims up to ``batch_size`` of them at a time and hands them over together,
+    one batch at a time, beside the ``concurrency`` single jobs of the other
+    kinds. A batch that fails as a whole (nothing of it committed) is run again
+    one job at a time, so that one bad job cannot hold the others back.
 
     ``handlers`` maps a job kind to its :class:`JobKind` (or a bare handler, with
     the default retry policy). Every ``prune_interval`` seconds the loop also
@@ -537,14 +594,21 @@ class Worker:
         self._finished: list[int] = []
         self._running: set[int] = set()
         self._stopping: asyncio.Future[Any] | None = None
+        batched = {name: kind for name, kind in self.kinds.items() if kind.run_batch}
+        others: KindFilter = (False, frozenset(batched)) if batched else None
+        self._lanes = [
+            _Lane(others, concurrency, max(1, concurrency // 4)),
+            *(_Lane((True, frozenset({name})), kind.batch_size, kind.batch_size, kind)
+              for name, kind in batched.items()),
+        ]  # fmt: skip
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def _claim(self, limit: int) -> list[ClaimedJob]:
+    async def _claim(self, limit: int, kinds: KindFilter = None) -> list[ClaimedJob]:
         finished, self._finished = self._finished, []
         try:
-            return await self.queue.claim(self.name, limit, finished=finished)
+            return await self.queue.claim(self.name, limit, finished=finished, kinds=kinds)
         except BaseException:
             self._finished[:0] = finished  # not recorded: try again with the next claim
             raise
@@ -557,10 +621,11 @@ class Worker:
     async def run(self) -> None:
         """Loop: claim, run concurrently, repeat; on stop, let running jobs finish.
 
-        Slots are refilled when a quarter of them are free (or none is busy).
-        Once a claim has found the queue drained, the next look comes after
-        ``poll_interval``, or at once when every running job has ended (one of
-        them may have queued more); that look is a read, not a claim.
+        A lane's slots are refilled when a quarter of them are free (a batch
+        lane: when its batch has ended). Once a claim has found its kinds
+        drained, the lane looks again after ``poll_interval``, or at once when
+        every job it ran has ended (one of them may have queued more); that look
+        is a read, not a claim.
         """
         self._stopping = asyncio.ensure_future(self._stop.wait())
         try:
@@ -571,24 +636,42 @@ class Worker:
             await self._flush()
 
     async def _loop(self) -> None:
-        running: set[asyncio.Task[None]] = set()
-        refill = max(1, self.concurrency // 4)
-        drained, polled_at = True, -float("inf")
         while not self._stop.is_set():
-            free = self.concurrency - len(running)
-            poll_due = time.monotonic() - polled_at >= self.poll_interval
             await self._prune()
-            if not running or (free >= refill and (not drained or poll_due)):
-                polled_at = time.monotonic()
-                jobs = await self._take(free, look_first=drained)
-                drained = len(jobs) < free
-                for job in jobs:
-                    task = asyncio.create_task(self._run_one(job))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-            await self._idle(running, polled_at if drained else None)
+            for lane in self._lanes:
+                await self._fill(lane)
+            await self._idle()
+        running = {task for lane in self._lanes for task in lane.running}
         if running:
             await asyncio.wait(running)
+
+    async def _fill(self, lane: _Lane) -> None:
+        free = lane.slots - lane.jobs
+        looked_lately = time.monotonic() - lane.polled_at < self.poll_interval
+        if free < lane.refill or (lane.drained and looked_lately and not lane.emptied):
+            return
+        lane.polled_at, lane.emptied = time.monotonic(), False
+        jobs = await self._take(lane, free)
+        lane.drained = len(jobs) < free
+        if not jobs:
+            return
+        if lane.batch is not None:
+            self._start(lane, self._run_batch(lane.batch, jobs), len(jobs))
+            return
+        for job in jobs:
+            self._start(lane, self._run_one(job), 1)
+
+    def _start(self, lane: _Lane, work: Coroutine[Any, Any, None], jobs: int) -> None:
+        lane.jobs += jobs
+        task = asyncio.create_task(work)
+        lane.running.add(task)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            lane.running.discard(task)
+            lane.jobs -= jobs
+            lane.emptied = lane.emptied or not lane.running
+
+        task.add_done_callback(ended)
 
     async def _prune(self) -> None:
         """Prune finished jobs, at most once per ``prune_interval``: a few short transactions."""
@@ -623,30 +706,40 @@ class Worker:
             except Exception as exc:  # the next beat may get through; the lease has slack
                 log.warning("could not renew the leases of running jobs: %s", exc)
 
-    async def _take(self, limit: int, *, look_first: bool) -> list[ClaimedJob]:
-        """Claim up to ``limit`` jobs; with ``look_first``, only if a read finds one due."""
-        if look_first and not await self.queue.has_due():
+    async def _take(self, lane: _Lane, limit: int) -> list[ClaimedJob]:
+        """Claim up to ``limit`` jobs of the lane (once drained: only if a read finds one due)."""
+        if lane.drained and not await self.queue.has_due(lane.kinds):
             await self._flush()
             return []
-        return await self._claim(limit)
+        return await self._claim(limit, lane.kinds)
 
-    async def _idle(self, running: set[asyncio.Task[None]], polled_at: float | None) -> None:
-        """Wait for a stop, a running job to end, or (after ``polled_at``) the next poll."""
-        timeout = None
-        if polled_at is not None:
-            timeout = max(0.0, polled_at + self.poll_interval - time.monotonic())
+    async def _idle(self) -> None:
+        """Wait for a stop, a running job to end, or the next poll of a drained lane."""
+        running = {task for lane in self._lanes for task in lane.running}
+        polls = [lane.polled_at + self.poll_interval for lane in self._lanes if lane.drained]
+        timeout = max(0.0, min(polls) - time.monotonic()) if polls else None
         assert self._stopping is not None
         await asyncio.wait({self._stopping, *running}, timeout=timeout,
                            return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
 
     async def run_until_idle(self) -> None:
-        """Run until no job is due (tests and one-shot commands)."""
+        """Run until no job is due (tests and one-shot commands); batch kinds in batches."""
+        limit = max(self.concurrency, *(lane.slots for lane in self._lanes))
         try:
             async with self._heartbeat():
-                while jobs := await self._claim(self.concurrency):
-                    await asyncio.gather(*(self._run_one(job) for job in jobs))
+                while jobs := await self._claim(limit):
+                    work = [self._run_one(job) for job in jobs if job.kind not in self._batched]
+                    for name in self._batched:
+                        batch = [job for job in jobs if job.kind == name]
+                        if batch:
+                            work.append(self._run_batch(self.kinds[name], batch))
+                    await asyncio.gather(*work)
         finally:
             await self._flush()
+
+    @property
+    def _batched(self) -> list[str]:
+        return [name for name, kind in self.kinds.items() if kind.run_batch]
 
     async def _run_one(self, job: ClaimedJob) -> None:
         kind = self.kinds.get(job.kind)
@@ -662,6 +755,26 @@ class Worker:
             self._finished.append(job.id)
         finally:
             self._running.discard(job.id)
+
+    async def _run_batch(self, kind: JobKind, jobs: list[ClaimedJob]) -> None:
+        """Run a batch; record its failures. If it fails as a whole, run each job alone."""
+        assert kind.run_batch is not None
+        ids = {job.id for job in jobs}
+        self._running |= ids
+        try:
+            failures = await kind.run_batch(jobs)
+        except Exception as exc:
+            log.warning("a batch of %d %s jobs failed (%s): running them one by one",
+                        len(jobs), jobs[0].kind, exc)  # fmt: skip
+            self._running -= ids
+            for job in jobs:
+                await self._run_one(job)
+            return
+        self._running -= ids
+        for job in jobs:
+            failure = failures.get(job.id)
+            if failure is not None:
+                await self._failed(job, kind, failure)
 
     async def _failed(self, job: ClaimedJob, kind: JobKind, exc: Exception) -> None:
         """Requeue or fail the job by the one rule (:func:`is_final`) and the kind's policy."""

@@ -10,6 +10,7 @@ the few fields we act on. Everything here is pure: no I/O, no JSON-LD processing
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -204,8 +205,12 @@ def same_origin(a: str, b: str) -> bool:
     return (left.scheme, left.netloc.lower()) == (right.scheme, right.netloc.lower())
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_real_host(host: str) -> bool:
-    """An IP literal or a DNS name (internationalized names allowed), not a placeholder."""
+    """An IP literal or a DNS name (internationalized names allowed), not a placeholder.
+
+    Cached: every URL of every received post asks, and hosts repeat.
+    """
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -1,11 +1,16 @@
 """What each received activity does: one small async function per (activity, object) type.
 
-``HANDLERS`` maps ``(activity type, object type)`` to a handler; ``(type, None)``
-is the fallback for any object (or a bare id). Handlers read a normalized
-:class:`Received` activity and write in one transaction each. They trust an
+``HANDLERS`` maps ``(activity type, object type)`` to a :class:`Handler`;
+``(type, None)`` is the fallback for any object (or a bare id). A handler is
+one function, ``apply``, that reads a normalized :class:`Received` activity and
+writes through the :class:`Tx` it is given: the inbox runs the handlers of a
+whole batch of activities in one transaction (each in a savepoint of its own,
+see :mod:`fedisocial.federation.inbox`), so ``apply`` never opens a
+transaction nor waits on the network. What needs the network comes first, in
+the handler's ``prepare`` (outside any transaction): handlers trust an
 embedded object only when its id is on the actor's host; anything else is
-fetched from its own host (``remote.fetch_object``). A handler that finds
-nothing to do logs why and returns; one that must refuse raises a
+fetched from its own host (``remote.fetch_object``) there. A handler that
+finds nothing to do logs why and returns; one that must refuse raises a
 FedisocialError with the reason, which the inbox turns into a permanent job
 failure (remote errors that may pass are retried).
 """
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -32,15 +37,10 @@ from fedisocial.ap.vocab import (
     same_origin,
 )
 from fedisocial.errors import Forbidden, InvalidDocument
-from fedisocial.federation.remote import (
-    fetch_actor,
-    fetch_object,
-    store_actor,
-)
-from fedisocial.social.access import addressees, is_public, may_announce
+from fedisocial.federation.remote import fetch_actor, fetch_object, save_actor
+from fedisocial.social.access import Reach, addressees, is_public, may_announce
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
-from fedisocial.social.timeline import add_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
@@ -54,7 +54,7 @@ from fedisocial.store.models import (
 from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "Handler", "Received", "Services", "handler_for"]
+__all__ = ["HANDLERS", "Handler", "Received", "Services", "Tx", "handler_for"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class Received:
     object_id: str | None
     embedded: dict[str, Any] | None
     recipient: str | None = None
+    #: the post it is about, as received, when ``prepare`` found it (fetched or trusted)
+    resolved: dict[str, Any] | None = None
 
     @property
     def object_type(self) -> str | None:
@@ -93,10 +95,12 @@ class Received:
         return kind if isinstance(kind, str) else None
 
     @classmethod
-    def of(cls, row: Object, recipient: str | None = None) -> Received:
-        """The stored activity, normalized; its id is the row's (derived when it had none)."""
-        doc = {**normalize(row.data), "id": row.uri}
-        return cls._build(row.id, doc, doc.get("object"), recipient)
+    def of(
+        cls, row_id: int, uri: str, data: dict[str, Any], recipient: str | None = None
+    ) -> Received:
+        """A stored activity, normalized; its id is the row's (derived when it had none)."""
+        doc = {**normalize(data), "id": uri}
+        return cls._build(row_id, doc, doc.get("object"), recipient)
 
     @classmethod
     def _build(cls, row_id: int, doc: dict[str, Any], obj: Any, recipient: str | None) -> Received:
@@ -110,8 +114,97 @@ class Received:
         """The same activity with its object replaced (by the stored copy of a bare id)."""
         return self._build(self.row_id, self.doc, obj, self.recipient)
 
+    def with_resolved(self, post: dict[str, Any]) -> Received:
+        return replace(self, resolved=post)
 
-Handler = Callable[[Services, Received], Awaitable[None]]
+    def mentions(self) -> set[str]:
+        """The ids of stored objects its handler may read: its object and what that replies to."""
+        ids = {self.object_id}
+        for obj in (self.embedded, self.resolved):
+            if obj is not None:
+                ids |= {get_id(obj.get("id")), get_id(obj.get("inReplyTo"))}
+        return {i for i in ids if i}
+
+
+@dataclass
+class Tx:
+    """A batch's transaction as its handlers see it: the session, the services, and the
+    objects and authors the batch read up front (so that a handler asks the database
+    only for what the batch could not know).
+
+    Feed additions wait for the end of the batch (:attr:`reaches`, one query for
+    all); the inbox keeps or drops those of each activity with its savepoint.
+    """
+
+    session: AsyncSession
+    svc: Services
+    #: stored objects by id, as read up front or written since (None: not stored)
+    objects: dict[str, Object | None] = field(default_factory=dict)
+    #: followers collection of remote actors, by actor id
+    followers: dict[str, str | None] = field(default_factory=dict)
+    #: what the activities handled so far add to home feeds
+    reaches: list[Reach] = field(default_factory=list)
+
+    async def stored(self, uri: str | None) -> Object | None:
+        """The stored object ``uri`` (read once per batch)."""
+        if uri is None:
+            return None
+        if uri not in self.objects:
+            self.objects[uri] = await self.session.scalar(select(Object).where(Object.uri == uri))
+        return self.objects[uri]
+
+    async def followers_of(self, author: str) -> str | None:
+        if author not in self.followers:
+            self.followers[author] = await self.session.scalar(
+                select(Actor.followers_url).where(Actor.uri == author)
+            )
+        return self.followers[author]
+
+    def add_to_feeds(
+        self, row: Object, boosted: Object | None = None, reached: Iterable[str] = ()
+    ) -> None:
+        self.reaches.append(Reach(row, boosted, tuple(reached)))
+
+    async def preload(self, activities: Iterable[Received]) -> None:
+        """Read the objects and authors a batch mentions: two queries."""
+        acts = list(activities)
+        uris = set().union(*(act.mentions() for act in acts)) - set(self.objects)
+        if uris:
+            self.objects.update(dict.fromkeys(uris))
+            found = await self.session.scalars(select(Object).where(Object.uri.in_(uris)))
+            self.objects.update({row.uri: row for row in found})
+        authors = {act.actor for act in acts} - set(self.followers)
+        if authors:
+            self.followers.update(dict.fromkeys(authors))
+            rows = await self.session.execute(
+                select(Actor.uri, Actor.followers_url).where(Actor.uri.in_(authors))
+            )
+            self.followers.update({uri: followers for uri, followers in rows})
+
+    def forget(self) -> None:
+        """Drop what was read: after a rolled-back savepoint it may be stale."""
+        self.objects.clear()
+        self.followers.clear()
+
+
+Apply = Callable[[Tx, Received], Awaitable[None]]
+Prepare = Callable[[Services, Received], Awaitable[Received]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What an activity type does: ``apply`` in the batch's transaction, after ``prepare``
+    (network, outside any transaction) has found what it needs."""
+
+    apply: Apply
+    prepare: Prepare | None = None
+
+
+def handles(prepare: Prepare | None = None) -> Callable[[Apply], Handler]:
+    def wrap(apply: Apply) -> Handler:
+        return Handler(apply, prepare)
+
+    return wrap
 
 
 def _skip(act: Received, reason: str) -> None:
@@ -155,6 +248,11 @@ async def _received_post(svc: Services, act: Received, obj: Any) -> dict[str, An
     return row.original or row.data
 
 
+def _resolved(act: Received) -> dict[str, Any]:
+    assert act.resolved is not None, "the handler's prepare step resolves the post"
+    return act.resolved
+
+
 def _author_of(post: dict[str, Any], fallback: str | None) -> str:
     author = get_id(post.get("attributedTo")) or fallback
     if not author:
@@ -165,27 +263,25 @@ def _author_of(post: dict[str, Any], fallback: str | None) -> str:
 
 
 async def _save_post(
-    session: AsyncSession, post: dict[str, Any], author: str,
-    original: dict[str, Any] | None = None,
-) -> Object:  # fmt: skip
+    tx: Tx, post: dict[str, Any], author: str, original: dict[str, Any] | None = None
+) -> Object:
     """Insert or refresh the row of a remote post (local posts are never overwritten).
 
     ``post`` is normalized; ``original`` the document as received, kept beside the
     sanitized copy (None keeps the one stored).
     """
-    row = await session.scalar(select(Object).where(Object.uri == post["id"]))
+    row = await tx.stored(post["id"])
     if row is not None and row.local:
         return row
     if row is not None and row.deleted_at is not None:
         raise InvalidDocument(f"{post['id']} was deleted")
-    followers = await session.scalar(select(Actor.followers_url).where(Actor.uri == author))
     clean = clean_remote_post(post, author)
-    columns = object_columns(clean, followers)
+    columns = object_columns(clean, await tx.followers_of(author))
     check_uri_lengths("post", {"id": post["id"], "inReplyTo": columns["in_reply_to"]})
-    if row is None:
+    if row is None:  # inserted with the next flush (the batch's, in one statement)
         row = Object(uri=post["id"], local=False, data=clean, original=original, **columns)
-        session.add(row)
-        await session.flush()
+        tx.session.add(row)
+        tx.objects[row.uri] = row
         return row
     if row.actor_uri != author:
         raise Forbidden(f"{post['id']} is stored as a post of {row.actor_uri}, not of {author}")
@@ -195,9 +291,7 @@ async def _save_post(
     return row
 
 
-async def _also_reached(
-    session: AsyncSession, svc: Services, act: Received, row: Object
-) -> list[str]:
+async def _also_reached(tx: Tx, act: Received, row: Object) -> list[str]:
     """Local actors a received post reaches besides its addressees and the author's followers.
 
     The owner of the personal inbox it was delivered to (senders strip ``bto``/``bcc``,
@@ -206,14 +300,14 @@ async def _also_reached(
     """
     reached: list[str] = []
     if act.recipient:
-        reached += await session.scalars(select(Actor.uri).where(
-            Actor.local.is_(True), Actor.domain == svc.urls.netloc,
+        reached += await tx.session.scalars(select(Actor.uri).where(
+            Actor.local.is_(True), Actor.domain == tx.svc.urls.netloc,
             func.lower(Actor.username) == act.recipient.lower(),
         ))  # fmt: skip
     if row.in_reply_to and is_public(row):
-        reached += await session.scalars(select(Object.actor_uri).where(
-            Object.uri == row.in_reply_to, Object.local.is_(True)
-        ))  # fmt: skip
+        parent = await tx.stored(row.in_reply_to)
+        if parent is not None and parent.local and parent.actor_uri:
+            reached.append(parent.actor_uri)
     return [uri for uri in reached if uri]
 
 
@@ -226,7 +320,7 @@ def _address(row: Object, delivered_to: Iterable[str]) -> None:
 
 
 async def _store_post(
-    svc: Services, post: dict[str, Any], author: str, original: dict[str, Any],
+    tx: Tx, post: dict[str, Any], author: str, original: dict[str, Any],
     act: Received | None = None,
 ) -> Object:  # fmt: skip
     """Store a remote post and add it to the feeds of the local actors it reaches.
@@ -236,12 +330,11 @@ async def _store_post(
     """
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
-    async with svc.db.transaction() as session:
-        row = await _save_post(session, post, author, original)
-        reached = await _also_reached(session, svc, act, row) if act is not None else []
-        if not is_public(row):
-            _address(row, reached)
-        await add_to_feeds(session, row, reached=reached)
+    row = await _save_post(tx, post, author, original)
+    reached = await _also_reached(tx, act, row) if act is not None else []
+    if not is_public(row):
+        _address(row, reached)
+    tx.add_to_feeds(row, reached=reached)
     return row
 
 
@@ -255,16 +348,25 @@ def _addressed(post: dict[str, Any], create: dict[str, Any]) -> dict[str, Any]:
     return {**post, **given}
 
 
-async def on_create_post(svc: Services, act: Received) -> None:
-    original = await _received_post(svc, act, act.object)
+async def resolve_object(svc: Services, act: Received) -> Received:
+    """Prepare a Create: its post, as sent when trusted, else fetched from its host."""
+    if act.embedded is not None and act.object_type not in POST_TYPES:
+        return act  # not a post: kept as received (see on_create)
+    return act.with_resolved(await _received_post(svc, act, act.object))
+
+
+@handles(prepare=resolve_object)
+async def on_create_post(tx: Tx, act: Received) -> None:
+    original = _resolved(act)
     post = _addressed(normalize(original), act.doc)
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
-    await _store_post(svc, post, author, original, act)
+    await _store_post(tx, post, author, original, act)
 
 
-async def on_create(svc: Services, act: Received) -> None:
+@handles(prepare=resolve_object)
+async def on_create(tx: Tx, act: Received) -> None:
     """A Create of no post type we know: a bare id is fetched and processed as a post.
 
     An embedded object of another type is kept as received (arrays: :func:`on_several`).
@@ -272,14 +374,14 @@ async def on_create(svc: Services, act: Received) -> None:
     if act.embedded is not None:
         _skip(act, f"a {act.object_type} is not a post")
         return
-    await on_create_post(svc, act)
+    await on_create_post.apply(tx, act)
 
 
-async def on_update_post(svc: Services, act: Received) -> None:
+@handles()
+async def on_update_post(tx: Tx, act: Received) -> None:
     if act.embedded is None or not same_origin(str(act.object_id), act.actor):
         raise Forbidden(f"an Update must carry the post itself, from {act.actor}'s own host")
-    async with svc.db.session() as session:
-        row = await session.scalar(select(Object).where(Object.uri == act.object_id))
+    row = await tx.stored(act.object_id)
     if row is None or row.deleted_at is not None:
         _skip(act, f"{act.object_id} is not a post we have")
         return
@@ -288,16 +390,23 @@ async def on_update_post(svc: Services, act: Received) -> None:
         raise Forbidden(f"only the author of {act.object_id} can edit it, not {act.actor}")
     post = _addressed(act.embedded, act.doc)
     post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
-    await _store_post(svc, post, author, act.object)
+    await _store_post(tx, post, author, act.object)
 
 
-async def on_update_actor(svc: Services, act: Received) -> None:
+async def refresh_actor(svc: Services, act: Received) -> Received:
+    """Prepare an Update of an actor that names it by id only: fetch it again."""
+    if act.object_id == act.actor and not isinstance(act.object, dict):
+        await fetch_actor(svc.db, svc.client, act.actor, max_age=svc.actor_max_age, refresh=True)
+    return act
+
+
+@handles(prepare=refresh_actor)
+async def on_update_actor(tx: Tx, act: Received) -> None:
     if act.object_id != act.actor:
         raise Forbidden(f"{act.actor} cannot update the profile of {act.object_id}")
-    if isinstance(act.object, dict):
-        await store_actor(svc.db, act.object)
-    else:
-        await fetch_actor(svc.db, svc.client, act.actor, max_age=svc.actor_max_age, refresh=True)
+    if isinstance(act.object, dict):  # (else fetched by refresh_actor)
+        await save_actor(tx.session, act.object)
+        tx.followers.pop(act.actor, None)
 
 
 # -- deletes ----------------------------------------------------------------------------
@@ -307,128 +416,131 @@ def _tombstone(row: Object, now: Any) -> dict[str, Any]:
     return {"id": row.uri, "type": "Tombstone", "formerType": row.type, "deleted": iso(now)}
 
 
-async def on_delete(svc: Services, act: Received) -> None:
+@handles()
+async def on_delete(tx: Tx, act: Received) -> None:
     target = act.object_id
     if target is None:
         raise InvalidDocument("the Delete names no object")
     if target == act.actor:
-        await _delete_actor(svc, act)
+        await _delete_actor(tx, act)
         return
     if act.object_type in ACTOR_TYPES:
         raise Forbidden(f"{act.actor} cannot delete the actor {target}")
     if not same_origin(target, act.actor):
         raise Forbidden(f"{act.actor} cannot delete {target}, which is on another host")
-    async with svc.db.transaction() as session:
-        row = await session.scalar(select(Object).where(Object.uri == target))
-        if row is None:
-            # Deliveries race: keep a tombstone so that a Create arriving late stays deleted.
-            now = utcnow()
-            session.add(Object(uri=target, type="Tombstone", actor_uri=act.actor, local=False,
-                               data={"id": target, "type": "Tombstone", "deleted": iso(now)},
-                               deleted_at=now))  # fmt: skip
-            return
-        if row.deleted_at is not None:
-            return
-        if row.local or row.actor_uri != act.actor:
-            raise Forbidden(f"only the author of {target} can delete it, not {act.actor}")
-        now = utcnow()
-        row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
-        await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id == row.id))
+    row, now = await tx.stored(target), utcnow()
+    if row is None:
+        # Deliveries race: keep a tombstone so that a Create arriving late stays deleted.
+        row = Object(uri=target, type="Tombstone", actor_uri=act.actor, local=False,
+                     data={"id": target, "type": "Tombstone", "deleted": iso(now)},
+                     deleted_at=now)  # fmt: skip
+        tx.session.add(row)
+        await tx.session.flush()
+        tx.objects[target] = row
+        return
+    if row.deleted_at is not None:
+        return
+    if row.local or row.actor_uri != act.actor:
+        raise Forbidden(f"only the author of {target} can delete it, not {act.actor}")
+    row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
+    await tx.session.execute(delete(TimelineEntry).where(TimelineEntry.object_id == row.id))
 
 
-async def _delete_actor(svc: Services, act: Received) -> None:
+async def _delete_actor(tx: Tx, act: Received) -> None:
     """An actor deleted itself: its follows, engagements and content go."""
-    who, now = act.actor, utcnow()
-    async with svc.db.transaction() as session:
-        await session.execute(
-            delete(Follow).where(or_(Follow.follower_uri == who, Follow.followee_uri == who))
-        )
-        await session.execute(delete(Engagement).where(Engagement.actor_uri == who))
-        await session.execute(delete(Block).where(Block.blocker_uri == who))
-        theirs = select(Object.id).where(Object.actor_uri == who, Object.local.is_(False))
-        await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id.in_(theirs)))
-        rows = await session.scalars(
-            select(Object).where(Object.actor_uri == who, Object.local.is_(False))
-            .where(Object.deleted_at.is_(None), Object.id != act.row_id)
-        )  # fmt: skip
-        for row in rows:
-            row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
-        await session.execute(delete(Actor).where(Actor.uri == who, Actor.local.is_(False)))
+    who, now, session = act.actor, utcnow(), tx.session
+    await session.execute(
+        delete(Follow).where(or_(Follow.follower_uri == who, Follow.followee_uri == who))
+    )
+    await session.execute(delete(Engagement).where(Engagement.actor_uri == who))
+    await session.execute(delete(Block).where(Block.blocker_uri == who))
+    theirs = select(Object.id).where(Object.actor_uri == who, Object.local.is_(False))
+    await session.execute(delete(TimelineEntry).where(TimelineEntry.object_id.in_(theirs)))
+    rows = await session.scalars(
+        select(Object).where(Object.actor_uri == who, Object.local.is_(False))
+        .where(Object.deleted_at.is_(None), Object.id != act.row_id)
+    )  # fmt: skip
+    for row in rows:
+        row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
+    await session.execute(delete(Actor).where(Actor.uri == who, Actor.local.is_(False)))
+    tx.followers.pop(who, None)
 
 
 # -- follows ----------------------------------------------------------------------------
 
 
-async def on_follow(svc: Services, act: Received) -> None:
-    async with svc.db.transaction() as session:
-        followee = await _local_actor(session, act.object_id)
-        if followee is None:
-            _skip(act, f"{act.object_id} is not an actor of this instance")
-            return
-        follow = await session.scalar(select(Follow).where(
-            Follow.follower_uri == act.actor, Follow.followee_uri == followee.uri
-        ))  # fmt: skip
-        if follow is None:
-            session.add(Follow(follower_uri=act.actor, followee_uri=followee.uri,
-                               activity_uri=act.id))  # fmt: skip
-            accepted = False
-        else:  # asked again: answer the newest request
-            follow.activity_uri, accepted = act.id, follow.state == "accepted"
-        blocked = followee.id in await _blockers(session, act.actor)
-    if blocked:
-        await svc.outbox.answer_follow(followee, act.id, accept=False)
+@handles()
+async def on_follow(tx: Tx, act: Received) -> None:
+    session = tx.session
+    followee = await _local_actor(session, act.object_id)
+    if followee is None:
+        _skip(act, f"{act.object_id} is not an actor of this instance")
+        return
+    follow = await session.scalar(select(Follow).where(
+        Follow.follower_uri == act.actor, Follow.followee_uri == followee.uri
+    ))  # fmt: skip
+    if follow is None:
+        session.add(Follow(follower_uri=act.actor, followee_uri=followee.uri,
+                           activity_uri=act.id))  # fmt: skip
+        accepted = False
+    else:  # asked again: answer the newest request
+        follow.activity_uri, accepted = act.id, follow.state == "accepted"
+    if followee.id in await _blockers(session, act.actor):
+        await tx.svc.outbox.answer_follow_in(session, followee, act.id, accept=False)
     elif followee.manually_approves_followers and not accepted:
         log.info("follow request %s waits for %s to approve it", act.id, followee.uri)
     else:
-        await svc.outbox.answer_follow(followee, act.id, accept=True)
+        await tx.svc.outbox.answer_follow_in(session, followee, act.id, accept=True)
 
 
-async def _our_follow(session: AsyncSession, svc: Services, act: Received) -> Follow | None:
+async def _our_follow(tx: Tx, act: Received) -> Follow | None:
     """Our Follow that an Accept or Reject answers: by id, else by who follows whom."""
+    session = tx.session
     follow = await session.scalar(select(Follow).where(Follow.activity_uri == act.object_id))
     if follow is None and act.object_type == "Follow" and act.embedded is not None:
         follower = get_id(act.embedded.get("actor"))
         follow = await session.scalar(select(Follow).where(
             Follow.follower_uri == follower, Follow.followee_uri == act.actor
         ))  # fmt: skip
-    if follow is None or not svc.urls.is_local(follow.follower_uri):
+    if follow is None or not tx.svc.urls.is_local(follow.follower_uri):
         return None
     if follow.followee_uri != act.actor:
         raise Forbidden(f"only {follow.followee_uri} can answer the follow {follow.activity_uri}")
     return follow
 
 
-async def on_accept(svc: Services, act: Received) -> None:
-    async with svc.db.transaction() as session:
-        follow = await _our_follow(session, svc, act)
-        if follow is None:
-            _skip(act, f"{act.object_id} is not a follow request of ours")
-            return
-        follow.state, follow.accepted_at = "accepted", follow.accepted_at or utcnow()
+@handles()
+async def on_accept(tx: Tx, act: Received) -> None:
+    follow = await _our_follow(tx, act)
+    if follow is None:
+        _skip(act, f"{act.object_id} is not a follow request of ours")
+        return
+    follow.state, follow.accepted_at = "accepted", follow.accepted_at or utcnow()
 
 
-async def on_reject(svc: Services, act: Received) -> None:
-    async with svc.db.transaction() as session:
-        follow = await _our_follow(session, svc, act)
-        if follow is None:
-            _skip(act, f"{act.object_id} is not a follow of ours")
-            return
-        await session.delete(follow)
+@handles()
+async def on_reject(tx: Tx, act: Received) -> None:
+    follow = await _our_follow(tx, act)
+    if follow is None:
+        _skip(act, f"{act.object_id} is not a follow of ours")
+        return
+    await tx.session.delete(follow)
 
 
-async def on_block(svc: Services, act: Received) -> None:
-    async with svc.db.transaction() as session:
-        blocked = await _local_actor(session, act.object_id)
-        if blocked is None:
-            _skip(act, f"{act.object_id} is not an actor of this instance")
-            return
-        await session.execute(delete(Follow).where(
-            ((Follow.follower_uri == act.actor) & (Follow.followee_uri == blocked.uri))
-            | ((Follow.follower_uri == blocked.uri) & (Follow.followee_uri == act.actor))
-        ))  # fmt: skip
-        await session.execute(upsert(session, Block).on_conflict_do_nothing().values(
-            blocker_uri=act.actor, blocked_uri=blocked.uri, activity_uri=act.id
-        ))  # fmt: skip
+@handles()
+async def on_block(tx: Tx, act: Received) -> None:
+    session = tx.session
+    blocked = await _local_actor(session, act.object_id)
+    if blocked is None:
+        _skip(act, f"{act.object_id} is not an actor of this instance")
+        return
+    await session.execute(delete(Follow).where(
+        ((Follow.follower_uri == act.actor) & (Follow.followee_uri == blocked.uri))
+        | ((Follow.follower_uri == blocked.uri) & (Follow.followee_uri == act.actor))
+    ))  # fmt: skip
+    await session.execute(upsert(session, Block).on_conflict_do_nothing().values(
+        blocker_uri=act.actor, blocked_uri=blocked.uri, activity_uri=act.id
+    ))  # fmt: skip
 
 
 # -- likes, reactions, boosts -----------------------------------------------------------
@@ -442,47 +554,64 @@ def _reaction(act: Received) -> str:
     return emoji.strip()[:255] if isinstance(emoji, str) else ""
 
 
-async def _engage(session: AsyncSession, act: Received, kind: str, target: str, emoji: str) -> None:
-    await session.execute(upsert(session, Engagement).on_conflict_do_nothing().values(
+async def _engage(tx: Tx, act: Received, kind: str, target: str, emoji: str) -> None:
+    await tx.session.execute(upsert(tx.session, Engagement).on_conflict_do_nothing().values(
         kind=kind, actor_uri=act.actor, object_uri=target, activity_uri=act.id, content=emoji
     ))  # fmt: skip
 
 
-async def on_like(svc: Services, act: Received) -> None:
+@handles()
+async def on_like(tx: Tx, act: Received) -> None:
     emoji = _reaction(act)
     if act.type == "EmojiReact" and not emoji:
         raise InvalidDocument("the EmojiReact has no emoji (content)")
-    async with svc.db.transaction() as session:
-        target = await session.scalar(select(Object.uri).where(
-            Object.uri == act.object_id, Object.deleted_at.is_(None)
-        ))  # fmt: skip
-        if target is None:
-            _skip(act, f"{act.object_id} is not a post we have")
-            return
-        await _engage(session, act, "reaction" if emoji else "like", target, emoji)
+    target = await tx.stored(act.object_id)
+    if target is None or target.deleted_at is not None:
+        _skip(act, f"{act.object_id} is not a post we have")
+        return
+    await _engage(tx, act, "reaction" if emoji else "like", target.uri, emoji)
 
 
-async def on_announce(svc: Services, act: Received) -> None:
-    obj, shared = act.object, None
+def _announced(act: Received) -> tuple[Any, dict[str, Any] | None] | None:
+    """What an Announce shares: ``(post or its id, the activity around it or None)``.
+
+    FEP-1b12: a group announces its members' Create and Update (the post inside);
+    None for an object that is not a post.
+    """
     if act.object_type in _SHARED_ACTIVITIES and act.embedded is not None:
-        obj, shared = act.embedded.get("object"), act.embedded  # FEP-1b12: the post inside
-    elif act.object_type is not None and act.object_type not in POST_TYPES:
+        return act.embedded.get("object"), act.embedded
+    if act.object_type is not None and act.object_type not in POST_TYPES:
+        return None
+    return act.object, None
+
+
+async def resolve_announced(svc: Services, act: Received) -> Received:
+    """Prepare an Announce: the post it shares, as sent when trusted, else fetched."""
+    announced = _announced(act)
+    if announced is None:
+        return act
+    return act.with_resolved(await _received_post(svc, act, announced[0]))
+
+
+@handles(prepare=resolve_announced)
+async def on_announce(tx: Tx, act: Received) -> None:
+    announced = _announced(act)
+    if announced is None:
         _skip(act, f"announcing a {act.object_type} means nothing to us")
         return
-    original = await _received_post(svc, act, obj)
+    original, shared = _resolved(act), announced[1]
     post = normalize(original) if shared is None else _addressed(normalize(original), shared)
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     author = _author_of(post, None)
-    async with svc.db.transaction() as session:
-        target = await _save_post(session, post, author, original)
-        if not may_announce(target, act.actor):
-            raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
-                            "be boosted, except by their author")  # fmt: skip
-        await _engage(session, act, "announce", target.uri, "")
-        announce = await session.get(Object, act.row_id)
-        if announce is not None:
-            await add_to_feeds(session, announce, target)
+    target = await _save_post(tx, post, author, original)
+    if not may_announce(target, act.actor):
+        raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
+                        "be boosted, except by their author")  # fmt: skip
+    await _engage(tx, act, "announce", target.uri, "")
+    announce = await tx.session.get(Object, act.row_id)
+    if announce is not None:
+        tx.add_to_feeds(announce, target)
 
 
 # -- undo -------------------------------------------------------------------------------
@@ -494,49 +623,49 @@ def _check_own(act: Received) -> None:
         raise Forbidden(f"{act.actor} cannot undo an activity of {owner}")
 
 
-async def undo_follow(svc: Services, act: Received) -> None:
+@handles()
+async def undo_follow(tx: Tx, act: Received) -> None:
     _check_own(act)
     followee = get_id(act.embedded.get("object")) if act.embedded else None
-    async with svc.db.transaction() as session:
-        result = await session.execute(delete(Follow).where(
-            Follow.follower_uri == act.actor,
-            or_(Follow.activity_uri == act.object_id, Follow.followee_uri == followee),
-        ))  # fmt: skip
-        if not getattr(result, "rowcount", 0):
-            _skip(act, f"{act.actor} did not follow through {act.object_id}")
+    result = await tx.session.execute(delete(Follow).where(
+        Follow.follower_uri == act.actor,
+        or_(Follow.activity_uri == act.object_id, Follow.followee_uri == followee),
+    ))  # fmt: skip
+    if not getattr(result, "rowcount", 0):
+        _skip(act, f"{act.actor} did not follow through {act.object_id}")
 
 
-async def undo_engagement(svc: Services, act: Received) -> None:
+@handles()
+async def undo_engagement(tx: Tx, act: Received) -> None:
     """Undo a Like, an EmojiReact or an Announce (the boost also leaves the feeds)."""
     _check_own(act)
-    async with svc.db.transaction() as session:
-        result = await session.execute(delete(Engagement).where(
-            Engagement.actor_uri == act.actor, Engagement.activity_uri == act.object_id
-        ))  # fmt: skip
-        if act.object_type == "Announce":
-            await session.execute(
-                update(Object)
-                .where(Object.uri == act.object_id, Object.actor_uri == act.actor)
-                .values(deleted_at=utcnow())
-            )
-        if not getattr(result, "rowcount", 0):
-            _skip(act, f"{act.object_id} is no like, reaction or boost we have")
+    result = await tx.session.execute(delete(Engagement).where(
+        Engagement.actor_uri == act.actor, Engagement.activity_uri == act.object_id
+    ))  # fmt: skip
+    if act.object_type == "Announce":
+        await tx.session.execute(
+            update(Object)
+            .where(Object.uri == act.object_id, Object.actor_uri == act.actor)
+            .values(deleted_at=utcnow())
+        )
+    if not getattr(result, "rowcount", 0):
+        _skip(act, f"{act.object_id} is no like, reaction or boost we have")
 
 
-async def undo_block(svc: Services, act: Received) -> None:
+@handles()
+async def undo_block(tx: Tx, act: Received) -> None:
     _check_own(act)
     blocked = get_id(act.embedded.get("object")) if act.embedded else None
-    async with svc.db.transaction() as session:
-        await session.execute(delete(Block).where(
-            Block.blocker_uri == act.actor,
-            or_(Block.activity_uri == act.object_id, Block.blocked_uri == blocked),
-        ))  # fmt: skip
+    await tx.session.execute(delete(Block).where(
+        Block.blocker_uri == act.actor,
+        or_(Block.activity_uri == act.object_id, Block.blocked_uri == blocked),
+    ))  # fmt: skip
 
 
-async def undo_by_id(svc: Services, act: Received) -> None:
+@handles()
+async def undo_by_id(tx: Tx, act: Received) -> None:
     """An Undo naming the undone activity by id only: look at what we stored."""
-    async with svc.db.session() as session:
-        row = await session.scalar(select(Object).where(Object.uri == act.object_id))
+    row = await tx.stored(act.object_id)
     if row is None:
         _skip(act, f"{act.object_id} is no activity we received")
         return
@@ -547,18 +676,20 @@ async def undo_by_id(svc: Services, act: Received) -> None:
     if handler is None or handler is undo_by_id:
         _skip(act, f"undoing a {row.type} means nothing to us")
         return
-    await handler(svc, undone)
+    await handler.apply(tx, undone)
 
 
 # -- the rest ---------------------------------------------------------------------------
 
 
-async def on_kept(svc: Services, act: Received) -> None:
+@handles()
+async def on_kept(tx: Tx, act: Received) -> None:
     """Reports (Flag) and moves (Move): kept as received for now, not acted on."""
     _skip(act, "kept as received; not acted on yet")
 
 
-async def on_several(svc: Services, act: Received) -> None:
+@handles()
+async def on_several(tx: Tx, act: Received) -> None:
     """An activity whose object is an array: we act on one object per activity."""
     count = len(act.object) if isinstance(act.object, list) else 0
     raise InvalidDocument(f"its object is an array of {count} objects; we act on one at a time")

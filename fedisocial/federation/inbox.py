@@ -15,12 +15,29 @@ Row-at-a-time commits through aiosqlite top out near 350 a second; batches
 reach thousands (see the performance notes in DESIGN.md). Keys are looked up
 through a short in-memory cache, so a known sender costs no database read.
 
-``process`` runs as a job: it dispatches on ``(activity type, object type)``
-to the small handlers of :mod:`fedisocial.federation.handlers`, falling back to
-``(activity type, None)`` (``handlers.handler_for``). Types without a handler
-stay stored and are ignored; an object that is an array of several is refused
-with the reason. A handler failure that retrying cannot fix (the job queue's one
-rule, :func:`~fedisocial.jobs.is_final`) ends the job with a
+Processing runs as ``process_activity`` jobs, claimed in batches of up to
+:data:`PROCESS_BATCH` (``process_batch``; ``process`` is a batch of one). It
+dispatches on ``(activity type, object type)`` to the small handlers of
+:mod:`fedisocial.federation.handlers`, falling back to ``(activity type, None)``
+(``handlers.handler_for``); batching lives here, not in the handlers:
+
+1. one read of the batch's activities;
+2. each handler's ``prepare`` (what needs the network: fetching an object
+   from its own host), concurrently and outside any transaction;
+3. one write transaction that reads the objects and authors the batch mentions
+   up front (two queries), applies the handlers in order, writes every feed
+   entry with one query for the audiences and one insert, and marks the jobs
+   done, before it commits. It commits early once it has held the writer for
+   :data:`_APPLY_SECONDS` (so that accepts are not kept waiting) and the rest
+   follows in the next one.
+
+The handlers are applied without savepoints first; when one fails, that
+transaction is rolled back and the same activities are applied again, each in
+a savepoint of its own, so that the failing one fails alone with its reason and
+nothing else is lost or done twice. Types without a handler stay stored and
+are ignored; an object that is an array of several is refused with the reason.
+A handler failure that retrying cannot fix (the job queue's one rule,
+:func:`~fedisocial.jobs.is_final`) ends the job with a
 :class:`~fedisocial.jobs.PermanentFailure` that says why; others are retried on
 :data:`PROCESS_RETRY`.
 """
@@ -30,7 +47,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -48,22 +66,27 @@ from fedisocial.errors import (
     Forbidden,
 )
 from fedisocial.federation.backpressure import Backpressure
-from fedisocial.federation.handlers import HANDLERS, Received, Services, handler_for
+from fedisocial.federation.handlers import HANDLERS, Handler, Received, Services, Tx, handler_for
 from fedisocial.federation.signatures import SignatureVerifier
-from fedisocial.jobs import JobQueue, PermanentFailure, RetryPolicy, is_final
+from fedisocial.jobs import ClaimedJob, JobQueue, PermanentFailure, RetryPolicy, is_final
 from fedisocial.social.outbox import Outbox
+from fedisocial.social.timeline import add_all_to_feeds
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object
 from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "PROCESS", "PROCESS_RETRY", "Inbox"]
+__all__ = ["HANDLERS", "PROCESS", "PROCESS_BATCH", "PROCESS_RETRY", "Inbox"]
 
 log = logging.getLogger(__name__)
 
 PROCESS = "process_activity"
 #: most activities written in one transaction by the group commit
 _BATCH = 200
+#: most activities processed together (one batch of ``process_activity`` jobs)
+PROCESS_BATCH = 100
+#: a batch's transaction commits (letting other writers in) once it has run this long
+_APPLY_SECONDS = 0.025
 #: Processing waits on other servers (the object, its author): retry for about three hours
 #: (10 attempts, then hourly). An activity whose context is still missing by then is stale.
 PROCESS_RETRY = RetryPolicy(base=30.0, cap=3600.0, attempts=10)
@@ -245,25 +268,138 @@ class Inbox:
 
     # -- process ------------------------------------------------------------------------
     async def process(self, payload: dict[str, Any]) -> None:
-        """Run the handler of a stored activity (the ``process_activity`` job)."""
+        """Run the handler of one stored activity (a batch of one)."""
+        failure = (await self._process([(0, payload)], finish=False)).get(0)
+        if failure is not None:
+            raise failure
+
+    async def process_batch(self, jobs: Sequence[ClaimedJob]) -> dict[int, Exception]:
+        """Run a batch of ``process_activity`` jobs; the failures, by job id.
+
+        The others are marked done in the transaction of their work.
+        """
+        return await self._process([(job.id, job.payload) for job in jobs], finish=True)
+
+    async def _process(
+        self, items: Sequence[tuple[int, dict[str, Any]]], *, finish: bool
+    ) -> dict[int, Exception]:
+        """Load the activities (one read), prepare them (network, concurrently), apply them.
+
+        ``items`` are ``(job id, payload)``; with ``finish`` the jobs applied are
+        marked done with their work.
+        """
+        failures: dict[int, Exception] = {}
+        work: list[tuple[int, Received, Handler | None]] = []
+        rows = await self._load([payload["object_id"] for _, payload in items])
+        for job_id, payload in items:
+            row = rows.get(payload["object_id"])
+            if row is None:
+                failures[job_id] = PermanentFailure(
+                    f"the activity row {payload['object_id']} no longer exists"
+                )
+                continue
+            act = Received.of(*row, payload.get("recipient"))
+            work.append((job_id, act, handler_for(act)))
+        prepared = await asyncio.gather(*(self._prepare(act, handler) for _, act, handler in work),
+                                        return_exceptions=True)  # fmt: skip
+        ready: list[tuple[int, Received, Handler | None]] = []
+        for (job_id, act, handler), result in zip(work, prepared, strict=True):
+            if isinstance(result, Received):
+                ready.append((job_id, result, handler))
+            elif isinstance(result, Exception):
+                failures[job_id] = _failure(act, result)
+            else:
+                raise result
+        while ready:
+            done = await self._apply(ready, failures, finish=finish)
+            ready = ready[done:]
+        return failures
+
+    async def _load(self, ids: Sequence[int]) -> dict[int, tuple[int, str, dict[str, Any]]]:
         async with self.db.session() as session:
-            row = await session.get(Object, payload["object_id"])
-        if row is None:
-            raise PermanentFailure(f"the activity row {payload['object_id']} no longer exists")
-        received = Received.of(row, payload.get("recipient"))
-        handler = handler_for(received)
-        if handler is None:
-            log.info("%s %s: not a type we act on; kept as received", received.type, row.uri)
-            return
+            rows = await session.execute(
+                select(Object.id, Object.uri, Object.data).where(Object.id.in_(set(ids)))
+            )
+            return {row_id: (row_id, uri, data) for row_id, uri, data in rows}
+
+    async def _prepare(self, act: Received, handler: Handler | None) -> Received:
+        if handler is None or handler.prepare is None:
+            return act
+        return await handler.prepare(self._services, act)
+
+    async def _apply(
+        self,
+        ready: Sequence[tuple[int, Received, Handler | None]],
+        failures: dict[int, Exception],
+        *,
+        finish: bool,
+    ) -> int:
+        """Apply activities in one transaction until the batch is done or has held the
+        writer for ``_APPLY_SECONDS``; returns how many it applied.
+
+        First all together, without savepoints. If one of them fails, that
+        transaction is rolled back and the same activities are applied again each
+        in a savepoint of its own: a failing activity's savepoint is rolled back
+        and its failure recorded, the others are kept. Either way the feed entries
+        are written together and the jobs marked done before the commit.
+        """
         try:
-            await handler(self._services, received)
-        except FedisocialError as exc:
-            if not is_final(exc):
-                raise
-            raise PermanentFailure(f"{received.type} {row.uri}: {exc.message}") from exc
-        except DBAPIError as exc:
-            if not _is_data_error(exc):
-                raise
-            raise PermanentFailure(
-                f"{received.type} {row.uri}: a value does not fit its database column"
-            ) from exc
+            return await self._apply_once(ready, failures, finish=finish, careful=False)
+        except _Redo:
+            return await self._apply_once(ready, failures, finish=finish, careful=True)
+
+    async def _apply_once(
+        self,
+        ready: Sequence[tuple[int, Received, Handler | None]],
+        failures: dict[int, Exception],
+        *,
+        finish: bool,
+        careful: bool,
+    ) -> int:
+        applied: list[int] = []
+        started = time.monotonic()
+        async with self.db.transaction() as session:
+            tx = Tx(session, self._services)
+            await tx.preload(act for _, act, _ in ready)
+            for job_id, act, handler in ready:
+                if time.monotonic() - started > _APPLY_SECONDS and applied:
+                    break
+                applied.append(job_id)
+                if handler is None:
+                    log.info("%s %s: not a type we act on; kept as received", act.type, act.id)
+                elif not careful:
+                    try:
+                        await handler.apply(tx, act)
+                    except Exception as exc:
+                        raise _Redo from exc
+                else:
+                    reaches = len(tx.reaches)
+                    try:
+                        async with session.begin_nested():
+                            await handler.apply(tx, act)
+                    except Exception as exc:
+                        failures[job_id] = _failure(act, exc)
+                        del tx.reaches[reaches:]
+                        tx.forget()
+            try:
+                await add_all_to_feeds(session, tx.reaches)
+            except Exception as exc:  # a post that cannot be written shows up here at the latest
+                if careful:
+                    raise
+                raise _Redo from exc
+            if finish:
+                await JobQueue.mark_done(session, [i for i in applied if i not in failures])
+        return len(applied)
+
+
+class _Redo(Exception):
+    """An activity failed in a batch applied without savepoints: apply it again with them."""
+
+
+def _failure(act: Received, exc: Exception) -> Exception:
+    """How a failed activity's job ends: for good (with the reason), or retried as raised."""
+    if isinstance(exc, FedisocialError) and is_final(exc):
+        return PermanentFailure(f"{act.type} {act.id}: {exc.message}")
+    if isinstance(exc, DBAPIError) and _is_data_error(exc):
+        return PermanentFailure(f"{act.type} {act.id}: a value does not fit its database column")
+    return exc

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.vocab import (
@@ -36,6 +37,7 @@ __all__ = [
     "fetch_object",
     "lookup",
     "resolve_handle",
+    "save_actor",
     "signer_of",
     "store_actor",
 ]
@@ -47,38 +49,43 @@ def _handle_domain(remote: RemoteActor) -> str:
 
 async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:
     """Insert or refresh the cached row of a remote actor from its document."""
+    async with db.transaction() as session:
+        return await save_actor(session, doc)
+
+
+async def save_actor(session: AsyncSession, doc: dict[str, Any]) -> Actor:
+    """:func:`store_actor` inside the caller's transaction."""
     remote = extract_actor(normalize(doc))
     check_uri_lengths("actor", {"id": remote.id, "inbox": remote.inbox})
     if len(remote.preferred_username or "") > 255:
         raise InvalidDocument("the actor's preferredUsername is longer than 255 characters")
-    async with db.transaction() as session:
-        actor = await session.scalar(select(Actor).where(Actor.uri == remote.id))
-        if actor is None:
-            actor = Actor(uri=remote.id, local=False)
-            session.add(actor)
-        elif actor.local:
-            raise InvalidDocument(f"{remote.id} is one of our own actors")
-        actor.type = remote.type
-        actor.username = remote.preferred_username or remote.id.rsplit("/", 1)[-1]
-        actor.domain = _handle_domain(remote)
-        actor.name = remote.name or ""
-        actor.summary = sanitize(remote.summary or "")
-        actor.url = http_url(remote.url)
-        actor.inbox = remote.inbox
-        actor.shared_inbox = remote.shared_inbox
-        actor.outbox = remote.outbox
-        actor.followers_url = remote.followers
-        actor.following_url = remote.following
-        actor.featured_url = remote.featured
-        actor.icon_url = http_url(remote.icon_url)
-        actor.image_url = http_url(remote.image_url)
-        actor.public_key_id = remote.public_key_id or ""
-        actor.public_key_pem = remote.public_key_pem or ""
-        actor.manually_approves_followers = remote.manually_approves_followers
-        actor.discoverable = remote.discoverable
-        actor.fields = []
-        actor.data = doc
-        actor.fetched_at = utcnow()
+    actor = await session.scalar(select(Actor).where(Actor.uri == remote.id))
+    if actor is None:
+        actor = Actor(uri=remote.id, local=False)
+        session.add(actor)
+    elif actor.local:
+        raise InvalidDocument(f"{remote.id} is one of our own actors")
+    actor.type = remote.type
+    actor.username = remote.preferred_username or remote.id.rsplit("/", 1)[-1]
+    actor.domain = _handle_domain(remote)
+    actor.name = remote.name or ""
+    actor.summary = sanitize(remote.summary or "")
+    actor.url = http_url(remote.url)
+    actor.inbox = remote.inbox
+    actor.shared_inbox = remote.shared_inbox
+    actor.outbox = remote.outbox
+    actor.followers_url = remote.followers
+    actor.following_url = remote.following
+    actor.featured_url = remote.featured
+    actor.icon_url = http_url(remote.icon_url)
+    actor.image_url = http_url(remote.image_url)
+    actor.public_key_id = remote.public_key_id or ""
+    actor.public_key_pem = remote.public_key_pem or ""
+    actor.manually_approves_followers = remote.manually_approves_followers
+    actor.discoverable = remote.discoverable
+    actor.fields = []
+    actor.data = doc
+    actor.fetched_at = utcnow()
     return actor
 
 

@@ -18,7 +18,7 @@ the query and single objects (:func:`ensure_readable`) ask the same question:
 anonymous read of a followers-only post (sign the request), 403 for a signed
 one, 404 for direct posts and for readers the author blocks.
 
-A post reaches the home feed of a local actor (:func:`local_audience`) when it
+A post reaches the home feed of a local actor (:func:`local_audiences`) when it
 is theirs, they follow its author (unless it is direct) or it is addressed to
 them; a boost reaches its booster and the booster's followers. Either way only
 readers who may read it (and, for a boost, the post boosted), and who do not
@@ -27,18 +27,24 @@ block its author (or the boosted post's), as Mastodon's feed filters do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Select,
     SQLColumnExpression,
     and_,
+    bindparam,
     exists,
     literal,
     or_,
     select,
+    tuple_,
+    union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -53,13 +59,14 @@ from fedisocial.store.models import Actor, Block, Follow, Object
 
 __all__ = [
     "READABLE",
+    "Reach",
     "Viewer",
     "addressees",
     "ensure_readable",
     "in_feed_of",
     "is_blocked",
     "is_public",
-    "local_audience",
+    "local_audiences",
     "may_announce",
     "readable_by",
 ]
@@ -177,36 +184,85 @@ async def ensure_readable(db: Database, obj: Object, viewer: Actor | None) -> No
     raise Forbidden(f"{obj.uri} is for the followers of {obj.actor_uri} only")
 
 
-async def local_audience(
-    session: AsyncSession,
-    row: Object,
-    boosted: Object | None = None,
-    reached: Iterable[str] = (),
-) -> list[int]:
-    """Ids of the local actors whose home feed shows ``row``: a post, or a boost of ``boosted``.
+@dataclass(frozen=True)
+class Reach:
+    """A post (or a boost of ``boosted``) to add to home feeds, and whom it reached.
+
+    ``reached``: local actors a received post reached besides those it names (e.g.
+    the owner of the inbox it was delivered to).
+    """
+
+    row: Object
+    boosted: Object | None = None
+    reached: Iterable[str] = ()
+
+    def named(self) -> set[str]:
+        """Who might see it by name: the booster, or the author, addressees and ``reached``."""
+        if self.boosted is not None:
+            return {self.row.actor_uri} if self.row.actor_uri else set()
+        return {n for n in (self.row.actor_uri, *addressees(self.row.data), *self.reached) if n}
+
+    @property
+    def reaches_followers(self) -> bool:
+        return self.boosted is not None or self.row.visibility != "direct"
+
+
+async def local_audiences(session: AsyncSession, reaches: Sequence[Reach]) -> list[tuple[int, int]]:
+    """``(row id, local actor id)`` for each home feed each of ``reaches`` shows in, in one query.
 
     A post: its author, the followers of its author (unless it is direct), its
-    addressees and ``reached`` (e.g. the owner of the inbox it was delivered to);
-    a boost: its booster and the booster's followers. Only those who may read it
-    and do not block its author (module docstring).
+    addressees and whom it reached; a boost: its booster and the booster's
+    followers. Only those who may read it (and, for a boost, the post boosted)
+    and do not block its author (module docstring); deleted rows reach no one.
     """
-    post, author = aliased(Object), row.actor_uri
-    followers = select(Follow.follower_uri).where(
-        Follow.followee_uri == author, Follow.state == "accepted"
-    )
-    # who might see it (found by index); in_feed_of then applies the rule to each
-    named = {author} if boosted is not None else {author, *addressees(row.data), *reached}
-    candidates = [Actor.uri.in_([n for n in named if n])]
-    if boosted is not None or row.visibility != "direct":
-        candidates.append(Actor.uri.in_(followers))
-    query = (
-        select(Actor.id)
-        .join(post, post.id == row.id)
-        .where(Actor.local.is_(True), or_(*candidates), in_feed_of(Actor.uri, post))
-    )
-    if boosted is not None:
-        original = aliased(Object)
-        query = query.join(original, original.id == boosted.id).where(
-            in_feed_of(Actor.uri, original)
+    if not reaches:
+        return []
+    followed = [r.row.id for r in reaches if r.reaches_followers]
+    named = [(r.row.id, uri) for r in reaches for uri in sorted(r.named())]
+    boosts = [r.row.id for r in reaches if r.boosted is not None]
+    query = _audience_query(bool(followed), bool(named))
+    parameters = {"followed": followed, "named": named, "boosts": boosts or [0],
+                  "named_rows": sorted({row_id for row_id, _ in named}),
+                  "named_uris": sorted({uri for _, uri in named})}  # fmt: skip
+    return [(row_id, owner) for row_id, owner in await session.execute(query, parameters)]
+
+
+@functools.cache
+def _audience_query(followed: bool, named: bool) -> Select[int, int]:
+    """The statement of :func:`local_audiences`, built once per shape (building it costs
+    more than running it); the lists are expanding parameters."""
+    post, original = aliased(Object), aliased(Object)
+    # who might see it, found by index: the local followers of its actor, actors by uri
+    candidates: list[Select[int, str]] = []
+    if followed:
+        candidates.append(
+            select(post.id.label("row_id"), Follow.follower_uri.label("uri"))
+            .join(Follow, (Follow.followee_uri == post.actor_uri) & (Follow.state == "accepted"))
+            .where(post.id.in_(bindparam("followed", expanding=True)))
         )
-    return sorted(await session.scalars(query.order_by(Actor.id)))
+    if named:
+        candidates.append(
+            select(post.id, Actor.uri)
+            .select_from(post)
+            .join(Actor, Actor.uri.in_(bindparam("named_uris", expanding=True)))
+            .where(
+                post.id.in_(bindparam("named_rows", expanding=True)),
+                tuple_(post.id, Actor.uri).in_(bindparam("named", expanding=True)),
+            )
+        )
+    found = union(*candidates).subquery() if len(candidates) > 1 else candidates[0].subquery()
+    # ... then the read rule decides for each
+    boosted_shown = original.deleted_at.is_(None) & in_feed_of(Actor.uri, original)
+    is_boost = post.id.in_(bindparam("boosts", expanding=True))
+    return (
+        select(found.c.row_id, Actor.id)
+        .join(Actor, (Actor.uri == found.c.uri) & Actor.local.is_(True))
+        .join(post, post.id == found.c.row_id)
+        .outerjoin(original, is_boost & (original.uri == post.object_uri))
+        .where(
+            post.deleted_at.is_(None),
+            in_feed_of(Actor.uri, post),
+            or_(original.id.is_(None), boosted_shown),
+        )
+        .order_by(found.c.row_id, Actor.id)
+    )

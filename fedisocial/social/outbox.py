@@ -379,19 +379,25 @@ class Outbox:
     async def answer_follow(self, actor: Actor, follow_uri: str, *, accept: bool) -> Object:
         """Accept or reject a follow request addressed to ``actor``."""
         async with self.db.transaction() as session:
-            follow = await session.scalar(select(Follow).where(
-                Follow.activity_uri == follow_uri, Follow.followee_uri == actor.uri
-            ))  # fmt: skip
-            if follow is None:
-                raise NotFound(f"no follow request {follow_uri} for {actor.uri}")
-            embedded = as2.embedded("Follow", follow.activity_uri, follow.follower_uri, actor.uri)
-            if accept:
-                follow.state, follow.accepted_at = "accepted", utcnow()
-            else:
-                await session.delete(follow)
-            answer = self._activity(actor, "Accept" if accept else "Reject", embedded,
-                                    to=[follow.follower_uri])  # fmt: skip
-            return await self._store(session, actor, answer, recipients=[follow.follower_uri])
+            return await self.answer_follow_in(session, actor, follow_uri, accept=accept)
+
+    async def answer_follow_in(
+        self, session: AsyncSession, actor: Actor, follow_uri: str, *, accept: bool
+    ) -> Object:
+        """:meth:`answer_follow` inside the caller's transaction (the inbox's batch)."""
+        follow = await session.scalar(select(Follow).where(
+            Follow.activity_uri == follow_uri, Follow.followee_uri == actor.uri
+        ))  # fmt: skip
+        if follow is None:
+            raise NotFound(f"no follow request {follow_uri} for {actor.uri}")
+        embedded = as2.embedded("Follow", follow.activity_uri, follow.follower_uri, actor.uri)
+        if accept:
+            follow.state, follow.accepted_at = "accepted", utcnow()
+        else:
+            await session.delete(follow)
+        answer = self._activity(actor, "Accept" if accept else "Reject", embedded,
+                                to=[follow.follower_uri])  # fmt: skip
+        return await self._store(session, actor, answer, recipients=[follow.follower_uri])
 
     async def accept_follow(self, actor: Actor, follow_uri: str) -> Object:
         return await self.answer_follow(actor, follow_uri, accept=True)

@@ -2,7 +2,7 @@
 
 When a post or boost is stored, :func:`add_to_feeds` adds one
 ``timeline_entries`` row for each local actor whose feed shows it
-(:func:`fedisocial.social.access.local_audience`: the author, the local
+(:func:`fedisocial.social.access.local_audiences`: the author, the local
 followers of its author, its addressees; blocks and the read rule applied).
 Reading a feed is then one index range scan, whatever the number of accounts
 followed; the read applies the same rule again, so that no entry shows what
@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fedisocial.social.access import in_feed_of, local_audience
+from fedisocial.social.access import Reach, in_feed_of, local_audiences
 from fedisocial.social.collections import (
     PAGE_SIZE,
     Cursor,
@@ -32,7 +32,7 @@ from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, TimelineEntry
 from fedisocial.store.rows import upsert
 
-__all__ = ["FeedItem", "add_to_feeds", "home", "home_feed"]
+__all__ = ["FeedItem", "add_all_to_feeds", "add_to_feeds", "home", "home_feed"]
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,21 @@ class FeedItem:
 async def add_to_feeds(
     session: AsyncSession, row: Object, boosted: Object | None = None, reached: Iterable[str] = ()
 ) -> None:
-    """Add a post, or a boost of ``boosted``, to the feeds of its local audience (once each).
+    """Add a post, or a boost of ``boosted``, to the feeds of its local audience (once each)."""
+    await add_all_to_feeds(session, [Reach(row, boosted, reached)])
 
-    ``reached``: local actors a received post reached besides those it names (see
-    :func:`~fedisocial.social.access.local_audience`).
+
+async def add_all_to_feeds(session: AsyncSession, reaches: Sequence[Reach]) -> None:
+    """Add many posts and boosts to the feeds of their local audiences: two statements.
+
+    (:func:`~fedisocial.social.access.local_audiences`; a row deleted meanwhile reaches no one.)
     """
-    owners = await local_audience(session, row, boosted, reached)
-    if not owners:
-        return
-    entries = [{"owner_id": o, "object_id": row.id, "published": row.published} for o in owners]
-    await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), entries)
+    await session.flush()  # rows added but not yet inserted get their ids
+    published = {reach.row.id: reach.row.published for reach in reaches}
+    entries = [{"owner_id": owner, "object_id": row_id, "published": published[row_id]}
+               for row_id, owner in await local_audiences(session, reaches)]  # fmt: skip
+    if entries:
+        await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), entries)
 
 
 @functools.cache
