@@ -368,7 +368,9 @@ class JobQueue:
             if limit <= 0:
                 return []
             rows = await session.execute(claim)
-            return [ClaimedJob(*row) for row in rows]
+            # in the order they were queued (PostgreSQL returns updated rows in any order):
+            # a batch applies activities in the order they arrived
+            return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
     @staticmethod
     def _done(job_ids: Sequence[int], now: datetime) -> Update:

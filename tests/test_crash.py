@@ -162,3 +162,120 @@ def test_sigkill_in_the_middle_of_a_fanout_loses_nothing(tmp_path: Path, databas
         assert inboxes == {f"/users/f{n}/inbox" for n in range(FOLLOWERS)}
         assert len({activity for _, activity in sink.received}) == 1
     assert asyncio.run(_unfinished_jobs(database_url)) == []
+
+
+ACTIVITIES = 3000
+SENDERS = 300
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+
+async def _queue_activities(database_url: str, base_url: str) -> None:
+    """Creates (alice follows their authors) and Follows of alice, stored with their jobs."""
+    from sqlalchemy import insert
+
+    from fedisocial.federation.inbox import PROCESS
+    from fedisocial.jobs import JobQueue
+    from fedisocial.store.models import Actor, Object
+
+    alice = f"{base_url}/users/alice"
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            await session.execute(insert(Actor), [
+                {"uri": f"https://r{n % 10}.example/users/s{n}", "type": "Person",
+                 "username": f"s{n}", "domain": f"r{n % 10}.example", "local": False,
+                 "inbox": f"https://r{n % 10}.example/users/s{n}/inbox",
+                 "public_key_id": f"https://r{n % 10}.example/users/s{n}#main-key",
+                 "public_key_pem": ""}
+                for n in range(SENDERS)
+            ])  # fmt: skip
+            session.add_all(Follow(follower_uri=alice, followee_uri=f"https://r{n % 10}.example"
+                                   f"/users/s{n}", activity_uri=f"urn:test:f{n}",
+                                   state="accepted") for n in range(SENDERS))  # fmt: skip
+        rows = []
+        for n in range(ACTIVITIES):
+            actor = f"https://r{n % 10}.example/users/s{n % SENDERS}"
+            if n % 10 == 9:  # one in ten: a Follow of alice (answered with one Accept each)
+                doc = {"id": f"{actor}/follows/{n}", "type": "Follow", "actor": actor,
+                       "object": alice}  # fmt: skip
+            else:
+                post = {"id": f"{actor}/statuses/{n}", "type": "Note", "attributedTo": actor,
+                        "content": f"<p>post {n}</p>", "to": [PUBLIC]}  # fmt: skip
+                doc = {"id": f"{post['id']}/activity", "type": "Create", "actor": actor,
+                       "object": post}  # fmt: skip
+            rows.append({"uri": doc["id"], "type": doc["type"], "actor_uri": actor,
+                         "local": False, "data": doc})  # fmt: skip
+        async with db.transaction() as session:
+            stored = await session.execute(insert(Object).returning(Object.id), rows)
+            jobs = [({"object_id": i, "recipient": None}, None) for i in stored.scalars()]
+            await JobQueue.add_many(session, PROCESS, jobs)
+    finally:
+        await db.close()
+
+
+async def _processing_state(database_url: str, base_url: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from fedisocial.store.models import Object, TimelineEntry
+
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+
+            async def count(query: object) -> int:
+                return int(await session.scalar(query) or 0)  # type: ignore[arg-type]
+
+            return {
+                "done": await count(select(func.count()).select_from(Job)
+                                    .where(Job.kind == "process_activity", Job.status == "done")),
+                "notes": await count(select(func.count()).select_from(Object)
+                                     .where(Object.type == "Note")),
+                "feed": await count(select(func.count()).select_from(TimelineEntry)),
+                "accepts": await count(select(func.count()).select_from(Object)
+                                       .where(Object.type == "Accept")),
+            }  # fmt: skip
+    finally:
+        await db.close()
+
+
+def test_sigkill_in_the_middle_of_inbox_batches_loses_nothing_and_does_nothing_twice(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Given 3,000 received activities waiting to be processed (Creates and Follows)
+    instance = make_instance(tmp_path / "site", database_url=database_url)
+    config = instance.root / "fedisocial.toml"
+    config.write_text(config.read_text().replace("job_lease_seconds = 300",
+                                                 "job_lease_seconds = 2"))  # fmt: skip
+    assert instance.cli("user", "create", "alice", "--password-stdin",
+                        stdin="a good password\n").returncode == 0  # fmt: skip
+    asyncio.run(_queue_activities(database_url, instance.base_url))
+    # When the worker is killed with SIGKILL while it processes them in batches
+    worker = _start_worker(instance)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if asyncio.run(_processing_state(database_url, instance.base_url))["done"] >= 300:
+            break
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    at_kill = asyncio.run(_processing_state(database_url, instance.base_url))["done"]
+    assert 0 < at_kill < ACTIVITIES, "the kill must land in the middle of the processing"
+    # and a new worker takes over (the dead one's claims expire after their lease)
+    worker = _start_worker(instance)
+    try:
+        while time.monotonic() < deadline:
+            if (
+                asyncio.run(_processing_state(database_url, instance.base_url))["done"]
+                == ACTIVITIES
+            ):
+                break
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(15)
+    # Then every activity was processed, and each exactly once (one Accept per Follow)
+    follows = ACTIVITIES // 10
+    assert asyncio.run(_processing_state(database_url, instance.base_url)) == {
+        "done": ACTIVITIES, "notes": ACTIVITIES - follows, "feed": ACTIVITIES - follows,
+        "accepts": follows,
+    }  # fmt: skip

@@ -302,17 +302,37 @@ class Inbox:
             work.append((job_id, act, handler_for(act)))
         prepared = await asyncio.gather(*(self._prepare(act, handler) for _, act, handler in work),
                                         return_exceptions=True)  # fmt: skip
-        ready: list[tuple[int, Received, Handler | None]] = []
-        for (job_id, act, handler), result in zip(work, prepared, strict=True):
-            if isinstance(result, Received):
-                ready.append((job_id, result, handler))
-            elif isinstance(result, Exception):
-                failures[job_id] = _failure(act, result)
-            else:
-                raise result
-        while ready:
-            done = await self._apply(ready, failures, finish=finish)
-            ready = ready[done:]
+        steps = list(zip(work, prepared, strict=True))
+        while steps:
+            # Prepared before the batch applies, an activity may miss what an earlier one
+            # stores (a boost of a post created just before): at the first that failed in a
+            # way a retry may mend, apply those before it, then prepare it again.
+            cut = next((n for n, (_, r) in enumerate(steps) if _may_mend(r)), len(steps))
+            ready: list[tuple[int, Received, Handler | None]] = []
+            for (job_id, act, handler), result in steps[:cut]:
+                if isinstance(result, Received):
+                    ready.append((job_id, result, handler))
+                elif isinstance(result, Exception):
+                    failures[job_id] = _failure(act, result)
+                else:
+                    raise result
+            while ready:
+                done = await self._apply(ready, failures, finish=finish)
+                ready = ready[done:]
+            steps = steps[cut:]
+            if steps:
+                (job_id, act, handler), result = steps[0]
+                if cut == 0:  # nothing new was stored before it: a failure of its own
+                    assert isinstance(result, Exception)
+                    failures[job_id] = _failure(act, result)
+                    steps = steps[1:]
+                else:
+                    again = await asyncio.gather(self._prepare(act, handler),
+                                                 return_exceptions=True)  # fmt: skip
+                    steps[0] = ((job_id, act, handler), again[0])
+                    if _may_mend(again[0]):  # it failed again: it stays failed
+                        failures[job_id] = _failure(act, again[0])  # type: ignore[arg-type]
+                        steps = steps[1:]
         return failures
 
     async def _load(self, ids: Sequence[int]) -> dict[int, tuple[int, str, dict[str, Any]]]:
@@ -394,6 +414,11 @@ class Inbox:
 
 class _Redo(Exception):
     """An activity failed in a batch applied without savepoints: apply it again with them."""
+
+
+def _may_mend(result: object) -> bool:
+    """Whether a prepare step failed in a way that trying again may mend."""
+    return isinstance(result, Exception) and not is_final(result)
 
 
 def _failure(act: Received, exc: Exception) -> Exception:
