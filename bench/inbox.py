@@ -64,10 +64,10 @@ from discovery import (
 )
 from federation import DbCpu, backends, make_instance, mark, print_table, scratch_database
 
-TARGET_ACCEPTED = 3_000
-TARGET_RATIO = 0.50
-TARGET_PROCESSED = 1_000
-TARGET_P99_MS = 50.0
+#: the issue's targets per mode: accepted/s, share of the bare app, processed/s
+TARGETS = {"inprocess": (1_500, 0.25, 1_000), "split": (3_000, 0.40, 1_500)}
+#: p99 of accepts at the fixed rate, per backend
+TARGET_P99_MS = {"sqlite": 100.0, "postgresql": 50.0}
 HERE = Path(__file__).resolve()
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 KEYS_ENV = "BENCH_INBOX_KEYS"
@@ -602,10 +602,12 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
     )
     for mode, text in MODES.items():
         print(f"  {mode}: {text}")
+    for mode, (accepted, share, processed) in TARGETS.items():
+        print(f"Targets ({mode}): ≥ {accepted:,} accepted/s and ≥ {share:.0%} of the bare "
+              f"Digest + RSA verify app; ≥ {processed:,} processed/s")  # fmt: skip
     print(
-        f"Targets: ≥ {TARGET_ACCEPTED:,} accepted/s and ≥ {TARGET_RATIO:.0%} of the bare "
-        f"Digest + RSA verify app; ≥ {TARGET_PROCESSED:,} processed/s; p99 < "
-        f"{TARGET_P99_MS:g} ms at {args.rate:,}/s"
+        f"Targets (both modes): p99 at {args.rate:,}/s < "
+        + ", ".join(f"{ms:g} ms on {backend}" for backend, ms in TARGET_P99_MS.items())
     )
     print()
     header = ("backend", "mode", "accepted/s", "bare/s", "ratio", "p50/p99 ms ours | bare",
@@ -620,7 +622,8 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
             ours, paced = m.ours.wrk, m.paced.wrk
             ratio = ours.rps / bare.rps if bare.rps else 0.0
             rate = m.processing.rate if m.mode == "inprocess" else m.drain_rate
-            p99_ok = paced.rps >= 0.95 * args.rate and paced.p99_ms < TARGET_P99_MS
+            accepted, share, processed = TARGETS[m.mode]
+            p99_ok = paced.rps >= 0.95 * args.rate and paced.p99_ms < TARGET_P99_MS[r.backend]
             done = max(m.processing.done, 1)
             if m.mode == "split":  # the web processes' CPU per accept, the workers' per job
                 accept_ms = 1000 * ours.server_cpu_s / max(ours.requests, 1)
@@ -628,10 +631,10 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
             else:
                 cpu = f"{1000 * m.server_cpu_s / done:.2f}"
             rows.append((
-                r.backend, m.mode, f"{ours.rps:,.0f} {mark(ours.rps >= TARGET_ACCEPTED)}",
-                f"{bare.rps:,.0f}", f"{ratio:.0%} {mark(ratio >= TARGET_RATIO)}",
+                r.backend, m.mode, f"{ours.rps:,.0f} {mark(ours.rps >= accepted)}",
+                f"{bare.rps:,.0f}", f"{ratio:.0%} {mark(ratio >= share)}",
                 f"{ours.p50_ms:.1f}/{ours.p99_ms:.1f} | {bare.p50_ms:.1f}/{bare.p99_ms:.1f}",
-                f"{rate:,.0f} {mark(rate >= TARGET_PROCESSED)}",
+                f"{rate:,.0f} {mark(rate >= processed)}",
                 f"{paced.rps:,.0f}, {paced.p99_ms:.1f} ms {mark(p99_ok)}",
                 f"{cpu} | {1000 * m.db_cpu_s / done:.2f} | "
                 f"{1000 * bare.server_cpu_s / max(bare.requests, 1):.2f}",

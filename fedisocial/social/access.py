@@ -242,7 +242,7 @@ def _audience_query(followed: bool, named: bool) -> Select[int, int]:
         )
     if named:
         candidates.append(
-            select(post.id, Actor.uri)
+            select(post.id.label("row_id"), Actor.uri.label("uri"))
             .select_from(post)
             .join(Actor, Actor.uri.in_(bindparam("named_uris", expanding=True)))
             .where(
