@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -230,35 +231,69 @@ async def store_senders(database_url: str, base_url: str, senders: Senders) -> N
 _KEYS: dict[str, Any] = {}
 
 
+#: the mixed load, per 50 deliveries: mostly Create and Like, as a busy Mastodon instance
+#: receives them; Likes, boosts, edits and deletes are of the warm-up run's posts
+MIX = (("Create", 25), ("Like", 15), ("Announce", 5), ("Update", 2), ("Delete", 2), ("Follow", 1))
+_MIX_CYCLE = [kind for kind, share in MIX for _ in range(share)]
+
+
+def _kind_of(load: str, n: int) -> str:
+    return _MIX_CYCLE[(n * 7) % len(_MIX_CYCLE)] if load == "mixed" else "Create"
+
+
+def _note(note_id: str, actor: str, iso: str, n: int, in_reply_to: str | None) -> dict[str, Any]:
+    return {
+        "id": note_id, "type": "Note", "attributedTo": actor, "published": iso,
+        "content": f"<p>Benchmark post {n} from {actor}: a sunset over the harbor, "
+                   "painted in watercolor by an image model. #AIGenerated</p>",
+        "to": [PUBLIC], "cc": [f"{actor}/followers"], "url": note_id, "inReplyTo": in_reply_to,
+        "summary": None, "sensitive": False, "tag": [], "attachment": [],
+    }  # fmt: skip
+
+
+def _activity(
+    kind: str, actor: str, n: int, label: str, iso: str, target: str | None,
+    in_reply_to: str | None, base_url: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Activity ``n`` of a run: ``target`` is a post of the warm-up run (Like, Announce…)."""
+    common = {"@context": "https://www.w3.org/ns/activitystreams", "actor": actor,
+              "published": iso, "to": [PUBLIC], "cc": [f"{actor}/followers"]}  # fmt: skip
+    own = f"{actor}/statuses/{label}{n}"
+    if kind == "Create":
+        return {**common, "id": f"{own}/activity", "type": "Create",
+                "object": _note(own, actor, iso, n, in_reply_to)}  # fmt: skip
+    if kind == "Follow":
+        return {**common, "id": f"{actor}/follows/{label}{n}", "type": "Follow",
+                "object": f"{base_url}/users/alice"}  # fmt: skip
+    assert target is not None
+    if kind == "Update":
+        edited = {**_note(target, actor, iso, n, None), "updated": iso}
+        return {**common, "id": f"{target}#update-{label}{n}", "type": "Update", "object": edited}
+    if kind == "Delete":
+        return {**common, "id": f"{target}#delete-{label}{n}", "type": "Delete", "object": target}
+    return {**common, "id": f"{actor}/{kind.lower()}s/{label}{n}", "type": kind, "object": target}
+
+
+_KEYS: dict[str, Any] = {}
+
+
 def _sign_chunk(
-    args: tuple[str, list[tuple[str, str, str]], list[str], int, str],
+    args: tuple[str, list[tuple[str, str, str, str | None, str]], int, str, str, str | None],
 ) -> list[bytes]:
-    """Raw HTTP requests for (actor, key id, pem) senders, numbered from ``first``."""
+    """Raw HTTP requests for (actor, key id, kind, target, pem) specs, numbered from ``first``."""
     from fedisocial.ap import httpsig
 
-    base_url, senders, pems, first, label = args
-    for pem in set(pems) - set(_KEYS):
+    base_url, specs, first, label, _load, in_reply_to = args
+    for pem in {spec[4] for spec in specs} - set(_KEYS):
         _KEYS[pem] = httpsig.load_private_key(pem)  # 27 ms each: once per process
     keys = _KEYS
     host = base_url.split("://", 1)[1]
     now = datetime.now(UTC)
     iso = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = []
-    for offset, ((actor, key_id, _), pem) in enumerate(zip(senders, pems, strict=True)):
-        n = first + offset
-        note_id = f"{actor}/statuses/{label}{n}"
-        note = {
-            "id": note_id, "type": "Note", "attributedTo": actor, "published": iso,
-            "content": f"<p>Benchmark post {n} from {actor}: a sunset over the harbor, "
-                       "painted in watercolor by an image model. #AIGenerated</p>",
-            "to": [PUBLIC], "cc": [f"{actor}/followers"], "url": note_id, "inReplyTo": None,
-            "summary": None, "sensitive": False, "tag": [], "attachment": [],
-        }  # fmt: skip
-        activity = {
-            "@context": "https://www.w3.org/ns/activitystreams", "id": f"{note_id}/activity",
-            "type": "Create", "actor": actor, "published": iso, "to": [PUBLIC],
-            "cc": [f"{actor}/followers"], "object": note,
-        }  # fmt: skip
+    for offset, (actor, key_id, kind, target, pem) in enumerate(specs):
+        activity = _activity(kind, actor, first + offset, label, iso, target, in_reply_to,
+                             base_url)  # fmt: skip
         body = json.dumps(activity, separators=(",", ":")).encode()
         headers = {"Host": host, "Content-Type": "application/activity+json"}
         added = httpsig.sign_request(
@@ -276,16 +311,30 @@ def _sign_chunk(
 
 def write_requests(
     path: Path, base_url: str, senders: Senders, count: int, label: str, threads: int,
-    pool: concurrent.futures.ProcessPoolExecutor,
+    pool: concurrent.futures.ProcessPoolExecutor, *, load: str = "create",
+    targets_label: str | None = None, in_reply_to: str | None = None,
 ) -> None:  # fmt: skip
-    """``count`` unique signed requests split over ``threads`` files (PATH.0, PATH.1, ...)."""
-    chosen = [senders.actors[n % len(senders.actors)] for n in range(count)]
-    pems = [senders.private_pems[key] for _, _, key in chosen]
+    """``count`` unique signed requests split over ``threads`` files (PATH.0, PATH.1, ...).
+
+    ``load`` "mixed": the :data:`MIX` of kinds, whose targets are the posts of the run
+    ``targets_label`` (edits and deletes by their authors); ``in_reply_to``: every Create
+    replies to that post (a reply storm).
+    """
+    actors = senders.actors
+    specs = []
+    for n in range(count):
+        kind, sender, target = _kind_of(load, n), actors[n % len(actors)], None
+        if kind not in ("Create", "Follow"):
+            assert targets_label is not None, "a mixed load needs a run whose posts it targets"
+            w = (n * 13) % 2_000  # a post of the warm-up run (it has 2,000)
+            author = actors[w % len(actors)]
+            target = f"{author[0]}/statuses/{targets_label}{w}"
+            if kind in ("Update", "Delete"):
+                sender = author
+        specs.append((sender[0], sender[1], kind, target, senders.private_pems[sender[2]]))
     step = 2_000
-    chunks = [
-        (base_url, chosen[i : i + step], pems[i : i + step], i, label)
-        for i in range(0, count, step)
-    ]
+    chunks = [(base_url, specs[i : i + step], i, label, load, in_reply_to)
+              for i in range(0, count, step)]  # fmt: skip
     files = [open(f"{path}.{t}", "wb") for t in range(threads)]  # noqa: SIM115
     try:
         n = 0
@@ -411,6 +460,78 @@ def drain(database_url: str, limit_s: float) -> float:
 
 
 @dataclass
+class Storm:
+    """Other senders' accepts, alone and during a reply storm to one post (paced, both)."""
+
+    alone: WrkResult
+    during: WrkResult
+    storm: WrkResult
+    replies: int = 0
+    processed_s: float = 0.0
+
+
+def run_storm(
+    backend: str, args: argparse.Namespace, base_url: str, pids: list[int],
+    files: dict[str, Path], database_url: str, post: str,
+) -> Storm:  # fmt: skip
+    """Others at half the rate alone, then with the storm at the other half, together."""
+    half = args.rate // 2
+    seconds = args.storm / half
+    common = {"threads": 1, "connections": args.connections // 2, "server_pids": pids,
+              "rate": half, "lua": files["paced-lua"], "duration": seconds}  # fmt: skip
+    progress(f"[{backend}/storm] other senders alone at {half:,}/s for {seconds:g}s")
+    alone = replay(f"{base_url}/inbox", files["storm-alone"], **common).wrk
+    drain(database_url, 300)
+    progress(f"[{backend}/storm] {args.storm:,} replies to {post} at {half:,}/s, beside others")
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(2) as threads:
+        during = threads.submit(replay, f"{base_url}/inbox", files["storm-others"], **common)
+        storm = threads.submit(replay, f"{base_url}/inbox", files["storm"], **common)
+        result = Storm(alone, during.result().wrk, storm.result().wrk)
+    drain(database_url, 600)
+    result.processed_s = time.monotonic() - started
+    result.replies = asyncio.run(_replies(database_url, post))
+    progress(f"  others' p99 {result.alone.p99_ms:.1f} ms alone, {result.during.p99_ms:.1f} ms "
+             f"during the storm; {result.replies:,} replies stored, all processed "
+             f"{result.processed_s:.1f}s after the storm began")  # fmt: skip
+    return result
+
+
+async def _replies(database_url: str, post: str) -> int:
+    from sqlalchemy import func, select
+
+    from fedisocial.store.db import Database
+    from fedisocial.store.models import Object
+
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(Object).where(Object.in_reply_to == post)
+            ) or 0)  # fmt: skip
+    finally:
+        await db.close()
+
+
+async def _local_post(database_url: str) -> str:
+    from sqlalchemy import select
+
+    from fedisocial.store.db import Database
+    from fedisocial.store.models import Object
+
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            uri = await session.scalar(
+                select(Object.uri).where(Object.local.is_(True), Object.type == "Note")
+            )
+            assert uri is not None, "alice's post is stored"
+            return uri
+    finally:
+        await db.close()
+
+
+@dataclass
 class ModeResult:
     """One way of running the instance: workers inside the web processes, or apart."""
 
@@ -422,6 +543,7 @@ class ModeResult:
     drain_done: int = 0
     server_cpu_s: float = 0.0  # web processes (and workers) from saturation to drained
     db_cpu_s: float = 0.0
+    storm: Storm | None = None
 
     @property
     def drain_rate(self) -> float:
@@ -446,6 +568,8 @@ def run_mode(
     env: dict[str, str], database_url: str, files: dict[str, Path],
 ) -> ModeResult:  # fmt: skip
     out = ModeResult(mode)
+    if mode == "split":  # the backlog grows on purpose (no worker until the end): no 503s
+        env = {**env, "FEDISOCIAL_INBOX_MAX_BACKLOG": "0"}
     port = int(env["BENCH_PORT"])
     base_url = f"http://127.0.0.1:{port}"
     argv = [FEDISOCIAL, "serve", "--port", str(port), "--workers", "2"]
@@ -506,6 +630,10 @@ def run_mode(
         rate=args.rate, lua=paced_lua, **common,
     )  # fmt: skip
     progress(f"  achieved {out.paced.wrk.rps:,.0f}/s, p99 {out.paced.wrk.p99_ms:.1f} ms")
+    if args.storm and mode == "inprocess":
+        drain(database_url, 600)
+        out.storm = run_storm(backend, args, base_url, pids, files, database_url,
+                              files["storm-post"].read_text())  # fmt: skip
     if mode == "split":
         progress(f"[{backend}/{mode}] {args.split_workers} `fedisocial worker` process(es) "
                  "work through the backlog")  # fmt: skip
@@ -559,9 +687,28 @@ def run_backend(
             sets[f"paced-{mode}"] = int(args.rate * args.duration * 1.1)
         files: dict[str, Path] = {}
         for label, count in sets.items():
-            progress(f"[{backend}] signing {count:,} {label} requests")
+            load = "create" if label.startswith("warm-") else args.load
+            progress(f"[{backend}] signing {count:,} {label} requests ({load})")
             files[label] = root / f"requests-{label}"
-            write_requests(files[label], base_url, senders, count, label, args.threads, pool)
+            write_requests(files[label], base_url, senders, count, label, args.threads, pool,
+                           load=load, targets_label=f"warm-{label.split('-', 1)[1]}")  # fmt: skip
+        if args.storm:
+            subprocess_env = {**os.environ, **env}
+            posted = subprocess.run([FEDISOCIAL, "post", "alice", "A post everyone answers"],
+                                    cwd=root, env=subprocess_env, capture_output=True, check=True,
+                                    timeout=120)  # fmt: skip
+            assert posted.returncode == 0
+            post = asyncio.run(_local_post(database_url))
+            files["storm-post"] = root / "storm-post"
+            files["storm-post"].write_text(post)
+            others = int(args.storm * 1.1)
+            for label, count, reply_to in (("storm-alone", others, None),
+                                           ("storm-others", others, None),
+                                           ("storm", args.storm, post)):  # fmt: skip
+                progress(f"[{backend}] signing {count:,} {label} requests")
+                files[label] = root / f"requests-{label}"
+                write_requests(files[label], base_url, senders, count, label, 1, pool,
+                               in_reply_to=reply_to)  # fmt: skip
         files["lua"] = root / "replay.lua"
         files["lua"].write_text(REPLAY_LUA, encoding="utf-8")
         files["paced-lua"] = root / "replay-paced.lua"
@@ -596,7 +743,8 @@ def run_backend(
 def print_report(results: list[Result], args: argparse.Namespace) -> None:
     print()
     print(
-        f"Inbox ingest: signed Create{{Note}} from {args.actors:,} remote actors on "
+        f"Inbox ingest: signed {'Create{Note}' if args.load == 'create' else 'mixed'} "
+        f"deliveries from {args.actors:,} remote actors on "
         f"{args.hosts} hosts to the shared inbox, wrk -t{args.threads} -c{args.connections}, "
         f"{args.duration:g}s runs, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
     )
@@ -660,6 +808,13 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
                 if rep.wrapped:
                     notes.append(f"{label}: ran out of unique requests ({rep.wrapped} wraps; "
                                  "repeats were deduplicated; raise --max-rate)")  # fmt: skip
+            if m.storm is not None:
+                st = m.storm
+                notes.append(f"reply storm: others' p99 {st.alone.p99_ms:.1f} ms alone "
+                             f"({st.alone.rps:,.0f}/s), {st.during.p99_ms:.1f} ms during the "
+                             f"storm ({st.during.rps:,.0f}/s; storm {st.storm.rps:,.0f}/s, p99 "
+                             f"{st.storm.p99_ms:.1f} ms); {st.replies:,} replies stored, all "
+                             f"processed {st.processed_s:.1f}s after it began")  # fmt: skip
             notes.append(f"other load {m.ours.wrk.other_cores:.2f} cores "
                          f"(bare run: {r.bare.wrk.other_cores:.2f})")  # fmt: skip
             print(f"  {r.backend}/{m.mode}: " + "; ".join(notes))
@@ -697,6 +852,13 @@ def main() -> int:
                         help="remote hosts they are on (default 100)")  # fmt: skip
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both",
                         help="inprocess, split or both (default both); see the table")  # fmt: skip
+    parser.add_argument("--load", choices=("create", "mixed"), default="create",
+                        help="create: Create{Note} only (default); mixed: Create, Like, Announce, "
+                        "Update, Delete and Follow in the proportions of MIX")  # fmt: skip
+    parser.add_argument("--storm", type=int, default=0, metavar="N",
+                        help="inprocess: also N replies to one post of alice's (a reply storm) "
+                        "at half the fixed rate, beside other senders at the other half: their "
+                        "p99 alone and during the storm (e.g. 10000; default off)")  # fmt: skip
     parser.add_argument("--split-workers", type=int, default=1,
                         help="`fedisocial worker` processes in split mode (default 1)")  # fmt: skip
     parser.add_argument("--keep", action="store_true",

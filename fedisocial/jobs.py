@@ -716,9 +716,14 @@ class Worker:
         return await self._claim(limit, lane.kinds)
 
     async def _idle(self) -> None:
-        """Wait for a stop, a running job to end, or the next poll of a drained lane."""
+        """Wait for a stop, a running job to end, or the next poll of a drained lane that
+        has room (a full lane waits for its jobs: polling it would spin)."""
         running = {task for lane in self._lanes for task in lane.running}
-        polls = [lane.polled_at + self.poll_interval for lane in self._lanes if lane.drained]
+        polls = [
+            lane.polled_at + self.poll_interval
+            for lane in self._lanes
+            if lane.drained and lane.slots - lane.jobs >= lane.refill
+        ]  # could claim
         timeout = max(0.0, min(polls) - time.monotonic()) if polls else None
         assert self._stopping is not None
         await asyncio.wait({self._stopping, *running}, timeout=timeout,

@@ -10,6 +10,7 @@ outcomes and their reasons) must be the same, names aside.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from fedisocial.app import Context, job_handlers
 from fedisocial.federation.inbox import PROCESS, PROCESS_RETRY
 from fedisocial.federation.remote import store_actor
-from fedisocial.jobs import ClaimedJob, JobKind, Worker
+from fedisocial.jobs import ClaimedJob, JobKind, JobQueue, Worker
 from fedisocial.store.models import Actor, Engagement, Follow, Job, Object, TimelineEntry
 from tests import test_inbox
 from tests.test_inbox import REMOTE, activity, actor_doc, deliver, follows, note, remote_key
@@ -209,3 +210,40 @@ async def test_a_batch_that_fails_as_a_whole_is_run_one_job_at_a_time(
     await worker.run_until_idle()
     assert sorted(ran) == [0, 1, 2, 3, 4]
     assert await context.queue.counts() == {"done": 5}
+
+
+async def test_a_worker_waits_for_a_running_batch_without_spinning(context: Context) -> None:
+    """While a batch runs, its lane has no room: the loop sleeps until something happens."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def one(payload: dict[str, Any]) -> None:
+        raise AssertionError("a batch kind runs in batches")
+
+    async def slow(jobs: Sequence[ClaimedJob]) -> dict[int, Exception]:
+        started.set()
+        await release.wait()
+        async with context.db.transaction() as session:
+            await JobQueue.mark_done(session, [job.id for job in jobs])
+        return {}
+
+    for n in range(3):  # fewer than a batch: the lane is drained while its batch runs
+        await context.queue.enqueue("batched", {"n": n})
+    worker = Worker(context.queue, {"batched": JobKind(one, run_batch=slow)}, poll_interval=0.05)
+    loops = 0
+    idle = worker._idle
+
+    async def counted() -> None:
+        nonlocal loops
+        loops += 1
+        await idle()
+
+    worker._idle = counted  # type: ignore[method-assign]
+    running = asyncio.create_task(worker.run())
+    await started.wait()
+    await asyncio.sleep(0.5)  # ten poll intervals of the other lane
+    release.set()
+    await asyncio.sleep(0.1)
+    worker.stop()
+    await running
+    assert await context.queue.counts() == {"done": 3}
+    assert loops < 60, f"the worker loop went round {loops} times in 0.6 s"
