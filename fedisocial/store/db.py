@@ -88,7 +88,11 @@ def make_engine(url: str, schema: str | None = None, *, writer: bool = False) ->
         if not path or path == ":memory:":
             raise ConfigError("database_url", "an SQLite database must be a file, not :memory:")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if writer else {}
+        # Readers: as many pooled connections as requests and jobs run at once, so that busy
+        # processes do not open and close connections (each one a thread, a file opened, its
+        # schema read); the writer: one.
+        pool: dict[str, Any] = {"pool_size": 1 if writer else 32,
+                                "max_overflow": 0 if writer else 16}  # fmt: skip
         engine = create_async_engine(url, connect_args={"timeout": 10}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         begin = _sqlite_begin_immediate if writer else _sqlite_begin

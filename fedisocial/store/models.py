@@ -152,7 +152,9 @@ class Object(Base):
     __tablename__ = "objects"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    #: unique and always given, so the ORM inserts many new rows in one statement (it matches
+    #: the ids RETURNING gives back to the rows by it: an "insert sentinel")
+    uri: Mapped[str] = mapped_column(String(2048), unique=True, insert_sentinel=True)
     type: Mapped[str] = mapped_column(String(64))
     actor_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
     published: Mapped[datetime] = mapped_column(default=utcnow)
