@@ -211,10 +211,16 @@ def _skip(act: Received, reason: str) -> None:
     log.info("%s %s from %s: ignored, %s", act.type, act.id, act.actor, reason)
 
 
-async def _local_actor(session: AsyncSession, uri: str | None) -> Actor | None:
-    if uri is None:
-        return None
-    return await session.scalar(select(Actor).where(Actor.uri == uri, Actor.local.is_(True)))
+async def _local_object_actor(tx: Tx, act: Received) -> Actor | None:
+    """The local actor an activity is about (its object); None, logged, if it is not one."""
+    found = None
+    if act.object_id is not None:
+        found = await tx.session.scalar(
+            select(Actor).where(Actor.uri == act.object_id, Actor.local.is_(True))
+        )
+    if found is None:
+        _skip(act, f"{act.object_id} is not an actor of this instance")
+    return found
 
 
 async def _blockers(session: AsyncSession, blocked: str) -> set[int]:
@@ -472,9 +478,8 @@ async def _delete_actor(tx: Tx, act: Received) -> None:
 @handles()
 async def on_follow(tx: Tx, act: Received) -> None:
     session = tx.session
-    followee = await _local_actor(session, act.object_id)
+    followee = await _local_object_actor(tx, act)
     if followee is None:
-        _skip(act, f"{act.object_id} is not an actor of this instance")
         return
     follow = await session.scalar(select(Follow).where(
         Follow.follower_uri == act.actor, Follow.followee_uri == followee.uri
@@ -530,9 +535,8 @@ async def on_reject(tx: Tx, act: Received) -> None:
 @handles()
 async def on_block(tx: Tx, act: Received) -> None:
     session = tx.session
-    blocked = await _local_actor(session, act.object_id)
+    blocked = await _local_object_actor(tx, act)
     if blocked is None:
-        _skip(act, f"{act.object_id} is not an actor of this instance")
         return
     await session.execute(delete(Follow).where(
         ((Follow.follower_uri == act.actor) & (Follow.followee_uri == blocked.uri))
