@@ -433,23 +433,28 @@ async def _processing(database_url: str, since: datetime) -> Processing:
         await db.close()
 
 
-async def _unfinished(database_url: str) -> int:
-    from sqlalchemy import func, select
-
+async def _scalar(database_url: str, query: Any) -> Any:
+    """One value read from the instance's database (its own engine, closed after)."""
     from fedisocial.store.db import Database
-    from fedisocial.store.models import Job
 
     db = Database(database_url)
     try:
         async with db.session() as session:
-            # received activities only: the Accepts that Follows send go to hosts that do not
-            # exist and are retried for days
-            return int(await session.scalar(
-                select(func.count()).where(Job.status.in_(("queued", "running")),
-                                           Job.kind == "process_activity")
-            ) or 0)  # fmt: skip
+            return await session.scalar(query)
     finally:
         await db.close()
+
+
+async def _unfinished(database_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from fedisocial.store.models import Job
+
+    # received activities only: the Accepts that Follows send go to hosts that do not exist
+    # and are retried for days
+    return int(await _scalar(database_url, select(func.count()).where(
+        Job.status.in_(("queued", "running")), Job.kind == "process_activity"
+    )) or 0)  # fmt: skip
 
 
 def drain(database_url: str, limit_s: float) -> float:
@@ -503,35 +508,21 @@ def run_storm(
 async def _replies(database_url: str, post: str) -> int:
     from sqlalchemy import func, select
 
-    from fedisocial.store.db import Database
     from fedisocial.store.models import Object
 
-    db = Database(database_url)
-    try:
-        async with db.session() as session:
-            return int(await session.scalar(
-                select(func.count()).select_from(Object).where(Object.in_reply_to == post)
-            ) or 0)  # fmt: skip
-    finally:
-        await db.close()
+    query = select(func.count()).select_from(Object).where(Object.in_reply_to == post)
+    return int(await _scalar(database_url, query) or 0)
 
 
 async def _local_post(database_url: str) -> str:
     from sqlalchemy import select
 
-    from fedisocial.store.db import Database
     from fedisocial.store.models import Object
 
-    db = Database(database_url)
-    try:
-        async with db.session() as session:
-            uri = await session.scalar(
-                select(Object.uri).where(Object.local.is_(True), Object.type == "Note")
-            )
-            assert uri is not None, "alice's post is stored"
-            return uri
-    finally:
-        await db.close()
+    query = select(Object.uri).where(Object.local.is_(True), Object.type == "Note")
+    uri = await _scalar(database_url, query)
+    assert isinstance(uri, str), "alice's post is stored"
+    return uri
 
 
 @dataclass

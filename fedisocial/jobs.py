@@ -597,6 +597,7 @@ class Worker:
         self._running: set[int] = set()
         self._stopping: asyncio.Future[Any] | None = None
         batched = {name: kind for name, kind in self.kinds.items() if kind.run_batch}
+        self._batched = list(batched)
         others: KindFilter = (False, frozenset(batched)) if batched else None
         self._lanes = [
             _Lane(others, concurrency, max(1, concurrency // 4)),
@@ -743,10 +744,6 @@ class Worker:
                     await asyncio.gather(*work)
         finally:
             await self._flush()
-
-    @property
-    def _batched(self) -> list[str]:
-        return [name for name, kind in self.kinds.items() if kind.run_batch]
 
     async def _run_one(self, job: ClaimedJob) -> None:
         kind = self.kinds.get(job.kind)

@@ -440,8 +440,7 @@ async def on_delete(tx: Tx, act: Received) -> None:
         row = Object(uri=target, type="Tombstone", actor_uri=act.actor, local=False,
                      data={"id": target, "type": "Tombstone", "deleted": iso(now)},
                      deleted_at=now)  # fmt: skip
-        tx.session.add(row)
-        await tx.session.flush()
+        tx.session.add(row)  # inserted with the batch's next flush
         tx.objects[target] = row
         return
     if row.deleted_at is not None:
