@@ -6,11 +6,12 @@ path every key lookup and delivery takes.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,6 +106,13 @@ async def fetch_actor(
     return await store_actor(db, doc)
 
 
+@functools.cache
+def _actors_by_key_id() -> Select[Actor]:
+    """The actors publishing the key ``:key_id``, the latest fetched first (built once)."""
+    newest = Actor.fetched_at.desc()
+    return select(Actor).where(Actor.public_key_id == bindparam("key_id")).order_by(newest)
+
+
 async def signer_of(
     db: Database, client: FederationClient, key_id: str, *, max_age: timedelta,
     refresh: bool = False,
@@ -121,13 +129,10 @@ async def signer_of(
     claims someone else's key id cannot shadow the real owner's key.
     """
     if not refresh:
-        parts = urlsplit(key_id)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        # rows stored before keys were tied to their actor's origin may squat a key id
-        on_origin = or_(Actor.uri == origin, Actor.uri.startswith(origin + "/", autoescape=True))
-        query = select(Actor).where(Actor.public_key_id == key_id, on_origin)
         async with db.session() as session:
-            cached = await session.scalar(query.order_by(Actor.fetched_at.desc()).limit(1))
+            stored = await session.scalars(_actors_by_key_id(), {"key_id": key_id})
+        # rows stored before keys were tied to their actor's origin may squat a key id
+        cached = next((actor for actor in stored if same_origin(actor.uri, key_id)), None)
         if cached is not None:
             return cached
     document_url = key_id.split("#", 1)[0]

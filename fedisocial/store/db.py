@@ -29,6 +29,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from fedisocial.errors import ConfigError
+from fedisocial.store import sqlite
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -58,8 +60,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # the driver's own transaction handling would defer BEGIN and break SAVEPOINT: we emit
-    # BEGIN ourselves (``_sqlite_begin``)
+    # the driver's own transaction handling would defer BEGIN and break SAVEPOINT: the writer
+    # emits BEGIN IMMEDIATE itself; readers run each statement on its own (one snapshot per
+    # statement, as PostgreSQL's READ COMMITTED) and so never hold a read transaction open
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -67,10 +70,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_begin_immediate(connection: Connection) -> None:
@@ -93,10 +92,12 @@ def make_engine(url: str, schema: str | None = None, *, writer: bool = False) ->
         # schema read); the writer: one.
         pool: dict[str, Any] = {"pool_size": 1 if writer else 32,
                                 "max_overflow": 0 if writer else 16}  # fmt: skip
-        engine = create_async_engine(url, connect_args={"timeout": 10}, **pool)
+        engine = create_async_engine(
+            url, async_creator=partial(sqlite.connect, path, busy_seconds=10), **pool
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        begin = _sqlite_begin_immediate if writer else _sqlite_begin
-        event.listen(engine.sync_engine, "begin", begin)
+        if writer:
+            event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     connect_args: dict[str, Any] = {}
     if schema:

@@ -1,0 +1,123 @@
+"""SQLite's connections (store/sqlite.py): one trip to a connection's thread per statement.
+
+Each trip hands the GIL to the connection's thread and wakes the event loop when
+it is done; counted here as calls of aiosqlite's ``Connection._execute``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import insert, select, text
+
+from fedisocial.store.db import Database, migrate
+from fedisocial.store.models import Actor
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+    await migrate(database)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    counted: Counter[str] = Counter()
+    real = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        counted[getattr(fn, "__name__", "call")] += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    yield counted
+
+
+def _actor(n: int) -> dict[str, Any]:
+    uri = f"https://remote.example/users/u{n}"
+    return {"uri": uri, "type": "Person", "username": f"u{n}", "domain": "remote.example",
+            "local": False, "name": "", "summary": "", "inbox": f"{uri}/inbox",
+            "public_key_id": f"{uri}#main-key", "public_key_pem": "PEM"}  # fmt: skip
+
+
+async def test_a_read_is_one_trip_and_a_write_transaction_three(
+    sqlite_db: Database, trips: Counter[str]
+) -> None:
+    # Given warm connections
+    async with sqlite_db.session() as session:
+        await session.scalar(select(Actor.id).limit(1))
+    async with sqlite_db.transaction() as session:
+        await session.scalar(select(Actor.id).limit(1))
+    # When a read session runs one query
+    trips.clear()
+    async with sqlite_db.session() as session:
+        await session.scalar(select(Actor).where(Actor.public_key_id == "x"))
+    # Then it went to the connection's thread once (it was 9: BEGIN, cursor, execute, fetch,
+    # close, and two ROLLBACKs of nothing)
+    assert sum(trips.values()) == 1
+    # And a write transaction of one statement goes three times: BEGIN IMMEDIATE, it, COMMIT
+    trips.clear()
+    async with sqlite_db.transaction() as session:
+        await session.execute(insert(Actor).values(_actor(1)))
+    assert sum(trips.values()) == 3
+    assert trips["commit"] == 1
+
+
+async def test_rows_read_every_way_and_writes_commit_or_roll_back(sqlite_db: Database) -> None:
+    # Given 250 actors inserted in one executemany, and one more with RETURNING
+    async with sqlite_db.transaction() as session:
+        await session.execute(insert(Actor), [_actor(n) for n in range(250)])
+        returned = await session.scalar(insert(Actor).values(_actor(250)).returning(Actor.uri))
+    assert returned == "https://remote.example/users/u250"
+    # When they are read one, some and all at a time
+    async with sqlite_db.session() as session:
+        result = await session.execute(text("SELECT username FROM actors ORDER BY id"))
+        first = result.fetchone()
+        some = result.fetchmany(100)
+        rest = result.fetchall()
+        none_left = result.fetchone()
+    # Then every row comes once, in order
+    assert first is not None and first[0] == "u0"
+    assert [row[0] for row in some] == [f"u{n}" for n in range(1, 101)]
+    assert [row[0] for row in rest] == [f"u{n}" for n in range(101, 251)]
+    assert none_left is None
+    # And a transaction that fails leaves nothing, a savepoint rolls back alone
+    with pytest.raises(RuntimeError):
+        async with sqlite_db.transaction() as session:
+            await session.execute(insert(Actor).values(_actor(300)))
+            raise RuntimeError("the handler failed")
+    async with sqlite_db.transaction() as session:
+        async with session.begin_nested() as savepoint:
+            await session.execute(insert(Actor).values(_actor(301)))
+            await savepoint.rollback()
+        await session.execute(insert(Actor).values(_actor(302)))
+    async with sqlite_db.session() as session:
+        names = set(await session.scalars(select(Actor.username).where(Actor.id > 251)))
+    assert names == {"u302"}
+
+
+async def test_a_reader_sees_what_another_process_committed(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    # Given a second Database on the same file (another process's connections)
+    other = Database(sqlite_db.url)
+    try:
+        async with sqlite_db.session() as session:
+            assert await session.scalar(select(Actor.id).limit(1)) is None
+        # When the other one commits an actor
+        async with other.transaction() as session:
+            await session.execute(insert(Actor).values(_actor(1)))
+        # Then our pooled reader sees it at its next statement (no read transaction held open)
+        async with sqlite_db.session() as session:
+            assert await session.scalar(select(Actor.username)) == "u1"
+    finally:
+        await other.close()
