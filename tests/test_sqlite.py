@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 
 from fedisocial.store.db import Database, migrate
 from fedisocial.store.models import Actor
@@ -121,3 +121,22 @@ async def test_a_reader_sees_what_another_process_committed(
             assert await session.scalar(select(Actor.username)) == "u1"
     finally:
         await other.close()
+
+
+async def test_migrations_run_in_one_write_transaction(tmp_path: Path) -> None:
+    # Given a new SQLite file, and the statements each of its engines runs
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    ran: dict[str, list[str]] = {"reader": [], "writer": []}
+    for name, engine in (("reader", database.engine), ("writer", database.write_engine)):
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_a, name=name: ran[name].append(sql))  # fmt: skip
+    try:
+        # When it is migrated
+        await migrate(database)
+    finally:
+        await database.close()
+    # Then every table was made by the writer, inside BEGIN IMMEDIATE (readers run each
+    # statement on its own: a failed migration there would leave half a schema)
+    assert ran["writer"][0] == "BEGIN IMMEDIATE"
+    assert any(sql.lstrip().startswith("CREATE TABLE") for sql in ran["writer"])
+    assert not any(sql.lstrip().startswith(("CREATE", "ALTER")) for sql in ran["reader"])

@@ -236,7 +236,8 @@ def _upgrade(connection: Connection, config: AlembicConfig) -> None:
 async def migrate(db: Database) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     config = alembic_config(db)
-    async with db.engine.begin() as connection:
+    async with db.transaction() as session:  # on SQLite: the writer's turn, BEGIN IMMEDIATE
+        connection = await session.connection()
         await connection.run_sync(_upgrade, config)
 
 
