@@ -229,8 +229,12 @@ class ClientDirectory:
         assert stored is not None
         return stored
 
-    async def register(self, metadata: dict[str, Any]) -> tuple[OAuthClient, str | None]:
-        """A new registered client from checked RFC 7591 metadata: (client, its secret or None).
+    async def register(
+        self, metadata: dict[str, Any], *, client_id: str | None = None,
+        secret: str | None = None,
+    ) -> OAuthClient:  # fmt: skip
+        """A new registered client from checked RFC 7591 metadata, with the given id (else a
+        new one) and, for a confidential client, secret (only its hash is stored).
 
         ``token_endpoint_auth_method`` defaults to ``client_secret_basic`` (RFC 7591 §2);
         ``none`` makes a public client without a secret. No scope means all top-level ones
@@ -240,9 +244,11 @@ class ClientDirectory:
         redirects = _strings(metadata.get("redirect_uris"))
         if any(len(uri) > MAX_URI for uri in redirects):
             raise BadRequest(f"redirect URIs can have at most {MAX_URI} characters")
-        secret = None if method == "none" else new_secret()
+        if (method == "none") != (secret is None):
+            raise BadRequest(f"a client with token_endpoint_auth_method {method} "
+                             f"{'has no' if method == 'none' else 'needs a'} secret")  # fmt: skip
         client = OAuthClient(
-            client_id=new_secret(), kind="registered",
+            client_id=client_id or new_secret(), kind="registered",
             name=_first_text(metadata, "client_name")[:200],
             website=_link(metadata.get("client_uri")), redirect_uris=redirects,
             scopes=" ".join(str(metadata.get("scope") or " ".join(TOP_LEVEL)).split()),
@@ -250,4 +256,4 @@ class ClientDirectory:
         )  # fmt: skip
         async with self.db.transaction() as session:
             session.add(client)
-        return client, secret
+        return client

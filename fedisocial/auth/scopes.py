@@ -58,7 +58,7 @@ def parse_scope(text: str | None) -> list[str]:
     if unknown:
         raise BadRequest(
             f"unknown scope {' '.join(unknown)!r}: this server grants {', '.join(TOP_LEVEL)} "
-            "and Mastodon's read:… and write:… scopes"
+            "and Mastodon's read:* and write:* scopes"
         )
     return names
 

@@ -214,7 +214,7 @@ class _Pkce(CodeChallenge):  # type: ignore[misc]
                                       "code_challenge_method=S256 (RFC 7636)")  # fmt: skip
         if challenge and method != "S256":
             raise InvalidRequestError("code_challenge_method must be S256; this server does "
-                                      "not accept plain (RFC 7636 §4.2)")  # fmt: skip
+                                      "not accept plain (RFC 7636 section 4.2)")  # fmt: skip
         super().validate_code_challenge(grant, redirect_uri)
 
 
@@ -272,15 +272,20 @@ class _Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
     def authenticate_token(self, request: Any) -> bool:
         return True  # open registration: a client is nobody until a person consents
 
-    def generate_client_secret(self, request: Any) -> None:
-        return None  # made, and only its hash stored, in save_client
+    def generate_client_id(self, request: Any) -> str:
+        return new_secret()
+
+    def generate_client_secret(self, request: Any) -> str | None:
+        """A secret for a confidential client (the default, RFC 7591 §2); none for ``none``."""
+        method = request.payload.data.get("token_endpoint_auth_method")
+        return None if method == "none" else new_secret()
 
     def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any],
                     request: Any) -> OAuthClient:  # fmt: skip
         directory: ClientDirectory = self.server.clients
-        client, secret = _wait(directory.register(client_metadata))
-        client_info["client_id"] = client.client_id
-        client_info["client_secret"] = secret
+        client: OAuthClient = _wait(directory.register(
+            client_metadata, client_id=client_info["client_id"],
+            secret=client_info["client_secret"]))  # fmt: skip
         return client
 
     def create_registration_response(self, request: Any) -> tuple[int, dict[str, Any], Any]:
