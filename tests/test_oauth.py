@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import httpx2  # what Authlib's client is built on, when installed
@@ -15,9 +16,11 @@ from requests_oauthlib import OAuth2Session
 from sqlalchemy import update
 from starlette.applications import Starlette
 
-from fedisocial.app import Context
+from fedisocial.app import Context, create_app
 from fedisocial.auth.clients import OOB
+from fedisocial.config import load_settings
 from fedisocial.social.accounts import create_user
+from fedisocial.store.db import Database
 from fedisocial.store.models import OAuthCode, OAuthToken, utcnow
 from tests.loopback import serve
 from tests.oauthflow import PASSWORD, Browser, code_params, hidden_fields, pkce, query_of
@@ -479,3 +482,28 @@ async def test_metadata_and_the_actor_name_the_endpoints(client: httpx.AsyncClie
     ).json()
     assert actor["endpoints"]["oauthAuthorizationEndpoint"] == meta["authorization_endpoint"]
     assert actor["endpoints"]["oauthTokenEndpoint"] == meta["token_endpoint"]
+
+
+async def test_on_https_the_session_cookie_is_secure_and_host_only(
+    db: Database, tmp_path: Path
+) -> None:
+    # Given an https instance
+    environ = {"FEDISOCIAL_BASE_URL": "https://social.example",
+               "FEDISOCIAL_DATA_DIR": str(tmp_path)}  # fmt: skip
+    settings = load_settings(tmp_path / "none.toml", environ=environ)
+    app = create_app(settings, database=db)
+    async with app.router.lifespan_context(app):
+        context: Context = app.state.context
+        await create_user(context.db, context.urls, "alice", PASSWORD)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://social.example"
+        ) as http:
+            # When alice signs in
+            answer = await Browser(http).sign_in()
+    # Then both cookies are __Host- cookies: Secure, HttpOnly, SameSite=Lax, path /
+    cookies = answer.headers.get_list("set-cookie")
+    session = next(c for c in cookies if c.startswith("__Host-fedisocial_session="))
+    for flag in ("Secure", "HttpOnly", "SameSite=lax", "Path=/"):
+        assert flag in session
+    assert "Domain" not in session
