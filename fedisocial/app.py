@@ -28,6 +28,8 @@ from starlette.staticfiles import StaticFiles
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.auth.clients import ClientDirectory
+from fedisocial.auth.server import OAuthServer
 from fedisocial.cache import ByteCache
 from fedisocial.config import Settings, load_settings
 from fedisocial.errors import ConfigError, FedisocialError
@@ -42,7 +44,7 @@ from fedisocial.studio.ai.images import image_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
-from fedisocial.web import federation, objects, pages, studio, wellknown
+from fedisocial.web import federation, oauth, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.headers import SecurityHeaders
 
@@ -69,6 +71,8 @@ class Context:
     media: MediaStore
     studio: Studio
     verifier: SignatureVerifier
+    #: the OAuth 2.0 authorization server (C2S, Mastodon API and web sign-in share it)
+    oauth: OAuthServer
     #: rendered actor, WebFinger and NodeInfo bodies (see :class:`ByteCache`)
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
 
@@ -78,6 +82,7 @@ class Context:
         if close_provider is not None:
             await close_provider()
         await self.client.aclose()
+        self.oauth.close()
         if database:
             await self.db.close()
 
@@ -136,6 +141,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         media=media,
         studio=studio,
         verifier=verifier,
+        oauth=OAuthServer(db, ClientDirectory(db, client), urls, settings.oauth_token_lifetime),
     )
 
 
@@ -200,6 +206,7 @@ def create_app(
             *inbox_routes.routes,
             *objects.routes,
             *studio.routes,
+            *oauth.routes,
             *pages.routes,
             Mount("/static", static, name="static"),
         ],

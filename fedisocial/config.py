@@ -203,6 +203,12 @@ class Settings:
         "Longest wait, in seconds, between sign-in attempts after repeated failures.",
         "FEDISOCIAL_SIGN_IN_MAX_WAIT",
     )
+    oauth_token_lifetime: int = _setting(
+        0,
+        "Seconds an OAuth access token stays valid; 0 means until revoked, as on Mastodon "
+        "(whose apps never refresh). Clients get a refresh token either way, rotated on use.",
+        "FEDISOCIAL_OAUTH_TOKEN_LIFETIME",
+    )
     ai_hashtag: str = _setting(
         "AIGenerated",
         "Hashtag added to posts with generated images (without #), so people can filter them.",
@@ -482,3 +488,5 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(name, "must be greater than zero")
     if settings.inbox_max_backlog < 0:
         raise ConfigError("inbox_max_backlog", "must be zero (no bound) or more")
+    if settings.oauth_token_lifetime < 0:
+        raise ConfigError("oauth_token_lifetime", "must be zero (until revoked) or more")

@@ -111,6 +111,39 @@ class Urls:
     def about(self) -> str:
         return f"{self.base_url}/about"
 
+    # -- OAuth 2.0 and sign-in (Mastodon's paths, so its apps find them too) -----
+    @property
+    def oauth_authorize(self) -> str:
+        return f"{self.base_url}/oauth/authorize"
+
+    @property
+    def oauth_token(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    @property
+    def oauth_revoke(self) -> str:
+        return f"{self.base_url}/oauth/revoke"
+
+    @property
+    def oauth_register(self) -> str:
+        return f"{self.base_url}/oauth/register"
+
+    @property
+    def oauth_metadata(self) -> str:
+        return f"{self.base_url}/.well-known/oauth-authorization-server"
+
+    @property
+    def authorized_apps(self) -> str:
+        return f"{self.base_url}/oauth/authorized_applications"
+
+    @property
+    def sign_in(self) -> str:
+        return f"{self.base_url}/auth/sign_in"
+
+    @property
+    def sign_out(self) -> str:
+        return f"{self.base_url}/auth/sign_out"
+
     # -- discovery ----------------------------------------------------------
     def nodeinfo(self, version: str) -> str:
         return f"{self.base_url}/nodeinfo/{version}"

@@ -308,10 +308,21 @@ class Actor:
     image: str | None = None
     #: profile fields: (name, value) pairs
     fields: Sequence[tuple[str, str]] = ()
+    #: where C2S clients get tokens (ActivityPub §4.1, FEP-d8c2): both or neither
+    oauth_authorization_endpoint: str | None = None
+    oauth_token_endpoint: str | None = None
 
 
 def _png(url: str) -> dict[str, Any]:
     return {"type": "Image", "mediaType": "image/png", "url": url}
+
+
+def _endpoints(person: Actor) -> dict[str, Any]:
+    endpoints: dict[str, Any] = {"sharedInbox": person.shared_inbox}
+    if person.oauth_authorization_endpoint and person.oauth_token_endpoint:
+        endpoints["oauthAuthorizationEndpoint"] = person.oauth_authorization_endpoint
+        endpoints["oauthTokenEndpoint"] = person.oauth_token_endpoint
+    return endpoints
 
 
 def actor(person: Actor) -> dict[str, Any]:
@@ -334,7 +345,7 @@ def actor(person: Actor) -> dict[str, Any]:
         "manuallyApprovesFollowers": person.manually_approves_followers,
         "discoverable": person.discoverable,
         "indexable": person.indexable,
-        "endpoints": {"sharedInbox": person.shared_inbox},
+        "endpoints": _endpoints(person),
         "publicKey": {
             "id": person.public_key_id,
             "owner": person.id,

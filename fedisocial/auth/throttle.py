@@ -10,7 +10,7 @@ address's record of guesses at other accounts).
 
 Counters live in the ``throttle_counters`` table, updated by compare-and-swap
 on the count, so two web processes (``serve --workers 2``) or hosts share them.
-The sign-in of the web layer uses it today; the OAuth token endpoint will too.
+The sign-in of the web layer uses it, and so does the OAuth token endpoint.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ __all__ = [
     "address_key",
     "backoff",
     "sign_in_throttle",
+    "token_throttle",
 ]
 
 #: a counter with no attempt for this long starts again from zero
@@ -213,3 +214,12 @@ def sign_in_throttle(db: Database, settings: Settings) -> Throttle:
     wait = float(settings.sign_in_max_wait)
     limits = {"account": Limit(free, wait), "address": Limit(4 * free, wait)}
     return Throttle(db, limits, action="sign-ins")
+
+
+def token_throttle(db: Database, settings: Settings) -> Throttle:
+    """The throttle of the OAuth token endpoint: per client address, as lenient as sign-in's
+    per-address limit. Each request is charged and a granted one refunded, so only failed
+    exchanges (guessed codes, refresh tokens or client secrets) add up."""
+    limits = {"address": Limit(4 * settings.sign_in_free_attempts,
+                               float(settings.sign_in_max_wait))}  # fmt: skip
+    return Throttle(db, limits, action="token requests")

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = _Commands(parser, "command", "COMMAND")
     _admin(commands)
     _users(commands.add("user", "", "manage local accounts"))
+    _tokens(commands.add("token", "", "OAuth tokens for scripts and bots"))
     _actions(commands)
     return parser
 
@@ -102,6 +103,22 @@ def _users(parent: argparse.ArgumentParser) -> None:
                          help="approve each follower (`fedisocial accept|reject`)")  # fmt: skip
     locking.add_argument("--unlocked", action="store_false", dest="locked",
                          help="accept followers at once (the default)")  # fmt: skip
+
+
+def _tokens(parent: argparse.ArgumentParser) -> None:
+    tokens = _Commands(parent, "token_command", "SUBCOMMAND")
+    p = tokens.add("create", "tokens:cmd_token_create",
+                   "print a new access token for USER (it does not expire; revoke it to end "
+                   "it), like Mastodon's Development > New application")  # fmt: skip
+    p.add_argument("user", help="local username")
+    p.add_argument("--scopes", default="read",
+                   help="what it may do, comma-separated: read, write, follow, push or "
+                   "Mastodon's read:… and write:… scopes (default read)")  # fmt: skip
+    p.add_argument("--name", help="the app's name, shown under authorized apps")
+    p = tokens.add("list", "tokens:cmd_token_list", "list tokens (of USER), revoked ones too")
+    p.add_argument("user", nargs="?", help="local username (default: everyone's)")
+    p = tokens.add("revoke", "tokens:cmd_token_revoke", "revoke a token by its ID (token list)")
+    p.add_argument("id", type=int, help="the token's ID")
 
 
 def _actions(commands: _Commands) -> None:

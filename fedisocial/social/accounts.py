@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -240,7 +241,14 @@ async def usage(db: Database) -> Usage:
 
 
 def render_actor(actor: Actor) -> dict[str, Any]:
-    """The AS2 document of a local actor (see :func:`fedisocial.ap.render.actor`)."""
+    """The AS2 document of a local actor (see :func:`fedisocial.ap.render.actor`).
+
+    People's actors name our OAuth endpoints, for C2S clients (FEP-d8c2); local actors live
+    at our base URL, so the actor's own origin is it.
+    """
+    parts = urlsplit(actor.uri)
+    urls = Urls(f"{parts.scheme}://{parts.netloc}")
+    person = actor.type == "Person"
     return as2.actor(
         as2.Actor(
             id=actor.uri,
@@ -265,5 +273,7 @@ def render_actor(actor: Actor) -> dict[str, Any]:
             icon=actor.icon_url,
             image=actor.image_url,
             fields=[(field["name"], field["value"]) for field in actor.fields],
+            oauth_authorization_endpoint=urls.oauth_authorize if person else None,
+            oauth_token_endpoint=urls.oauth_token if person else None,
         )
     )

@@ -39,10 +39,14 @@ __all__ = [
     "Host",
     "Job",
     "Media",
+    "OAuthClient",
+    "OAuthCode",
+    "OAuthToken",
     "Object",
     "ThrottleCounter",
     "TimelineEntry",
     "User",
+    "WebSession",
     "utcnow",
 ]
 
@@ -355,3 +359,95 @@ class ThrottleCounter(Base):
     #: attempts not yet refunded by a success; the wait grows with them
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_attempt_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OAuthClient(Base):
+    """An OAuth 2.0 client: registered, described by a fetched document, or known by id only.
+
+    ``kind`` says how we know it (see auth/clients.py): ``registered`` (RFC 7591, Mastodon
+    apps, ``fedisocial token create``), ``document`` (its id is the URL of a client metadata
+    document or ActivityPub ``Application``, FEP-d8c2, which we fetched) or ``loopback`` (an id
+    URL we could not fetch: only loopback redirect URIs, RFC 8252 §7.3).
+    """
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(2048), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text, default="")
+    website: Mapped[str | None] = mapped_column(String(2048))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    #: the scopes it may ask for, space-separated
+    scopes: Mapped[str] = mapped_column(Text, default="read")
+    #: SHA-256 (hex) of the client secret of a confidential client; None for public clients
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    #: none, client_secret_basic or client_secret_post (RFC 7591 §2)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="none")
+    #: the account that made it (``fedisocial token create``), else None
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: the metadata document as last fetched (kind ``document``)
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    fetched_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OAuthCode(Base):
+    """An authorization code: stored hashed, short-lived, used once, bound to PKCE."""
+
+    __tablename__ = "oauth_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: SHA-256 (hex) of the code
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    #: set when exchanged; a second exchange revokes the tokens of the first (RFC 6749 §4.1.2)
+    used_at: Mapped[datetime | None]
+
+
+class OAuthToken(Base):
+    """An access token and its refresh token, both stored as SHA-256 hashes (hex)."""
+
+    __tablename__ = "oauth_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    access_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: the code it was exchanged for (revoked with it when the code is replayed)
+    code_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_codes.id", ondelete="SET NULL"), index=True
+    )
+    #: the granted scopes, space-separated, as the client asked for them
+    scope: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: None: the access token does not expire (Mastodon's and the CLI's tokens)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_oauth_tokens_user_client", "user_id", "client_id"),)
+
+
+class WebSession(Base):
+    """A browser's sign-in: the cookie holds a random id, this row its SHA-256 (hex)."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: the value every form of this session carries (CSRF), compared in constant time
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

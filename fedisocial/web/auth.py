@@ -6,9 +6,12 @@
   when it no longer verifies (keys rotate; at most once a minute per key).
 - :func:`basic_user` checks HTTP Basic credentials of a local account,
   throttled per account and per client address (:mod:`fedisocial.auth.throttle`):
-  429 with ``Retry-After`` after repeated failures. It stands in until OAuth
-  arrives: bearer tokens will plug in beside it, in :func:`signed_in_user`, and
-  every caller keeps working.
+  429 with ``Retry-After`` after repeated failures.
+- :func:`bearer_grant` checks an OAuth access token (RFC 6750 ``Authorization:
+  Bearer``): 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` when it is
+  unknown, expired or revoked. :func:`signed_in_user` takes either; a handler that
+  needs a scope calls :func:`require_scope` (403 ``insufficient_scope`` for a token
+  whose grant does not cover it; a password is not limited by scopes).
 - :func:`viewer` is who reads: the signed-in user, else the signer, else None.
 
 Results are kept on ``request.state``, so a handler may ask twice at no cost.
@@ -23,6 +26,7 @@ from starlette.requests import Request
 
 from fedisocial.ap import httpsig
 from fedisocial.auth.throttle import account_key, address_key, sign_in_throttle
+from fedisocial.auth.tokens import Grant, authenticate_bearer, require_scopes
 from fedisocial.errors import SignatureError, Unauthorized
 from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
@@ -31,7 +35,9 @@ from fedisocial.web.context import get_context
 __all__ = [
     "BASIC_CHALLENGE",
     "basic_user",
+    "bearer_grant",
     "public_url",
+    "require_scope",
     "require_signature",
     "signed_actor",
     "signed_in_user",
@@ -44,6 +50,7 @@ BASIC_CHALLENGE = 'Basic realm="fedisocial", charset="UTF-8"'
 
 _SIGNED_KEY = "fedisocial_signed_actor"
 _USER_KEY = "fedisocial_signed_in_user"
+_GRANT_KEY = "fedisocial_bearer_grant"
 
 
 # -- HTTP signatures --------------------------------------------------------------------------
@@ -142,12 +149,43 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _bearer_token(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+async def bearer_grant(request: Request) -> Grant | None:
+    """The grant of the request's Bearer token; None when it sends none.
+
+    Raises InvalidToken (401, ``WWW-Authenticate: Bearer error="invalid_token"``) for an
+    unknown, expired or revoked token.
+    """
+    if not hasattr(request.state, _GRANT_KEY):
+        token = _bearer_token(request.headers.get("authorization", ""))
+        grant = await authenticate_bearer(get_context(request).db, token) if token else None
+        setattr(request.state, _GRANT_KEY, grant)
+    found: Grant | None = getattr(request.state, _GRANT_KEY)
+    return found
+
+
 async def signed_in_user(request: Request) -> Actor | None:
-    """The local account making the request (HTTP Basic today; OAuth tokens later)."""
+    """The local account making the request: by OAuth Bearer token or HTTP Basic."""
     if not hasattr(request.state, _USER_KEY):
-        setattr(request.state, _USER_KEY, await basic_user(request))
+        if _bearer_token(request.headers.get("authorization", "")) is not None:
+            grant = await bearer_grant(request)
+            setattr(request.state, _USER_KEY, grant.actor if grant else None)
+        else:
+            setattr(request.state, _USER_KEY, await basic_user(request))
     actor: Actor | None = getattr(request.state, _USER_KEY)
     return actor
+
+
+async def require_scope(request: Request, *scopes: str) -> None:
+    """403 ``insufficient_scope`` unless the request's token covers ``scopes`` (no token:
+    nothing to check; the caller asks :func:`signed_in_user` who it is)."""
+    grant = await bearer_grant(request)
+    if grant is not None:
+        require_scopes(grant, scopes)
 
 
 async def viewer(request: Request) -> Actor | None:

@@ -13,6 +13,7 @@ A handler that sets one of these headers itself keeps its own value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
@@ -24,12 +25,18 @@ __all__ = ["SecurityHeaders", "page_policy"]
 INERT_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
-def page_policy(base_url: str) -> str:
-    """The CSP of our HTML pages; http images are allowed only on an http (loopback) instance."""
+def page_policy(base_url: str, form_targets: Sequence[str] = ()) -> str:
+    """The CSP of our HTML pages; http images are allowed only on an http (loopback) instance.
+
+    ``form_targets``: sources a form of the page may also end up at. Browsers apply
+    ``form-action`` to the redirect that answers a form, so the OAuth consent page names
+    the client's redirect URI there.
+    """
     images = "'self' https:" + (" http:" if urlsplit(base_url).scheme == "http" else "")
+    forms = " ".join(["'self'", *(target for target in form_targets if target)])
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src {images}; connect-src 'self'; form-action 'self'; "
+        f"img-src {images}; connect-src 'self'; form-action {forms}; "
         "base-uri 'none'; frame-ancestors 'none'"
     )
 

@@ -1,11 +1,12 @@
 """The image studio over HTTP: media files, generation jobs, uploads, publishing.
 
 ``/media/…`` is open to everyone (remote servers fetch attachments). The
-``/api/studio/…`` endpoints act for a signed-in local user (HTTP Basic until
-OAuth arrives); the composer page and other clients poll the status endpoint
-while a generation runs. State-changing requests from a browser must come
-from our own pages (``Origin``/``Sec-Fetch-Site`` checked), since browsers
-resend Basic credentials on their own. ``/studio`` is that composer page
+``/api/studio/…`` endpoints act for a signed-in local user (HTTP Basic, or an
+OAuth Bearer token with ``write:media`` / ``write:statuses``); the composer page
+and other clients poll the status endpoint while a generation runs.
+State-changing requests from a browser must come from our own pages
+(``Origin``/``Sec-Fetch-Site`` checked), since browsers resend Basic
+credentials on their own. ``/studio`` is that composer page
 (``templates/studio.html`` with ``static/studio.js``, no build step).
 """
 
@@ -45,15 +46,17 @@ async def media_file(request: Request) -> Response:
                     headers={"Cache-Control": CACHE_CONTROL})  # fmt: skip
 
 
-async def current_user(request: Request) -> Actor:
-    """The signed-in local user, or a 401 that makes a browser ask for the password."""
+async def current_user(request: Request, *scopes: str) -> Actor:
+    """The signed-in local user (password or OAuth token with ``scopes``), or a 401 that
+    makes a browser ask for the password (a bad token's 401 says why, RFC 6750 §3)."""
     headers = {"WWW-Authenticate": auth.BASIC_CHALLENGE, "Cache-Control": "no-store"}
     try:
         actor = await auth.signed_in_user(request)
     except Unauthorized as exc:
-        raise Unauthorized(exc.message, headers=headers) from exc
+        raise Unauthorized(exc.message, headers={**headers, **exc.headers}) from exc
     if actor is None:
         raise Unauthorized("sign in with your username and password", headers=headers)
+    await auth.require_scope(request, *scopes)
     return actor
 
 
@@ -108,7 +111,7 @@ def _descriptions(body: dict[str, Any]) -> dict[int, str]:
 
 async def request_generation(request: Request) -> Response:
     _same_origin(request)
-    actor = await current_user(request)
+    actor = await current_user(request, "write:media")
     body = await _json_body(request)
     studio = get_context(request).studio
     generation = await studio.request(actor, _text(body, "prompt") or "")
@@ -118,14 +121,14 @@ async def request_generation(request: Request) -> Response:
 
 
 async def generation_status(request: Request) -> Response:
-    actor = await current_user(request)
+    actor = await current_user(request, "write:media")
     generation_id = request.path_params["generation_id"]
     return _json(await get_context(request).studio.status(actor, generation_id))
 
 
 async def upload(request: Request) -> Response:
     _same_origin(request)
-    actor = await current_user(request)
+    actor = await current_user(request, "write:media")
     context = get_context(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > context.settings.media_max_bytes + 65_536:
@@ -143,7 +146,7 @@ async def upload(request: Request) -> Response:
 
 async def publish(request: Request) -> Response:
     _same_origin(request)
-    actor = await current_user(request)
+    actor = await current_user(request, "write:statuses")
     body = await _json_body(request)
     visibility = body.get("visibility", "public")
     if not isinstance(visibility, str) or visibility not in VISIBILITIES:
