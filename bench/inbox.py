@@ -3,7 +3,7 @@
 For each backend (SQLite, PostgreSQL) it makes a throwaway instance whose
 ``alice`` follows 1,000 remote actors (on 100 remote hosts), stored beforehand
 with their public keys so that no key is fetched, and runs ``fedisocial serve
---workers 2`` (two web processes, each with its in-process job worker). It
+--workers 2`` (two web processes and the job worker process beside them). It
 signs unique ``Create{Note}`` activities ahead of time, the way Mastodon
 delivers them (draft-cavage over ``(request-target) host date digest``; the
 12-hour Date window allows it), and replays them with ``wrk`` (a Lua script
@@ -66,7 +66,7 @@ from discovery import (
 from federation import DbCpu, backends, make_instance, mark, print_table, scratch_database
 
 #: the issue's targets per mode: accepted/s, share of the bare app, processed/s
-TARGETS = {"inprocess": (1_500, 0.25, 1_000), "split": (3_000, 0.40, 1_500)}
+TARGETS = {"default": (1_500, 0.25, 1_000), "split": (3_000, 0.40, 1_500)}
 #: p99 of accepts at the fixed rate, per backend
 TARGET_P99_MS = {"sqlite": 100.0, "postgresql": 50.0}
 HERE = Path(__file__).resolve()
@@ -552,7 +552,7 @@ class Result:
 
 
 MODES = {
-    "inprocess": "serve --workers 2 (each web process runs a job worker)",
+    "default": "serve --workers 2 (two web processes and the job worker process serve starts)",
     "split": "serve --workers 2 --no-worker, then `fedisocial worker` processes",
 }
 
@@ -606,7 +606,7 @@ def run_mode(
     out.ours = replay(f"{base_url}/inbox", files[f"saturation-{mode}"], duration=args.duration,
                       server_pids=pids, lua=lua, **common)  # fmt: skip
     progress(f"  {out.ours.wrk.rps:,.0f} accepted/s, p99 {out.ours.wrk.p99_ms:.1f} ms")
-    if mode == "inprocess":
+    if mode == "default":
         progress("  draining the backlog")
         mid = asyncio.run(_processing(database_url, since))
         out.drain_s = drain(database_url, 600)
@@ -624,7 +624,7 @@ def run_mode(
         rate=args.rate, lua=paced_lua, **common,
     )  # fmt: skip
     progress(f"  achieved {out.paced.wrk.rps:,.0f}/s, p99 {out.paced.wrk.p99_ms:.1f} ms")
-    if args.storm and mode == "inprocess":
+    if args.storm and mode == "default":
         drain(database_url, 600)
         out.storm = run_storm(backend, args, base_url, pids, files, database_url,
                               files["storm-post"].read_text())  # fmt: skip
@@ -763,7 +763,7 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
             assert m.ours and m.paced
             ours, paced = m.ours.wrk, m.paced.wrk
             ratio = ours.rps / bare.rps if bare.rps else 0.0
-            rate = m.processing.rate if m.mode == "inprocess" else m.drain_rate
+            rate = m.processing.rate if m.mode == "default" else m.drain_rate
             accepted, share, processed = TARGETS[m.mode]
             p99_ok = paced.rps >= 0.95 * args.rate and paced.p99_ms < TARGET_P99_MS[r.backend]
             done = max(m.processing.done, 1)
@@ -792,7 +792,7 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
                          f"{proc.jobs:,} jobs queued (in-flight requests at wrk's stop included), "
                          f"{proc.done:,} done, {proc.failed:,} failed, {proc.notes:,} Notes "
                          f"stored, {proc.feed_entries:,} feed entries")  # fmt: skip
-            if m.mode == "inprocess":
+            if m.mode == "default":
                 notes.append(f"{m.drain_done:,} processed after the load stopped, in "
                              f"{m.drain_s:.1f}s")  # fmt: skip
             for label, rep in (("saturation", m.ours), ("paced", m.paced)):
@@ -814,7 +814,7 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
             print(f"  {r.backend}/{m.mode}: " + "; ".join(notes))
     print()
     print(
-        "processed/s: inprocess = process_activity jobs done / (last done - first queued) of "
+        "processed/s: default = process_activity jobs done / (last done - first queued) of "
         "the saturation run,\nbacklog included; split = the whole backlog (saturation + "
         "fixed-rate runs) by the worker processes alone.\nwrk shares the cores with the servers "
         "(and PostgreSQL): absolute rates understate a server on its own;\nthe CPU per "
@@ -845,12 +845,12 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=100,
                         help="remote hosts they are on (default 100)")  # fmt: skip
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both",
-                        help="inprocess, split or both (default both); see the table")  # fmt: skip
+                        help="default, split or both (default both); see the table")  # fmt: skip
     parser.add_argument("--load", choices=("create", "mixed"), default="create",
                         help="create: Create{Note} only (default); mixed: Create, Like, Announce, "
                         "Update, Delete and Follow in the proportions of MIX")  # fmt: skip
     parser.add_argument("--storm", type=int, default=0, metavar="N",
-                        help="inprocess: also N replies to one post of alice's (a reply storm) "
+                        help="default: also N replies to one post of alice's (a reply storm) "
                         "at half the fixed rate, beside other senders at the other half: their "
                         "p99 alone and during the storm (e.g. 10000; default off)")  # fmt: skip
     parser.add_argument("--split-workers", type=int, default=1,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -51,9 +50,6 @@ from fedisocial.web.headers import SecurityHeaders
 __all__ = ["Context", "app_from_environment", "build_context", "create_app", "job_handlers"]
 
 log = logging.getLogger(__name__)
-
-#: set by ``fedisocial serve`` so that each web process also runs a job worker
-RUN_WORKER_ENV = "FEDISOCIAL_RUN_WORKER"
 
 
 @dataclass
@@ -218,4 +214,4 @@ def create_app(
 
 def app_from_environment() -> Starlette:
     """Factory for ``uvicorn --factory`` (one call per web process)."""
-    return create_app(load_settings(), run_worker=os.environ.get(RUN_WORKER_ENV) == "1")
+    return create_app(load_settings())

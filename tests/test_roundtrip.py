@@ -1,6 +1,6 @@
 """Two real instances on loopback: every interaction arrives on the other side.
 
-Each instance is a `fedisocial serve` process (web + in-process worker) with
+Each instance is a `fedisocial serve` process (web + its job worker process) with
 its own SQLite database; all actions go through the command line, the way an
 admin or a script would drive them.
 """

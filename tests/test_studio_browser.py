@@ -1,7 +1,7 @@
 """The image studio in a real browser, as a new user on a fresh instance would use it.
 
 A real ``fedisocial serve`` (no API key: the local renderer answers, the
-in-process worker runs the job) and Debian's Chromium driven by Playwright.
+job worker process beside it runs the job) and Debian's Chromium driven by Playwright.
 Without /usr/bin/chromium the test is skipped with a message, unless
 FEDISOCIAL_REQUIRE_BROWSER=1 (CI), where that is a failure.
 """

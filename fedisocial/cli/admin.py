@@ -1,11 +1,13 @@
-"""Setting an instance up and running it: init, migrate, config, serve, worker."""
+"""Setting an instance up and running it: init, migrate, config, serve, worker.
+
+How serve and worker run is in :mod:`fedisocial.cli.serving`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import signal
 from urllib.parse import urlsplit
 
 from fedisocial import __version__
@@ -72,24 +74,30 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fedisocial.app import RUN_WORKER_ENV
+    from fedisocial.cli.serving import JobWorkerProcess
 
     settings = settings_of(args)
     if args.config:
         os.environ["FEDISOCIAL_CONFIG"] = str(args.config)
-    os.environ[RUN_WORKER_ENV] = "0" if args.no_worker else "1"
     asyncio.run(_preflight(settings, args.host, args.port))
-    uvicorn.run(
-        "fedisocial.app:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        server_header=False,
-        access_log=settings.log_level == "debug",
-    )
+    job_worker = None if args.no_worker else JobWorkerProcess()
+    if job_worker is not None:
+        job_worker.start()
+    try:
+        uvicorn.run(
+            "fedisocial.app:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            proxy_headers=True,
+            server_header=False,
+            access_log=settings.log_level == "debug",
+        )
+    finally:
+        if job_worker is not None:
+            job_worker.stop()
     return 0
 
 
@@ -113,22 +121,7 @@ async def _preflight(settings: Settings, host: str, port: int) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from fedisocial.app import build_context, job_handlers
-    from fedisocial.jobs import Worker
+    from fedisocial.cli.serving import run_worker
 
-    settings = settings_of(args)
-
-    async def run() -> None:
-        context = await build_context(settings)
-        worker = Worker(context.queue, job_handlers(context), concurrency=args.concurrency)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stop)
-        echo(f"worker {worker.name} running; Ctrl-C stops it after the running jobs")
-        try:
-            await worker.run()
-        finally:
-            await context.close()
-
-    asyncio.run(run())
+    run_worker(settings_of(args), args.concurrency)
     return 0

@@ -75,12 +75,14 @@ def _admin(commands: _Commands) -> None:
                      "rows")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
-    p = commands.add("serve", "admin:cmd_serve", "run the web server and an in-process job worker")
+    p = commands.add("serve", "admin:cmd_serve",
+                     "run the web server, and a job worker process beside it")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="web processes (default 1)")
     p.add_argument("--no-worker", action="store_true",
-                   help="serve web requests only; run `fedisocial worker` separately")  # fmt: skip
+                   help="serve web requests only; run `fedisocial worker` separately "
+                        "(on this host or others)")  # fmt: skip
 
     p = commands.add("worker", "admin:cmd_worker",
                      "run a job worker alone (to scale out deliveries)")  # fmt: skip

@@ -1,0 +1,120 @@
+"""`fedisocial serve` runs a job worker process of its own beside the web processes.
+
+It is restarted when it dies, stopped with serve, and stops by itself when serve
+is killed (no orphan left running).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.instances import Instance, make_instance
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid:
+            found.append(int(entry))
+    return found
+
+
+def _is_job_worker(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    # multiprocessing's spawn children run "-c from multiprocessing.spawn import spawn_main"
+    return b"spawn_main" in command and b"resource_tracker" not in command
+
+
+def _job_workers(pid: int) -> list[int]:
+    return [child for child in _children(pid) if _is_job_worker(child)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[Instance]:
+    running = make_instance(tmp_path / "one")
+    created = running.cli("user", "create", "alice", "--password-stdin", stdin="a password!\n")
+    assert created.returncode == 0, created.stderr
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _serve_pid(instance: Instance) -> int:
+    assert instance.process is not None
+    return instance.process.pid
+
+
+def test_serve_runs_one_job_worker_process_and_restarts_it(instance: Instance) -> None:
+    # Given a running instance: one job worker process beside the web process
+    serve = _serve_pid(instance)
+    assert _wait_for(lambda: len(_job_workers(serve)) == 1)
+    [first] = _job_workers(serve)
+    # When the worker dies
+    os.kill(first, signal.SIGKILL)
+    # Then serve starts one other in its place, and says so
+    assert _wait_for(lambda: [w for w in _job_workers(serve) if w != first] != [])
+    assert len(_job_workers(serve)) == 1
+    log = (instance.root / "serve.log").read_text()
+    assert "the job worker stopped (exit code -9); started again" in log
+
+
+def test_the_worker_stops_with_serve_and_when_serve_is_killed(instance: Instance) -> None:
+    # Given a running instance and its job worker
+    serve = _serve_pid(instance)
+    assert _wait_for(lambda: len(_job_workers(serve)) == 1)
+    [worker] = _job_workers(serve)
+    # When serve is killed outright (SIGKILL: nothing of it runs to stop the worker)
+    assert instance.process is not None
+    instance.process.kill()
+    instance.process.wait()
+    # Then the worker notices and stops by itself: no orphan keeps running
+    assert _wait_for(lambda: not _alive(worker)), "the job worker outlived serve"
+
+
+def test_stopping_serve_stops_its_worker(tmp_path: Path) -> None:
+    # Given a running instance and its job worker
+    running = make_instance(tmp_path / "one")
+    running.start()
+    serve = _serve_pid(running)
+    assert _wait_for(lambda: len(_job_workers(serve)) == 1)
+    [worker] = _job_workers(serve)
+    # When serve is stopped as a terminal's Ctrl-C does (SIGINT)
+    running.stop()
+    # Then its worker is gone too, and serve exited cleanly
+    assert _wait_for(lambda: not _alive(worker))
+    assert running.process is not None and running.process.returncode in (0, -2, 130)
