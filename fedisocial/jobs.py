@@ -179,7 +179,8 @@ class JobKind:
     """A kind of job as the app registers it: its handler, retry policy and last word.
 
     With ``run_batch``, the worker claims up to ``batch_size`` jobs of the kind at a
-    time and hands them over together (one batch at a time per worker); ``run``
+    time and hands them over together, with up to ``batches_at_once`` batches
+    running (the next one prepares — reads, fetches — while one writes); ``run``
     still runs one job alone (``run_until_idle`` with a batch of one, tests).
     """
 
@@ -188,6 +189,7 @@ class JobKind:
     gave_up: GaveUp | None = None
     run_batch: BatchHandler | None = None
     batch_size: int = 100
+    batches_at_once: int = 2
 
 
 #: how ``JobStats.depth`` splits active jobs: queued and due now, queued for later, running
@@ -564,7 +566,7 @@ class Worker:
 
     Kinds registered with ``run_batch`` have a lane of their own: the worker
     claims up to ``batch_size`` of them at a time and hands them over together,
-    one batch at a time, beside the ``concurrency`` single jobs of the other
+    ``batches_at_once`` batches at most, beside the ``concurrency`` single jobs of the other
     kinds. A batch that fails as a whole (nothing of it committed) is run again
     one job at a time, so that one bad job cannot hold the others back.
 
@@ -601,7 +603,8 @@ class Worker:
         others: KindFilter = (False, frozenset(batched)) if batched else None
         self._lanes = [
             _Lane(others, concurrency, max(1, concurrency // 4)),
-            *(_Lane((True, frozenset({name})), kind.batch_size, kind.batch_size, kind)
+            *(_Lane((True, frozenset({name})), kind.batch_size * kind.batches_at_once,
+                    kind.batch_size, kind)
               for name, kind in batched.items()),
         ]  # fmt: skip
 
@@ -649,20 +652,23 @@ class Worker:
             await asyncio.wait(running)
 
     async def _fill(self, lane: _Lane) -> None:
-        free = lane.slots - lane.jobs
-        looked_lately = time.monotonic() - lane.polled_at < self.poll_interval
-        if free < lane.refill or (lane.drained and looked_lately and not lane.emptied):
-            return
-        lane.polled_at, lane.emptied = time.monotonic(), False
-        jobs = await self._take(lane, free)
-        lane.drained = len(jobs) < free
-        if not jobs:
-            return
-        if lane.batch is not None:
-            self._start(lane, self._run_batch(lane.batch, jobs), len(jobs))
-            return
-        for job in jobs:
-            self._start(lane, self._run_one(job), 1)
+        """Claim jobs while the lane has room (a batch lane: a batch per claim)."""
+        while True:
+            free = lane.slots - lane.jobs
+            looked_lately = time.monotonic() - lane.polled_at < self.poll_interval
+            if free < lane.refill or (lane.drained and looked_lately and not lane.emptied):
+                return
+            lane.polled_at, lane.emptied = time.monotonic(), False
+            limit = free if lane.batch is None else min(free, lane.batch.batch_size)
+            jobs = await self._take(lane, limit)
+            lane.drained = len(jobs) < limit
+            if not jobs:
+                return
+            if lane.batch is not None:
+                self._start(lane, self._run_batch(lane.batch, jobs), len(jobs))
+                continue
+            for job in jobs:
+                self._start(lane, self._run_one(job), 1)
 
     def _start(self, lane: _Lane, work: Coroutine[Any, Any, None], jobs: int) -> None:
         lane.jobs += jobs

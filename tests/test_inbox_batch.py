@@ -11,6 +11,7 @@ outcomes and their reasons) must be the same, names aside.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -247,3 +248,45 @@ async def test_a_worker_waits_for_a_running_batch_without_spinning(context: Cont
     await running
     assert await context.queue.counts() == {"done": 3}
     assert loops < 60, f"the worker loop went round {loops} times in 0.6 s"
+
+
+async def test_a_worker_runs_two_batches_at_once_and_no_more(context: Context) -> None:
+    """The next batch prepares while one writes: two in flight, each at most batch_size."""
+    running, most, sizes = 0, 0, []
+    both = asyncio.Event()  # the first two batches wait (up to 1 s) to be running together
+
+    async def one(payload: dict[str, Any]) -> None:
+        raise AssertionError("a batch kind runs in batches")
+
+    async def slow(jobs: Sequence[ClaimedJob]) -> dict[int, Exception]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        sizes.append(len(jobs))
+        if running == 2:
+            both.set()
+        if len(sizes) <= 2:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(both.wait(), 1.0)
+        async with context.db.transaction() as session:
+            await JobQueue.mark_done(session, [job.id for job in jobs])
+        running -= 1
+        return {}
+
+    # Given 25 jobs of a kind batched by 10
+    for n in range(25):
+        await context.queue.enqueue("batched", {"n": n})
+    kind = JobKind(one, run_batch=slow, batch_size=10, batches_at_once=2)
+    worker = Worker(context.queue, {"batched": kind}, poll_interval=0.05)
+    # When the worker runs until they are done
+    task = asyncio.create_task(worker.run())
+    for _ in range(100):
+        if (await context.queue.counts()).get("done") == 25:
+            break
+        await asyncio.sleep(0.05)
+    worker.stop()
+    await task
+    # Then the first two batches ran together, a third never joined them, none was too big
+    assert await context.queue.counts() == {"done": 25}
+    assert most == 2
+    assert sizes[:2] == [10, 10] and sum(sizes) == 25 and max(sizes) <= 10
