@@ -43,7 +43,7 @@ from fedisocial.studio.ai.images import image_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
-from fedisocial.web import federation, oauth, objects, pages, studio, wellknown
+from fedisocial.web import c2s, federation, oauth, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.headers import SecurityHeaders
 
@@ -201,6 +201,7 @@ def create_app(
             *federation.routes,
             *inbox_routes.routes,
             *objects.routes,
+            *c2s.routes,
             *studio.routes,
             *oauth.routes,
             *pages.routes,

@@ -94,6 +94,20 @@ class Urls:
         """Where a stored media file is served (no authentication: servers fetch it)."""
         return f"{self.base_url}/media/{key}"
 
+    # -- the client-to-server API (ActivityPub §6, the actor's ``endpoints``) ----------
+    def upload_media(self, username: str) -> str:
+        """Where a C2S client uploads a file (``endpoints.uploadMedia``)."""
+        return f"{self.actor(username)}/media"
+
+    def media_object(self, username: str, media_id: int) -> str:
+        """The id of an uploaded file's ``Image`` document."""
+        return f"{self.upload_media(username)}/{media_id}"
+
+    @property
+    def proxy(self) -> str:
+        """Where a C2S client has us fetch a remote object (``endpoints.proxyUrl``)."""
+        return f"{self.base_url}/api/proxy"
+
     @property
     def shared_inbox(self) -> str:
         return f"{self.base_url}/inbox"
@@ -160,6 +174,21 @@ class Urls:
                 name = uri[len(prefix) :]
                 return name if USERNAME_RE.match(name) else None
         return None
+
+    def media_key(self, url: str) -> str | None:
+        """The storage key of one of our media file URLs, else None."""
+        prefix = f"{self.base_url}/media/"
+        return (url[len(prefix) :] or None) if url.startswith(prefix) else None
+
+    def media_object_id(self, uri: str) -> tuple[str, int] | None:
+        """(username, media id) of an uploaded file's ``Image`` id, else None."""
+        prefix = f"{self.base_url}/users/"
+        if not uri.startswith(prefix):
+            return None
+        name, sep, rest = uri[len(prefix) :].partition("/media/")
+        if not sep or not USERNAME_RE.match(name) or not rest.isdigit():
+            return None
+        return name, int(rest)
 
     def is_local(self, uri: str) -> bool:
         return uri == self.base_url or uri.startswith(self.base_url + "/")

@@ -47,7 +47,18 @@ __all__ = [
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
 ActivityType = Literal[
-    "Create", "Update", "Delete", "Announce", "Like", "Undo", "Follow", "Accept", "Reject", "Block"
+    "Create",
+    "Update",
+    "Delete",
+    "Announce",
+    "Like",
+    "Undo",
+    "Follow",
+    "Accept",
+    "Reject",
+    "Block",
+    "Add",
+    "Remove",
 ]
 
 
@@ -311,6 +322,9 @@ class Actor:
     #: where C2S clients get tokens (ActivityPub §4.1, FEP-d8c2): both or neither
     oauth_authorization_endpoint: str | None = None
     oauth_token_endpoint: str | None = None
+    #: where C2S clients upload files and have remote objects fetched (ActivityPub §4.1)
+    upload_media: str | None = None
+    proxy_url: str | None = None
 
 
 def _png(url: str) -> dict[str, Any]:
@@ -322,6 +336,10 @@ def _endpoints(person: Actor) -> dict[str, Any]:
     if person.oauth_authorization_endpoint and person.oauth_token_endpoint:
         endpoints["oauthAuthorizationEndpoint"] = person.oauth_authorization_endpoint
         endpoints["oauthTokenEndpoint"] = person.oauth_token_endpoint
+    if person.upload_media:
+        endpoints["uploadMedia"] = person.upload_media
+    if person.proxy_url:
+        endpoints["proxyUrl"] = person.proxy_url
     return endpoints
 
 

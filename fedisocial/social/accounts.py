@@ -243,7 +243,8 @@ async def usage(db: Database) -> Usage:
 def render_actor(actor: Actor) -> dict[str, Any]:
     """The AS2 document of a local actor (see :func:`fedisocial.ap.render.actor`).
 
-    People's actors name our OAuth endpoints, for C2S clients (FEP-d8c2); local actors live
+    People's actors name our OAuth endpoints (FEP-d8c2), and where C2S clients upload media
+    and have remote objects fetched (``uploadMedia``, ``proxyUrl``); local actors live
     at our base URL, so the actor's own origin is it.
     """
     parts = urlsplit(actor.uri)
@@ -275,5 +276,7 @@ def render_actor(actor: Actor) -> dict[str, Any]:
             fields=[(field["name"], field["value"]) for field in actor.fields],
             oauth_authorization_endpoint=urls.oauth_authorize if person else None,
             oauth_token_endpoint=urls.oauth_token if person else None,
+            upload_media=urls.upload_media(actor.username) if person else None,
+            proxy_url=urls.proxy if person else None,
         )
     )

@@ -8,7 +8,7 @@ directly (feeds, follows); remote ones get the activity through delivery.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,7 +99,7 @@ class Outbox:
             raise NotFound(f"no post {uri}")
         return row
 
-    async def _mentions(self, text: str) -> dict[tuple[str, str | None], MentionTarget]:
+    async def mentions(self, text: str) -> dict[tuple[str, str | None], MentionTarget]:
         targets = {}
         for user, host in find_mentions(text):
             try:
@@ -117,7 +117,7 @@ class Outbox:
         actor: Actor,
         activity: dict[str, Any],
         *,
-        recipients: list[str],
+        recipients: Sequence[str],
         ref: str | None = None,
     ) -> Object:
         """Store an activity we send and queue its delivery to ``recipients``."""
@@ -185,8 +185,8 @@ class Outbox:
     ) -> Object:
         """Publish a Note; returns the stored Note."""
         _check_text(text, attachments or ())
-        parent = await self._parent(in_reply_to) if in_reply_to else None
-        mentions = await self._mentions(text)
+        parent = await self.parent_post(in_reply_to) if in_reply_to else None
+        mentions = await self.mentions(text)
         rendered = render(text, mentions, self.urls.hashtag)
         uri = self.urls.note(actor.username, new_id())
         note = self._note(
@@ -194,19 +194,81 @@ class Outbox:
             published=utcnow(), in_reply_to=parent.uri if parent else None, summary=summary,
             attachments=attachments or (),
         )  # fmt: skip
-        addressed = _audience(note)
+        row, _create = await self.publish(actor, note)
+        return row
+
+    async def publish(
+        self,
+        actor: Actor,
+        note: dict[str, Any],
+        *,
+        hidden: Sequence[str] = (),
+        deliver: bool = True,
+        within: Callable[[AsyncSession, Object], Awaitable[None]] | None = None,
+    ) -> tuple[Object, Object]:
+        """Store a Note already made (by :meth:`post`, or by a C2S client) and its Create.
+
+        The Create copies the Note's addressing; ``hidden`` recipients (``bto``/``bcc``)
+        are delivered to but never written down. ``deliver=False`` keeps it back until
+        :meth:`release` (a post waiting for its generated image). ``within`` runs in the
+        same transaction, after the rows are added. Returns (Note, Create).
+        """
         create = self._activity(actor, "Create", note, to=note.get("to", ()),
                                 cc=note.get("cc", ()))  # fmt: skip
+        if note.get("audience"):
+            create["audience"] = note["audience"]
+        recipients = [*_audience(note), *note.get("audience", ()), *hidden] if deliver else []
         async with self.db.transaction() as session:
-            row = Object(uri=uri, local=True, data=note,
+            row = Object(uri=note["id"], local=True, data=note,
                          **object_columns(note, actor.followers_url))  # fmt: skip
             session.add(row)
             await session.flush()
-            await self._store(session, actor, create, recipients=addressed, ref=uri)
+            activity = await self._store(session, actor, create, recipients=recipients,
+                                         ref=note["id"])  # fmt: skip
+            if deliver:
+                await add_to_feeds(session, row)
+            if within is not None:
+                await within(session, row)
+        return row, activity
+
+    async def release(
+        self,
+        note_uri: str,
+        revise: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        hidden: Sequence[str] = (),
+    ) -> Object | None:
+        """Deliver a post kept back by :meth:`publish`, changed by ``revise`` first.
+
+        None when the post is gone meanwhile (deleted by its author).
+        """
+        async with self.db.transaction() as session:
+            row = await session.scalar(select(Object).where(Object.uri == note_uri))
+            create = await session.scalar(select(Object).where(
+                Object.type == "Create", Object.object_uri == note_uri, Object.local.is_(True)
+            ))  # fmt: skip
+            actor = await session.scalar(select(Actor).where(Actor.uri == row.actor_uri)) \
+                if row is not None else None  # fmt: skip
+            if row is None or row.deleted_at is not None or create is None or actor is None:
+                return None
+            row.data = revise(row.data)
+            create.data = {**create.data, "object": row.data}
+            recipients = [*_audience(row.data), *row.data.get("audience", ()), *hidden]
+            enqueue_fanout(session, create.uri, actor.id, recipients, ref=note_uri)
             await add_to_feeds(session, row)
         return row
 
-    async def _parent(self, uri: str) -> Object:
+    async def withdraw(self, note_uri: str) -> None:
+        """Take back a post kept back by :meth:`publish` and never delivered: a Tombstone."""
+        async with self.db.transaction() as session:
+            row = await session.scalar(select(Object).where(Object.uri == note_uri))
+            if row is None or row.deleted_at is not None:
+                return
+            now = utcnow()
+            row.data = as2.tombstone(note_uri, former_type=row.type, deleted=now)
+            row.deleted_at = now
+
+    async def parent_post(self, uri: str) -> Object:
         try:
             return await self._object(uri)
         except NotFound as exc:
@@ -227,7 +289,7 @@ class Outbox:
         post no longer mentions lose the tag and the addressing but still get the
         Update (Mastodon turns them into silent mentions and delivers to every mention).
         """
-        mentions = await self._mentions(text)
+        mentions = await self.mentions(text)
         rendered = render(text, mentions, self.urls.hashtag)
         async with self.db.transaction() as session:
             row = await self._own(session, actor, uri)
@@ -244,14 +306,33 @@ class Outbox:
                 in_reply_to=row.in_reply_to, summary=before.get("summary"),
                 attachments=before.get("attachment", ()), updated=utcnow(),
             )  # fmt: skip
-            row.data = note
-            addressed = _audience(note)
-            update = self._activity(actor, "Update", note, to=note.get("to", ()),
-                                    cc=note.get("cc", ()))  # fmt: skip
-            recipients = [*addressed, *_audience(before)]
-            await self._store(session, actor, update, recipients=recipients, ref=uri)
-            await add_to_feeds(session, row)
+            await self._send_update(session, actor, row, note)
         return row
+
+    async def replace(
+        self, actor: Actor, uri: str, make: Callable[[Object], dict[str, Any]]
+    ) -> tuple[Object, Object]:
+        """Update one of the actor's posts: ``make`` gives the new Note from the stored row.
+
+        Delivered as :meth:`edit` delivers (the new audience and the old one). Returns
+        (Note, Update).
+        """
+        async with self.db.transaction() as session:
+            row = await self._own(session, actor, uri)
+            update = await self._send_update(session, actor, row, make(row))
+        return row, update
+
+    async def _send_update(
+        self, session: AsyncSession, actor: Actor, row: Object, note: dict[str, Any]
+    ) -> Object:
+        before = row.data
+        row.data = note
+        update = self._activity(actor, "Update", note, to=note.get("to", ()),
+                                cc=note.get("cc", ()))  # fmt: skip
+        recipients = [*_audience(note), *_audience(before)]
+        stored = await self._store(session, actor, update, recipients=recipients, ref=row.uri)
+        await add_to_feeds(session, row)
+        return stored
 
     async def delete(self, actor: Actor, uri: str) -> Object:
         """Delete a post: a Tombstone stays, pending deliveries of it are cancelled."""
@@ -274,6 +355,20 @@ class Outbox:
             row = await self._own(session, actor, uri)
             row.pinned_at = utcnow() if pinned else None
         return row
+
+    async def feature(self, actor: Actor, uri: str, *, pinned: bool = True) -> Object:
+        """:meth:`pin`, told to the followers as Mastodon does: ``Add`` (or ``Remove``) of the
+        post to the ``featured`` collection. Returns the activity."""
+        assert actor.featured_url is not None and actor.followers_url is not None
+        kind: as2.ActivityType = "Add" if pinned else "Remove"
+        activity = self._activity(actor, kind, uri, to=[AS_PUBLIC], cc=[actor.followers_url])
+        activity["target"] = actor.featured_url
+        async with self.db.transaction() as session:
+            row = await self._own(session, actor, uri)
+            if (row.pinned_at is not None) == pinned:
+                raise BadRequest(f"{uri} is {'already' if pinned else 'not'} pinned")
+            row.pinned_at = utcnow() if pinned else None
+            return await self._store(session, actor, activity, recipients=[actor.followers_url])
 
     # -- likes and boosts -----------------------------------------------------------
     async def _engage(self, actor: Actor, kind: str, uri: str) -> Object:

@@ -25,6 +25,7 @@ from fedisocial.ap.addressing import Visibility
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
 from fedisocial.jobs import JobQueue, RetryPolicy
+from fedisocial.social.content import render
 from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Generation, Media, Object, utcnow
@@ -38,7 +39,7 @@ from fedisocial.studio.media import (
     store_processed,
 )
 
-__all__ = ["GENERATE", "GENERATE_RETRY", "Studio", "attachment"]
+__all__ = ["GENERATE", "GENERATE_RETRY", "Studio", "attachment", "check_prompt"]
 
 GENERATE = "generate_image"
 #: Someone waits at the composer: retry a rate limit or an outage for about eight minutes
@@ -55,6 +56,16 @@ def attachment(media: Media, url: str) -> dict[str, Any]:
         width=media.width, height=media.height, blurhash=media.blurhash,
         focal_point=(media.focal_x, media.focal_y), ai_generated=bool(media.ai_model),
     ))  # fmt: skip
+
+
+def check_prompt(prompt: str) -> str:
+    """The prompt with its whitespace tidied; BadRequest when empty or too long."""
+    prompt = " ".join(prompt.split())
+    if not prompt:
+        raise BadRequest("describe the image you want: the prompt is empty")
+    if len(prompt) > MAX_PROMPT:
+        raise BadRequest(f"the prompt can have at most {MAX_PROMPT} characters")
+    return prompt
 
 
 @dataclass
@@ -74,18 +85,22 @@ class Studio:
     # -- asking for an image ------------------------------------------------------------
     async def request(self, actor: Actor, prompt: str) -> Generation:
         """Queue a generation for ``actor``, within the per-user limits."""
-        prompt = " ".join(prompt.split())
-        if not prompt:
-            raise BadRequest("describe the image you want: the prompt is empty")
-        if len(prompt) > MAX_PROMPT:
-            raise BadRequest(f"the prompt can have at most {MAX_PROMPT} characters")
         async with self.db.transaction() as session:
-            await self._check_limits(session, actor)
-            generation = Generation(owner_id=actor.id, prompt=prompt, provider=self.provider.name,
-                                    model=self.provider.model)  # fmt: skip
-            session.add(generation)
-            await session.flush()
-            self.queue.add(session, GENERATE, {"generation": generation.id})
+            return await self.request_in(session, actor, prompt)
+
+    async def request_in(
+        self, session: Any, actor: Actor, prompt: str, *, then: dict[str, Any] | None = None
+    ) -> Generation:
+        """:meth:`request` in the caller's transaction. ``then`` rides in the job's payload:
+        ``{"note": URI, "hidden": [...]}`` publishes that post, kept back by
+        :meth:`Outbox.publish`, with the image once it is made."""
+        prompt = check_prompt(prompt)
+        await self._check_limits(session, actor)
+        generation = Generation(owner_id=actor.id, prompt=prompt, provider=self.provider.name,
+                                model=self.provider.model)  # fmt: skip
+        session.add(generation)
+        await session.flush()
+        self.queue.add(session, GENERATE, {"generation": generation.id, **(then or {})})
         return generation
 
     async def _check_limits(self, session: Any, actor: Actor) -> None:
@@ -126,11 +141,52 @@ class Studio:
             await self._requeue(generation.id)
             raise
         await self._finish(generation.id, media_id=media.id)
+        if payload.get("note"):
+            await self._release(payload, media)
 
     async def gave_up(self, payload: dict[str, Any], exc: BaseException) -> None:
-        """The job failed for good: show the generation failed, with a reason a user can read."""
+        """The job failed for good: show the generation failed, with a reason a user can read.
+
+        A post waiting for the image is withdrawn (it was never delivered)."""
         reason = exc.message if isinstance(exc, FedisocialError) else "an internal error"
         await self._finish(payload["generation"], error=reason)
+        if payload.get("note"):
+            await self.outbox.withdraw(payload["note"])
+
+    async def _release(self, payload: dict[str, Any], media: Media) -> None:
+        """Deliver the post that waited for this image, the image attached and labeled."""
+        item = attachment(media, self.store.url(media.path))
+
+        def revise(note: dict[str, Any]) -> dict[str, Any]:
+            with_image = {**note, "attachment": [*note.get("attachment", ()), item]}
+            return self.label(with_image, [media.ai_model or self.provider.model])
+
+        note = await self.outbox.release(payload["note"], revise, hidden=payload.get("hidden", ()))
+        if note is not None:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(Media).where(Media.id == media.id).values(note_uri=note.uri)
+                )
+
+    def label(self, note: dict[str, Any], models: list[str]) -> dict[str, Any]:
+        """A Note made elsewhere (a C2S client) with the AI label :meth:`publish` writes: the
+        visible line and the hashtag, in ``content`` (and each ``contentMap`` language)."""
+        line = f"🤖 Image generated by AI ({', '.join(sorted(set(models)))}) " \
+               f"#{self.settings.ai_hashtag}"  # fmt: skip
+        urls = self.outbox.urls
+        rendered = render(line, {}, urls.hashtag)
+        labeled = {**note, "content": f"{note.get('content', '')}{rendered.html}"}
+        if isinstance(note.get("contentMap"), dict):
+            labeled["contentMap"] = {
+                k: f"{v}{rendered.html}" for k, v in note["contentMap"].items()
+            }
+        tags = list(note.get("tag", ()))
+        for tag in rendered.hashtags:
+            entry = {"type": "Hashtag", "href": urls.hashtag(tag), "name": f"#{tag}"}
+            if entry not in tags:
+                tags.append(entry)
+        labeled["tag"] = tags
+        return labeled
 
     async def _requeue(self, generation_id: int) -> None:
         async with self.db.transaction() as session:

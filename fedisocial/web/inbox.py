@@ -19,7 +19,7 @@ from fedisocial.social.accounts import find_local_actor
 from fedisocial.web.auth import public_url
 from fedisocial.web.context import get_context
 
-__all__ = ["routes"]
+__all__ = ["read_body", "routes"]
 
 #: Pleroma and Akkoma deliver as plain application/json
 _ACCEPTED_TYPES = frozenset({"application/activity+json", "application/ld+json",
@@ -34,7 +34,7 @@ def _check_content_type(request: Request) -> None:
         )
 
 
-async def _read_body(request: Request, cap: int) -> bytes:
+async def read_body(request: Request, cap: int) -> bytes:
     """The body, refused with 413 as soon as it is known to be over ``cap`` bytes."""
     too_large = PayloadTooLarge(f"an activity can have at most {cap} bytes")
     declared = request.headers.get("content-length")
@@ -56,7 +56,7 @@ async def _receive(request: Request, recipient: str | None) -> Response:
     context = get_context(request)
     _check_content_type(request)
     await context.inbox.backpressure.check()
-    body = await _read_body(request, context.settings.max_inbox_bytes)
+    body = await read_body(request, context.settings.max_inbox_bytes)
     await context.inbox.accept(request.method, public_url(request), request.headers, body,
                                recipient)  # fmt: skip
     return Response(b"{}", status_code=202, media_type="application/json")
