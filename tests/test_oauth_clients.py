@@ -243,3 +243,16 @@ async def test_the_token_endpoint_is_throttled_per_address(browser: Browser) -> 
     # Then it must wait, and is told how long
     assert answer.status_code == 429 and int(answer.headers["retry-after"]) >= 1
     assert "too many failed token requests" in answer.json()["error"]
+
+
+async def test_registration_is_throttled_per_address(browser: Browser) -> None:
+    # Given an address that registered 30 clients today (what Mastodon allows in 5 minutes)
+    metadata = {"client_name": "Bot", "redirect_uris": ["http://127.0.0.1/callback"],
+                "token_endpoint_auth_method": "none"}  # fmt: skip
+    for _ in range(30):
+        assert (await browser.http.post("/oauth/register", json=metadata)).status_code == 201
+    # When it registers one more
+    answer = await browser.http.post("/oauth/register", json=metadata)
+    # Then it must wait, is told how long, and nothing was registered
+    assert answer.status_code == 429 and int(answer.headers["retry-after"]) >= 1
+    assert "too many client registrations from this address" in answer.json()["error"]

@@ -131,7 +131,7 @@ async def test_one_address_guessing_many_accounts_is_slowed_down(alice: Database
     with pytest.raises(RateLimited) as refused:
         await sign_in(throttle, alice, "alice", PASSWORD, address="198.51.100.4")
     # Then its address must wait, while alice from elsewhere signs in
-    assert refused.value.message.startswith("too many failed sign-ins for this address")
+    assert refused.value.message.startswith("too many failed sign-ins from this address")
     await sign_in(throttle, alice, "alice", PASSWORD, address="203.0.113.9")
 
 
@@ -251,7 +251,7 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     answer = await remote_client.get("/studio", headers=spoofed)
     # Then it is still counted by its socket address
     assert answer.status_code == 429
-    assert "for this address" in answer.json()["error"]
+    assert "from this address" in answer.json()["error"]
 
 
 async def test_the_sign_in_throttle_follows_the_settings(context: Context) -> None:

@@ -37,12 +37,17 @@ __all__ = [
     "account_key",
     "address_key",
     "backoff",
+    "registration_key",
+    "registration_throttle",
     "sign_in_throttle",
     "token_throttle",
 ]
 
 #: a counter with no attempt for this long starts again from zero
 FORGET_AFTER = timedelta(days=1)
+#: what a kind of key counts, in a 429's words
+_COUNTS = {"account": "for this account", "address": "from this address",
+           "registration": "from this address"}  # fmt: skip
 #: how often a charge is retried when another process changed the counter meanwhile
 _SWAPS = 8
 _MAX_KEY = 255
@@ -84,6 +89,11 @@ def address_key(host: str) -> ThrottleKey:
     return ThrottleKey("address", str(getattr(address, "ipv4_mapped", None) or address))
 
 
+def registration_key(host: str) -> ThrottleKey:
+    """The counter of client registrations (RFC 7591) from a client address."""
+    return ThrottleKey("registration", address_key(host).value)
+
+
 def backoff(failures: int, limit: Limit) -> float:
     """Seconds to wait after ``failures`` charged attempts: 0, then 1, 2, 4 … ``max_wait``."""
     if failures < limit.free:
@@ -92,14 +102,15 @@ def backoff(failures: int, limit: Limit) -> float:
 
 
 class Throttle:
-    """Admit or refuse attempts per key; ``action`` names them in the 429 ("sign-ins")."""
+    """Admit or refuse attempts per key; the 429 says "too many ``{action}``" (e.g. "failed
+    sign-ins") and whose ("for this account", "from this address")."""
 
     def __init__(
         self,
         db: Database,
         limits: dict[str, Limit],
         *,
-        action: str = "sign-ins",
+        action: str = "failed sign-ins",
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
@@ -160,7 +171,7 @@ class Throttle:
         if left > 0:
             seconds = math.ceil(left)
             raise RateLimited(
-                f"too many failed {self.action} for this {key.kind}; try again in {seconds} s",
+                f"too many {self.action} {_COUNTS[key.kind]}; try again in {seconds} s",
                 retry_after=seconds,
             )
 
@@ -213,7 +224,7 @@ def sign_in_throttle(db: Database, settings: Settings) -> Throttle:
     free = settings.sign_in_free_attempts
     wait = float(settings.sign_in_max_wait)
     limits = {"account": Limit(free, wait), "address": Limit(4 * free, wait)}
-    return Throttle(db, limits, action="sign-ins")
+    return Throttle(db, limits)
 
 
 def token_throttle(db: Database, settings: Settings) -> Throttle:
@@ -222,4 +233,15 @@ def token_throttle(db: Database, settings: Settings) -> Throttle:
     exchanges (guessed codes, refresh tokens or client secrets) add up."""
     limits = {"address": Limit(4 * settings.sign_in_free_attempts,
                                float(settings.sign_in_max_wait))}  # fmt: skip
-    return Throttle(db, limits, action="token requests")
+    return Throttle(db, limits, action="failed token requests")
+
+
+#: client registrations an address may make in a day before it waits (as Mastodon's 30 apps
+#: per 5 minutes and address, but remembered for the day), and the longest wait (seconds)
+REGISTRATIONS = Limit(30, 300.0)
+
+
+def registration_throttle(db: Database) -> Throttle:
+    """The throttle of dynamic client registration: every registration is charged, none
+    refunded, so one address cannot fill the clients table."""
+    return Throttle(db, {"registration": REGISTRATIONS}, action="client registrations")

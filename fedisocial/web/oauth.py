@@ -5,8 +5,8 @@
   scopes; ``POST`` is the Allow / Deny answer (a redirect to the client with a ``code`` or
   ``error=access_denied``; ``urn:ietf:wg:oauth:2.0:oob`` shows the code to copy).
 - ``POST /oauth/token`` (throttled per client address), ``POST /oauth/revoke`` (RFC 7009),
-  ``POST /oauth/register`` (RFC 7591), ``GET /.well-known/oauth-authorization-server``
-  (RFC 8414).
+  ``POST /oauth/register`` (RFC 7591, throttled per client address),
+  ``GET /.well-known/oauth-authorization-server`` (RFC 8414).
 - ``/auth/sign_in``, ``/auth/sign_out`` and ``/oauth/authorized_applications`` (the apps
   a person authorized, each revocable) for browsers, with CSRF-checked forms.
 
@@ -27,7 +27,14 @@ from starlette.routing import Route
 from fedisocial.ap.vocab import parse_json_object
 from fedisocial.auth.clients import OOB
 from fedisocial.auth.server import Answer, Consent, OAuthRequest
-from fedisocial.auth.throttle import account_key, address_key, sign_in_throttle, token_throttle
+from fedisocial.auth.throttle import (
+    account_key,
+    address_key,
+    registration_key,
+    registration_throttle,
+    sign_in_throttle,
+    token_throttle,
+)
 from fedisocial.auth.tokens import authorized_apps, revoke_app
 from fedisocial.errors import PayloadTooLarge, RateLimited, Unauthorized
 from fedisocial.social.accounts import authenticate
@@ -266,6 +273,10 @@ async def revoke(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
+    """RFC 7591 registration, charged to the client address (30 a day before it waits)."""
+    await registration_throttle(get_context(request).db).admit(
+        [registration_key(_client_address(request))]
+    )
     body = await request.body()
     if len(body) > _MAX_BODY:
         raise PayloadTooLarge(f"the request is larger than {_MAX_BODY} bytes")
