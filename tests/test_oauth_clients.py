@@ -256,3 +256,15 @@ async def test_registration_is_throttled_per_address(browser: Browser) -> None:
     # Then it must wait, is told how long, and nothing was registered
     assert answer.status_code == 429 and int(answer.headers["retry-after"]) >= 1
     assert "too many client registrations from this address" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/register", "/oauth/revoke"])
+async def test_an_oversized_body_is_refused_with_413(
+    client: httpx.AsyncClient, app: Starlette, path: str
+) -> None:
+    # When a machine endpoint gets a body over 64 KiB
+    answer = await client.post(path, content=b"x" * 70_000,
+                               headers={"content-type": "application/json"})  # fmt: skip
+    # Then it is refused as too large, saying the bound
+    assert answer.status_code == 413
+    assert "can have at most 65536 bytes" in answer.json()["error"]

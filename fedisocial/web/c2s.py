@@ -44,8 +44,8 @@ from fedisocial.social.c2s import ClientOutbox
 from fedisocial.store.models import Actor, Media
 from fedisocial.studio.attachments import StudioAttacher, alt_of, image_document, upload_object
 from fedisocial.web import auth
+from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
-from fedisocial.web.inbox import read_body
 
 __all__ = ["routes"]
 
@@ -97,7 +97,9 @@ async def post_outbox(request: Request) -> Response:
     actor = await _owner(request)
     _check_json(request)
     context = get_context(request)
-    doc = parse_json_object(await read_body(request, context.settings.max_inbox_bytes))
+    doc = parse_json_object(
+        await read_body(request, context.settings.max_inbox_bytes, what="an activity")
+    )
     c2s = _client_outbox(request)
     await auth.require_scope(request, await c2s.scope(actor, doc))
     activity = await c2s.submit(actor, doc)

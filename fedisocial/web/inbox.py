@@ -14,12 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fedisocial.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from fedisocial.errors import UnsupportedMediaType
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.web.auth import public_url
+from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
 
-__all__ = ["read_body", "routes"]
+__all__ = ["routes"]
 
 #: Pleroma and Akkoma deliver as plain application/json
 _ACCEPTED_TYPES = frozenset({"application/activity+json", "application/ld+json",
@@ -34,29 +35,11 @@ def _check_content_type(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, cap: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be over ``cap`` bytes."""
-    too_large = PayloadTooLarge(f"an activity can have at most {cap} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise BadRequest(f"Content-Length is not a number: {declared!r}")
-        if int(declared) > cap:
-            raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _receive(request: Request, recipient: str | None) -> Response:
     context = get_context(request)
     _check_content_type(request)
     await context.inbox.backpressure.check()
-    body = await read_body(request, context.settings.max_inbox_bytes)
+    body = await read_body(request, context.settings.max_inbox_bytes, what="an activity")
     await context.inbox.accept(request.method, public_url(request), request.headers, body,
                                recipient)  # fmt: skip
     return Response(b"{}", status_code=202, media_type="application/json")

@@ -36,9 +36,10 @@ from fedisocial.auth.throttle import (
     token_throttle,
 )
 from fedisocial.auth.tokens import authorized_apps, revoke_app
-from fedisocial.errors import PayloadTooLarge, RateLimited, Unauthorized
+from fedisocial.errors import RateLimited, Unauthorized
 from fedisocial.social.accounts import authenticate
 from fedisocial.web import session as web_session
+from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
 from fedisocial.web.headers import page_policy
 from fedisocial.web.pages import render_page
@@ -77,9 +78,7 @@ def _client_address(request: Request) -> str:
 
 async def _form_items(request: Request) -> list[tuple[str, str]]:
     """The body's parameters: a form (RFC 6749) or, as Mastodon also takes, a JSON object."""
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise PayloadTooLarge(f"the request is larger than {_MAX_BODY} bytes")
+    body = await read_body(request, _MAX_BODY)
     if request.headers.get("content-type", "").startswith("application/json"):
         return [(k, v if isinstance(v, str) else str(v))
                 for k, v in parse_json_object(body).items() if v is not None]  # fmt: skip
@@ -277,10 +276,7 @@ async def register(request: Request) -> Response:
     await registration_throttle(get_context(request).db).admit(
         [registration_key(_client_address(request))]
     )
-    body = await request.body()
-    if len(body) > _MAX_BODY:
-        raise PayloadTooLarge(f"the request is larger than {_MAX_BODY} bytes")
-    json = parse_json_object(body)
+    json = parse_json_object(await read_body(request, _MAX_BODY))
     oauth = get_context(request).oauth
     return _answer(await oauth.register(_oauth_request(request, json=json)))
 

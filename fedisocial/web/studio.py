@@ -27,6 +27,7 @@ from fedisocial.store.models import Actor
 from fedisocial.studio.generation import MAX_ATTACHMENTS, MAX_PROMPT
 from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.web import auth
+from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
 from fedisocial.web.pages import render_page
 
@@ -72,10 +73,7 @@ def _same_origin(request: Request) -> None:
 
 
 async def _json_body(request: Request, limit: int = 65_536) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"the request is larger than {limit} bytes")
-    return parse_json_object(body)
+    return parse_json_object(await read_body(request, limit))
 
 
 _JSON_TYPES = {int: "a number", float: "a number", list: "a list", dict: "an object"}
