@@ -106,15 +106,13 @@ def test_the_worker_stops_with_serve_and_when_serve_is_killed(instance: Instance
     assert _wait_for(lambda: not _alive(worker)), "the job worker outlived serve"
 
 
-def test_stopping_serve_stops_its_worker(tmp_path: Path) -> None:
+def test_stopping_serve_stops_its_worker(instance: Instance) -> None:
     # Given a running instance and its job worker
-    running = make_instance(tmp_path / "one")
-    running.start()
-    serve = _serve_pid(running)
+    serve = _serve_pid(instance)
     assert _wait_for(lambda: len(_job_workers(serve)) == 1)
     [worker] = _job_workers(serve)
     # When serve is stopped as a terminal's Ctrl-C does (SIGINT)
-    running.stop()
+    instance.stop()
     # Then its worker is gone too, and serve exited cleanly
     assert _wait_for(lambda: not _alive(worker))
-    assert running.process is not None and running.process.returncode in (0, -2, 130)
+    assert instance.process is not None and instance.process.returncode in (0, -2, 130)
