@@ -3,6 +3,7 @@ certificate made for 127.0.0.1 at test time; and the clear errors when the files
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -129,3 +130,24 @@ def test_an_https_base_url_served_over_http_is_warned_about(
         assert "but the server speaks http: give --ssl-certfile and --ssl-keyfile" in log
     finally:
         instance.stop()
+
+
+def test_two_https_instances_find_each_other_by_handle(tmp_path: Path, cert: Certificate) -> None:
+    # Given two instances on loopback, both https (a LAN or one machine, without a proxy)
+    one, two = https_instance(tmp_path / "one", cert), https_instance(tmp_path / "two", cert)
+    assert two.cli("user", "create", "bob", "--password-stdin",
+                   stdin="a good password\n").returncode == 0  # fmt: skip
+    one.start()
+    two.start()
+    try:
+        # When alice follows bob by his handle (WebFinger on his host first)
+        followed = one.cli("follow", "alice", f"bob@{two.netloc}")
+        # Then his instance was found over https, and he accepts
+        assert followed.returncode == 0, followed.stderr
+        deadline = time.monotonic() + 20
+        while f"bob@{two.netloc}" not in one.cli("following", "alice").stdout:
+            assert time.monotonic() < deadline, one.cli("following", "alice").stdout
+            time.sleep(0.2)
+    finally:
+        one.stop()
+        two.stop()
