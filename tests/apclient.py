@@ -1,6 +1,6 @@
 """The `ap` command-line client (PyPI ``activitypub-cli``, evanp/ap) run against a live instance.
 
-``ap`` needs Python 3.12 or later: :func:`ap_client` makes a virtualenv with a 3.12
+``ap`` needs Python 3.12 or later: :func:`ap_client_venv` makes a virtualenv with a 3.12
 interpreter found on PATH or under pyenv, with the client and its dependencies at
 exact versions, once per version set (cached in ``.cache/ap-client/``), and says why
 it cannot when there is no such interpreter.
@@ -185,7 +185,8 @@ class ApClient:
     def login(self, actor: str, username: str, password: str, *,
               decision: str = "allow") -> subprocess.CompletedProcess[str]:  # fmt: skip
         """``ap login ACTOR``, with a person at the browser who signs in as ``username`` and
-        presses ``decision`` (allow or deny) on the consent page."""
+        presses ``decision`` (allow or deny) on the consent page; AssertionError when an
+        allowed login saved no token."""
         if not callback_port_free():
             raise RuntimeError(f"port {CALLBACK_PORT} is taken: `ap login` listens there for "
                                "the code (is another ap login running?)")  # fmt: skip
@@ -208,6 +209,9 @@ class ApClient:
                 if ap.poll() is None:
                     ap.kill()
                     ap.communicate()
+        # a failed login exits 0 too: the token file is the answer
+        if decision == "allow" and self.token() is None:
+            raise AssertionError(f"ap login saved no token:\n{stdout}{stderr}")
         return subprocess.CompletedProcess(command, ap.returncode, stdout, stderr)
 
     def _browser(self) -> tuple[Path, Path]:
@@ -263,7 +267,9 @@ class Person:
             if 'name="password"' in page.text:  # the sign-in form comes first
                 signed_in = self._submit(http, page, username=self.username,
                                          password=self.password)  # fmt: skip
-                assert signed_in.status_code == 303, signed_in.text
+                assert signed_in.status_code == 303, (
+                    f"signing in as {self.username} failed ({signed_in.status_code})"
+                )
                 page = http.get(urljoin(url, signed_in.headers["location"]))
             assert page.status_code == 200 and 'value="allow"' in page.text, page.text
             answer = self._submit(http, page, decision=decision)
