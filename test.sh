@@ -26,6 +26,9 @@ if command -v npm >/dev/null 2>&1 \
     (cd tests/interop && npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) \
         || echo "could not install tests/interop: the activitypub-testing test will be skipped"
 fi
+# The ap client test (tests/test_ap_client.py) installs the pinned activitypub-cli itself, once,
+# into .cache/ap-client with a Python 3.12 from PATH or ~/.pyenv/versions/3.12*. Without one it
+# is skipped with a message (a failure if FEDISOCIAL_REQUIRE_AP_CLIENT=1).
 # (one command per line: `set -e` does not stop at a failure inside an && list)
 echo "== ruff"
 .venv/bin/ruff check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import free_port
+from tests.tls import Certificate
 
 FEDISOCIAL = [sys.executable, "-m", "fedisocial"]
 
@@ -28,10 +30,17 @@ class Instance:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     #: extra environment for its commands and server (e.g. FEDISOCIAL_OPENAI_BASE_URL)
     environ: dict[str, str] = field(default_factory=dict)
+    #: serve https with this certificate (base_url ``https://127.0.0.1:PORT``), else http
+    tls: Certificate | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client passes as ``verify=`` to talk to this instance."""
+        return self.tls.client_context() if self.tls else True
 
     @property
     def netloc(self) -> str:
@@ -39,8 +48,11 @@ class Instance:
 
     @property
     def env(self) -> dict[str, str]:
+        # with https, its fetches and deliveries (OpenSSL, under aiohttp) trust the test
+        # certificate, which every https instance of a test shares, and nothing else
+        trust = {"SSL_CERT_FILE": str(self.tls.certfile)} if self.tls else {}
         return {**os.environ, "FEDISOCIAL_CONFIG": str(self.root / "fedisocial.toml"),
-                **self.environ}  # fmt: skip
+                **trust, **self.environ}  # fmt: skip
 
     def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         """Run a `fedisocial` command against this instance; returns the finished process."""
@@ -49,21 +61,32 @@ class Instance:
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
 
-    def start(self) -> None:
+    def serve_command(self, *extra: str) -> list[str]:
+        """`fedisocial serve` on its port, over https when it has a certificate."""
+        command = [*FEDISOCIAL, "serve", "--port", str(self.port), *extra]
+        if self.tls:
+            command += ["--ssl-certfile", str(self.tls.certfile),
+                        "--ssl-keyfile", str(self.tls.keyfile)]  # fmt: skip
+        return command
+
+    def start(self, *extra: str) -> None:
+        """Start `fedisocial serve` (with ``extra`` options) and wait until it answers."""
         with (self.root / "serve.log").open("wb") as log:
             self.process = subprocess.Popen(
-                [*FEDISOCIAL, "serve", "--port", str(self.port)],
-                env=self.env, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+                self.serve_command(*extra), env=self.env, cwd=self.root, stdout=log,
+                stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + 30
+        verify = self.verify
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError((self.root / "serve.log").read_text())
             try:
-                httpx.get(f"{self.base_url}/.well-known/nodeinfo", timeout=1)
+                httpx.get(f"{self.base_url}/.well-known/nodeinfo", timeout=1, verify=verify)
                 return
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"instance on port {self.port} did not start")
 
     def stop(self) -> None:
@@ -76,10 +99,13 @@ class Instance:
                 self.process.wait()
 
 
-def make_instance(root: Path, database_url: str = "") -> Instance:
-    """A new, initialised (not yet started) instance in ``root`` on a free port."""
+def make_instance(
+    root: Path, database_url: str = "", *, tls: Certificate | None = None
+) -> Instance:
+    """A new, initialised (not yet started) instance in ``root`` on a free port; with ``tls``,
+    its base_url is ``https://127.0.0.1:PORT`` and it serves https with that certificate."""
     root.mkdir(parents=True, exist_ok=True)
-    instance = Instance(root, free_port())
+    instance = Instance(root, free_port(), tls=tls)
     done = instance.cli("init", "--base-url", instance.base_url, "--data-dir", str(root / "data"),
                         "--database-url", database_url)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -240,3 +240,42 @@ async def test_network_errors_say_what_happened(
             await send(client, "example.com/inbox")
     finally:
         await client.aclose()
+
+
+def test_well_known_documents_are_looked_for_over_https_first() -> None:
+    # RFC 7033 §4: WebFinger is https; plain http only where private networks are allowed
+    assert make_client().bases_for("social.example") == ["https://social.example"]
+    assert make_client().bases_for("127.0.0.1:8001") == [
+        "https://127.0.0.1:8001", "http://127.0.0.1:8001"]  # fmt: skip
+    strict = FederationClient(allow_private=False, timeout=5, max_bytes=1000,
+                              user_agent_url="https://social.example")  # fmt: skip
+    assert strict.bases_for("127.0.0.1:8001") == ["https://127.0.0.1:8001"]
+
+
+async def test_webfinger_of_a_private_host_tries_https_then_http() -> None:
+    async def finger(request: Request) -> Response:
+        host = request.url.netloc
+        return JSONResponse({"subject": f"acct:alice@{host}", "links": [
+            {"rel": "self", "type": "application/activity+json",
+             "href": f"http://{host}/users/alice"}]})  # fmt: skip
+
+    async def nobody(request: Request) -> Response:
+        return JSONResponse({"error": "no such account"}, status_code=404)
+
+    client = make_client()
+    try:
+        # Given an instance on loopback that speaks plain http: found after https fails
+        app = Starlette(routes=[Route("/.well-known/webfinger", finger)])
+        async with serve(app) as base:
+            found = await client.webfinger("alice", urlsplit(base).netloc)
+            assert found.actor_url == f"{base}/users/alice"
+        # and one that answers 404 over http is not found (the answer is final)
+        async with serve(Starlette(routes=[Route("/.well-known/webfinger", nobody)])) as base:
+            with pytest.raises(RemoteStatus):
+                await client.webfinger("alice", urlsplit(base).netloc)
+        # When nothing listens, the https attempt's failure is what is said
+        netloc = f"127.0.0.1:{free_port()}"
+        with pytest.raises(RemoteError, match=rf"^could not fetch https://{netloc}/"):
+            await client.webfinger("alice", netloc)
+    finally:
+        await client.aclose()

@@ -218,14 +218,15 @@ class FederationClient:
         if _is_ip_literal(host):
             check_address(host.strip("[]"), self.allow_private)
 
-    def base_for(self, host: str) -> str:
-        """https://host, or http:// for private hosts when private networks are allowed."""
+    def bases_for(self, host: str) -> list[str]:
+        """Where a host's well-known documents may be: https://host and, for a private host
+        when private networks are allowed, http://host after it (an instance on a LAN or
+        on loopback speaks one or the other: ``serve --ssl-certfile`` or plain http)."""
         bare = urlsplit(f"//{host}").hostname or host
         private = bare == "localhost" or (
             _is_ip_literal(bare) and not ipaddress.ip_address(bare).is_global
         )
-        scheme = "http" if self.allow_private and private else "https"
-        return f"{scheme}://{host}"
+        return [f"https://{host}", *([f"http://{host}"] if self.allow_private and private else [])]
 
     async def get_json(
         self, url: str, *, accept: str = AS2_ACCEPT, signed: bool = True
@@ -369,9 +370,31 @@ class FederationClient:
         return b"".join(chunks)
 
     async def webfinger(self, username: str, host: str) -> WebfingerResult:
-        """Resolve acct:username@host through the host's WebFinger endpoint (RFC 7033)."""
+        """Resolve acct:username@host through the host's WebFinger endpoint (RFC 7033).
+
+        Over https; a private host that https does not reach is asked again over http
+        (an answer with an error status is final). When neither reaches it, the https
+        failure is raised.
+        """
         resource = quote(f"acct:{username}@{host}", safe=":@")
-        url = f"{self.base_for(host)}/.well-known/webfinger?resource={resource}"
+        secure, *plain = [f"{base}/.well-known/webfinger?resource={resource}"
+                          for base in self.bases_for(host)]  # fmt: skip
+        try:
+            return await self._jrd(secure)
+        except (RemoteStatus, BlockedAddress):
+            raise
+        except RemoteError as unreachable:
+            if not plain:
+                raise
+            failure = unreachable
+        try:
+            return await self._jrd(plain[0])
+        except (RemoteStatus, BlockedAddress):
+            raise
+        except RemoteError:
+            raise failure from None
+
+    async def _jrd(self, url: str) -> WebfingerResult:
         jrd = await self.get_json(url, accept="application/jrd+json, application/json",
                                   signed=False)  # fmt: skip
         return parse_webfinger(jrd)

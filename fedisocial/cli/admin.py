@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from fedisocial import __version__
 from fedisocial.cli.instance import settings_of
 from fedisocial.cli.output import echo
+from fedisocial.cli.tls import check_tls_files
 from fedisocial.config import Settings, config_path, example_toml, load_settings
 from fedisocial.social.accounts import ensure_instance_actor, list_users
 from fedisocial.store.db import Database, migrate, pending_migrations, require_current_schema
@@ -79,7 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     if args.config:
         os.environ["FEDISOCIAL_CONFIG"] = str(args.config)
-    asyncio.run(_preflight(settings, args.host, args.port))
+    tls = check_tls_files(args.ssl_certfile, args.ssl_keyfile)
+    asyncio.run(_preflight(settings, args.host, args.port, tls=tls))
     job_worker = None if args.no_worker else JobWorkerProcess()
     if job_worker is not None:
         job_worker.start()
@@ -94,6 +96,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             proxy_headers=True,
             server_header=False,
             access_log=settings.log_level == "debug",
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
         )
     finally:
         if job_worker is not None:
@@ -101,7 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _preflight(settings: Settings, host: str, port: int) -> None:
+async def _preflight(settings: Settings, host: str, port: int, *, tls: bool) -> None:
     """Refuse to start on an outdated schema; greet the admin with what to do next."""
     db = Database(settings.effective_database_url)
     try:
@@ -110,11 +114,18 @@ async def _preflight(settings: Settings, host: str, port: int) -> None:
     finally:
         await db.close()
     echo(f"fedisocial {__version__}: {settings.instance_name} at {settings.base_url}")
-    echo(f"listening on http://{host}:{port}")
+    scheme = "https" if tls else "http"
+    echo(f"listening on {scheme}://{host}:{port}")
     public = urlsplit(settings.base_url)
-    if public.hostname in ("127.0.0.1", "localhost", "::1") and public.port not in (None, port):
-        echo(f"warning: base_url is {settings.base_url} but the server listens on port {port};"
-              " links and federation will use base_url (set it in the config file)")  # fmt: skip
+    if public.hostname in ("127.0.0.1", "localhost", "::1"):
+        if public.port not in (None, port):
+            echo(
+                f"warning: base_url is {settings.base_url} but the server listens on port "
+                f"{port}; links and federation will use base_url (set it in the config file)"
+            )
+        if public.scheme != scheme:
+            fix = "make base_url https://" if tls else "give --ssl-certfile and --ssl-keyfile"
+            echo(f"warning: base_url is {settings.base_url} but the server speaks {scheme}: {fix}")
     if not users:
         echo("No accounts yet. Create the first one in another terminal:")
         echo("    .venv/bin/fedisocial user create alice --admin")

@@ -83,6 +83,11 @@ def _admin(commands: _Commands) -> None:
     p.add_argument("--no-worker", action="store_true",
                    help="serve web requests only; run `fedisocial worker` separately "
                         "(on this host or others)")  # fmt: skip
+    p.add_argument("--ssl-certfile", metavar="FILE",
+                   help="serve https with this PEM certificate (chain), so base_url can be "
+                   "https://… without a proxy in front; needs --ssl-keyfile")  # fmt: skip
+    p.add_argument("--ssl-keyfile", metavar="FILE",
+                   help="the certificate's PEM private key (not encrypted)")  # fmt: skip
 
     p = commands.add("worker", "admin:cmd_worker",
                      "run a job worker alone (to scale out deliveries)")  # fmt: skip
