@@ -56,6 +56,15 @@ class Urls:
     def following(self, username: str) -> str:
         return f"{self.actor(username)}/following"
 
+    def liked(self, username: str) -> str:
+        return f"{self.actor(username)}/liked"
+
+    def pending_followers(self, username: str) -> str:
+        return f"{self.actor(username)}/pendingFollowers"
+
+    def pending_following(self, username: str) -> str:
+        return f"{self.actor(username)}/pendingFollowing"
+
     def featured(self, username: str) -> str:
         return f"{self.actor(username)}/collections/featured"
 

@@ -362,6 +362,10 @@ async def test_the_content_type_must_be_activity_json(
         assert answer.status_code == 201
     wrong = await post(client, alice, {"type": "Note", "content": "x"}, content_type="text/plain")
     assert wrong.status_code == 415
+    # a body sent with no Content-Type at all is read as JSON
+    untyped = await client.post(alice.outbox, content=b'{"type": "Note", "content": "y"}',
+                                headers=alice.auth)  # fmt: skip
+    assert untyped.status_code == 201, untyped.text
 
 
 # -- who may post ---------------------------------------------------------------------------------

@@ -476,22 +476,63 @@ async def test_the_owner_reads_the_home_feed(
     assert response.headers["cache-control"] == "private, no-store"
 
 
-async def test_only_the_owner_reads_the_home_feed(
-    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+@pytest.mark.parametrize("name", ["inbox", "liked", "pendingFollowers", "pendingFollowing"])
+async def test_only_the_owner_reads_their_own_collections(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor, name: str
 ) -> None:
     carol = await remote(context, "https://remote.example/users/carol")
+    url = f"{alice.uri}/{name}"
+    # Anonymous, bad or unknown credentials, a signed GET: 401, saying both ways in
     for headers in (
         {"Accept": AS2},
-        basic("bob"),
         basic("alice", "wrong password"),
         basic("nobody"),
         {"Authorization": "Basic !!!", "Accept": AS2},
-        carol.get(alice.inbox),
+        carol.get(url),
     ):
-        response = await client.get(path(alice.inbox), headers=headers)
+        response = await client.get(path(url), headers=headers)
         assert response.status_code == 401, headers
-        assert response.headers["www-authenticate"].startswith("Basic ")
+        challenge = response.headers["www-authenticate"]
+        assert challenge.startswith("Bearer ") and ", Basic " in challenge
         assert response.json()["error"]
+    # Another account of ours: 403
+    response = await client.get(path(url), headers=basic("bob"))
+    assert response.status_code == 403 and response.json()["error"].startswith("only alice ")
+    # The owner: the collection
+    owned = await client.get(path(url), headers=basic("alice"))
+    assert owned.status_code == 200 and owned.json()["id"] == url
+    assert owned.headers["cache-control"] == "private, no-store"
+
+
+async def test_liked_and_pending_follows_list_what_the_owner_did(
+    client: httpx.AsyncClient, context: Context, alice: Actor, bob: Actor
+) -> None:
+    # Given bob locked, alice asking to follow him, and alice liking a post of bob's
+    async with context.db.transaction() as session:
+        (await session.get(Actor, bob.id)).manually_approves_followers = True  # type: ignore[union-attr]
+    follow = await context.outbox.follow(alice, bob.uri)
+    post = await context.outbox.post(bob, "a post alice likes")
+    await context.outbox.like(alice, post.uri)
+
+    async def items(owner: str, url: str) -> list[Any]:
+        page = await client.get(path(f"{url}?page=true"), headers=basic(owner))
+        return list(page.json()["orderedItems"])
+
+    # Then alice's liked lists the post, her pendingFollowing the Follow, bob's pendingFollowers too
+    assert await items("alice", f"{alice.uri}/liked") == [post.uri]
+    [sent] = await items("alice", f"{alice.uri}/pendingFollowing")
+    assert sent["type"] == "Follow" and sent["id"] == follow.uri
+    assert sent["actor"] == alice.uri and sent["object"] == bob.uri and sent["published"]
+    assert await items("bob", f"{bob.uri}/pendingFollowers") == [sent]
+    # When bob accepts, both pending collections are empty (their pages still list no items)
+    await context.outbox.accept_follow(bob, follow.uri)
+    assert await items("alice", f"{alice.uri}/pendingFollowing") == []
+    assert await items("bob", f"{bob.uri}/pendingFollowers") == []
+    # And the actor document names all three
+    actor = (await client.get(path(alice.uri), headers={"Accept": AS2})).json()
+    assert actor["liked"] == f"{alice.uri}/liked"
+    assert actor["pendingFollowers"] == f"{alice.uri}/pendingFollowers"
+    assert actor["pendingFollowing"] == f"{alice.uri}/pendingFollowing"
 
 
 # -- secure mode (authorized fetch) ----------------------------------------------------------------

@@ -56,6 +56,8 @@ BUNDLED_CONTEXTS: dict[str, str] = {
     DATA_INTEGRITY_V1_URL: "security-data-integrity-v1.json",
 }
 
+_PENDING = "https://purl.archive.org/socialweb/pending#"
+
 #: The ``@context`` of our actor documents, Mastodon-style. The term definitions are
 #: copied from Mastodon's ``ContextHelper::CONTEXT_EXTENSION_MAP``
 #: (mastodon/mastodon ``app/helpers/context_helper.rb``, formerly
@@ -79,6 +81,9 @@ ACTOR_CONTEXT: list[Any] = [
         "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
         "blurhash": "toot:blurhash",
         "assertionMethod": {"@id": "https://w3id.org/security#assertionMethod", "@type": "@id"},
+        # FEP-4ccd (https://purl.archive.org/socialweb/pending), inline
+        "pendingFollowers": {"@id": _PENDING + "pendingFollowers", "@type": "@id"},
+        "pendingFollowing": {"@id": _PENDING + "pendingFollowing", "@type": "@id"},
     },
 ]
 

@@ -272,18 +272,21 @@ def collection_page(
     next: str | None = None,
     prev: str | None = None,
 ) -> dict[str, Any]:
-    """An ``OrderedCollectionPage`` of ``part_of``, items newest first."""
+    """An ``OrderedCollectionPage`` of ``part_of``, items newest first.
+
+    A page always has ``orderedItems``, empty ones too, as Mastodon's pages do: clients
+    walking pages (the ``ap`` client) stop with an error at a page without items.
+    """
     doc: dict[str, Any] = {
         "@context": OBJECT_CONTEXT,
         "id": id,
         "type": "OrderedCollectionPage",
         "partOf": part_of,
-        "orderedItems": list(items),
     }
     for key, value in (("next", next), ("prev", prev)):
         if value is not None:
             doc[key] = value
-    result: dict[str, Any] = compact(doc)
+    result: dict[str, Any] = {**compact(doc), "orderedItems": compact(list(items))}
     return result
 
 
@@ -315,6 +318,10 @@ class Actor:
     followers: str | None = None
     following: str | None = None
     featured: str | None = None
+    #: collections only the actor reads: ``liked``, FEP-4ccd's pending follows
+    liked: str | None = None
+    pending_followers: str | None = None
+    pending_following: str | None = None
     icon: str | None = None
     image: str | None = None
     #: profile fields: (name, value) pairs
@@ -385,6 +392,9 @@ def actor(person: Actor) -> dict[str, Any]:
         ("followers", person.followers),
         ("following", person.following),
         ("featured", person.featured),
+        ("liked", person.liked),
+        ("pendingFollowers", person.pending_followers),
+        ("pendingFollowing", person.pending_following),
     ):
         if value:
             doc[key] = value

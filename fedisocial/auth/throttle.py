@@ -198,7 +198,7 @@ class Throttle:
             if getattr(swapped, "rowcount", 0):
                 return
         raise RateLimited(
-            f"too many {self.action} at once for this {key.kind}; try again in 1 s",
+            f"too many attempts at once {_COUNTS[key.kind]}; try again in 1 s",
             retry_after=1,
         )
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
+from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import POST_TYPES
 from fedisocial.social.access import readable_by
 from fedisocial.store.db import Database
@@ -37,8 +38,11 @@ __all__ = [
     "find_object",
     "followers",
     "following",
+    "liked",
     "likes",
     "outbox",
+    "pending_followers",
+    "pending_following",
     "profile_posts",
     "read_page",
     "replies",
@@ -222,6 +226,30 @@ def following(actor_uri: str) -> Listing[str]:
     return _follows(Follow.follower_uri, Follow.followee_uri, actor_uri)
 
 
+def _follow_activity(row: Sequence[Any]) -> dict[str, Any]:
+    _, activity_uri, follower, followee, created_at = row
+    return {"id": activity_uri, "type": "Follow", "actor": follower, "object": followee,
+            "published": iso(created_at)}  # fmt: skip
+
+
+def _pending(column: Any, uri: str) -> Listing[dict[str, Any]]:
+    def query(*columns: Any) -> Select[Any]:
+        return select(*columns).select_from(Follow).where(column == uri, Follow.state == "pending")
+
+    shown = (Follow.activity_uri, Follow.follower_uri, Follow.followee_uri, Follow.created_at)
+    return Listing(Follow, None, query, shown, _follow_activity)
+
+
+def pending_followers(actor_uri: str) -> Listing[dict[str, Any]]:
+    """The Follow activities to ``actor_uri`` not yet accepted or rejected (FEP-4ccd)."""
+    return _pending(Follow.followee_uri, actor_uri)
+
+
+def pending_following(actor_uri: str) -> Listing[dict[str, Any]]:
+    """The Follow activities of ``actor_uri`` not yet accepted or rejected (FEP-4ccd)."""
+    return _pending(Follow.follower_uri, actor_uri)
+
+
 def replies(object_uri: str, viewer: str | None = None) -> Listing[str]:
     """Ids of the replies to ``object_uri`` that ``viewer`` may read (None: anyone)."""
 
@@ -248,6 +276,19 @@ def _engagements(kind: str, object_uri: str) -> Listing[str]:
         )
 
     return Listing(Engagement, None, query, (Engagement.activity_uri,), _ids)
+
+
+def liked(actor_uri: str) -> Listing[str]:
+    """Ids of the objects ``actor_uri`` liked, the latest like first (its ``liked``)."""
+
+    def query(*columns: Any) -> Select[Any]:
+        return (
+            select(*columns)
+            .select_from(Engagement)
+            .where(Engagement.kind == "like", Engagement.actor_uri == actor_uri)
+        )
+
+    return Listing(Engagement, None, query, (Engagement.object_uri,), _ids)
 
 
 def likes(object_uri: str) -> Listing[str]:

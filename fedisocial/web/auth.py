@@ -26,8 +26,8 @@ from starlette.requests import Request
 
 from fedisocial.ap import httpsig
 from fedisocial.auth.throttle import account_key, address_key, sign_in_throttle
-from fedisocial.auth.tokens import Grant, authenticate_bearer, require_scopes
-from fedisocial.errors import SignatureError, Unauthorized
+from fedisocial.auth.tokens import Grant, authenticate_bearer, bearer_challenge, require_scopes
+from fedisocial.errors import Forbidden, SignatureError, Unauthorized
 from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
@@ -37,8 +37,10 @@ __all__ = [
     "basic_user",
     "bearer_grant",
     "public_url",
+    "require_owner",
     "require_scope",
     "require_signature",
+    "require_user",
     "signed_actor",
     "signed_in_user",
     "viewer",
@@ -186,6 +188,39 @@ async def require_scope(request: Request, *scopes: str) -> None:
     grant = await bearer_grant(request)
     if grant is not None:
         require_scopes(grant, scopes)
+
+
+def _sign_in_headers(prompt: bool, **more: str) -> dict[str, str]:
+    """Both ways in: an OAuth token (clients) or the password; with ``prompt`` the password's
+    challenge comes first, so that a browser asks for it."""
+    ways = (BASIC_CHALLENGE, bearer_challenge())
+    return {"WWW-Authenticate": ", ".join(ways if prompt else ways[::-1]),
+            "Cache-Control": "no-store", **more}  # fmt: skip
+
+
+async def require_user(request: Request, *scopes: str, prompt: bool = False) -> Actor:
+    """The signed-in local account (an OAuth token whose grant covers ``scopes``, or the
+    password), else 401 naming both ways in (``prompt``: a browser's page, which should ask
+    for the password); a bad token's or password's 401 says why (RFC 6750 §3), a token
+    without the scope gets 403 ``insufficient_scope``."""
+    try:
+        actor = await signed_in_user(request)
+    except Unauthorized as exc:
+        raise Unauthorized(exc.message, headers=_sign_in_headers(prompt, **exc.headers)) from exc
+    if actor is None:
+        raise Unauthorized("sign in: send an OAuth access token (Authorization: Bearer …) "
+                           "or your username and password",
+                           headers=_sign_in_headers(prompt))  # fmt: skip
+    await require_scope(request, *scopes)
+    return actor
+
+
+async def require_owner(request: Request, owner: Actor, what: str, *scopes: str) -> Actor:
+    """:func:`require_user`, who must be ``owner`` (else 403 "only NAME ``what``")."""
+    actor = await require_user(request, *scopes)
+    if actor.id != owner.id:
+        raise Forbidden(f"only {owner.username} {what}")
+    return actor
 
 
 async def viewer(request: Request) -> Actor | None:

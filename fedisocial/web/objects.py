@@ -9,8 +9,9 @@
   ``&max_id=`` or ``&min_id=``) is an ``OrderedCollectionPage`` with
   ``partOf``, ``orderedItems`` newest first and ``next``/``prev``. The actor's
   ``outbox``, ``followers``, ``following`` and ``featured`` (not paged), each
-  post's ``replies``, ``likes`` and ``shares``, and ``inbox``: the home feed,
-  to its owner only (HTTP Basic until OAuth).
+  post's ``replies``, ``likes`` and ``shares``; and, to their actor only (an OAuth token
+  or the password), ``inbox`` (the home feed), ``liked``, and FEP-4ccd's
+  ``pendingFollowers`` and ``pendingFollowing`` (Follow activities not yet answered).
 - Secure mode (``authorized_fetch``): every AS2 read here needs a signed GET.
   Browsers still get the HTML pages.
 """
@@ -28,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisocial.ap import render as as2
 from fedisocial.ap.vocab import ACTIVITY_JSON
-from fedisocial.errors import BadRequest, Gone, NotFound, Unauthorized
+from fedisocial.errors import BadRequest, Gone, NotFound
 from fedisocial.social.access import ensure_readable, is_blocked, is_public
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.social.collections import (
@@ -43,8 +44,11 @@ from fedisocial.social.collections import (
     find_object,
     followers,
     following,
+    liked,
     likes,
     outbox,
+    pending_followers,
+    pending_following,
     read_page,
     replies,
     shares,
@@ -337,21 +341,17 @@ async def post_shares(request: Request) -> Response:
 # -- the home feed ----------------------------------------------------------------------------
 
 
-def _challenge(message: str) -> Unauthorized:
-    headers = {"WWW-Authenticate": auth.BASIC_CHALLENGE, "Cache-Control": "no-store"}
-    return Unauthorized(message, headers=headers)
+async def _owner(request: Request, what: str, scope: str) -> Actor:
+    """The path's local actor, when it is who asks (its token, with ``scope``, or password)."""
+    context = get_context(request)
+    actor = await find_local_actor(context.db, context.urls, request.path_params["username"])
+    return await auth.require_owner(request, actor, what, scope)
 
 
 async def actor_inbox(request: Request) -> Response:
     """The owner's home feed: its posts, posts of whom it follows, boosts (with the post)."""
     context = get_context(request)
-    actor = await find_local_actor(context.db, context.urls, request.path_params["username"])
-    try:
-        user = await auth.signed_in_user(request)
-    except Unauthorized as exc:
-        raise _challenge(exc.message) from exc
-    if user is None or user.id != actor.id:
-        raise _challenge(f"Only {actor.username} reads this inbox: sign in as them")
+    actor = await _owner(request, "reads this inbox", "read:statuses")
     collection_id = context.urls.inbox(actor.username)
     cursor = _cursor(request)
     if cursor is None:
@@ -364,6 +364,32 @@ async def actor_inbox(request: Request) -> Response:
         ]
         doc = _page_document(collection_id, cursor, Page(items, page.next_max_id, page.prev_min_id))
     return _as2(doc, public=False)
+
+
+def _owner_collection(
+    collection_url: Callable[[Urls, str], str],
+    listing: Callable[[str], Listing[Any]],
+    what: str,
+    scope: str,
+) -> Callable[[Request], Awaitable[Response]]:
+    """A handler for a collection only its actor reads (``liked``, FEP-4ccd's pending ones)."""
+
+    async def handler(request: Request) -> Response:
+        actor = await _owner(request, what, scope)
+        urls = get_context(request).urls
+        return await _collection(request, collection_url(urls, actor.username),
+                                 listing(actor.uri), public=False)  # fmt: skip
+
+    return handler
+
+
+actor_liked = _owner_collection(Urls.liked, liked, "reads what they liked", "read:favourites")
+actor_pending_followers = _owner_collection(
+    Urls.pending_followers, pending_followers, "reads their follow requests", "read:follows"
+)
+actor_pending_following = _owner_collection(
+    Urls.pending_following, pending_following, "reads their pending follows", "read:follows"
+)
 
 
 _READ = ["GET"]  # Starlette adds HEAD
@@ -380,5 +406,8 @@ routes: list[BaseRoute] = [
     Route("/users/{username}/following", actor_following, methods=_READ),
     Route("/users/{username}/collections/featured", actor_featured, methods=_READ),
     Route("/users/{username}/inbox", actor_inbox, methods=_READ),
+    Route("/users/{username}/liked", actor_liked, methods=_READ),
+    Route("/users/{username}/pendingFollowers", actor_pending_followers, methods=_READ),
+    Route("/users/{username}/pendingFollowing", actor_pending_following, methods=_READ),
     Route("/actor/outbox", instance_outbox, methods=_READ),
 ]

@@ -22,8 +22,7 @@ from starlette.routing import Route
 
 from fedisocial.ap.addressing import VISIBILITIES
 from fedisocial.ap.vocab import parse_json_object
-from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
-from fedisocial.store.models import Actor
+from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge
 from fedisocial.studio.generation import MAX_ATTACHMENTS, MAX_PROMPT
 from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.web import auth
@@ -31,7 +30,7 @@ from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
 from fedisocial.web.pages import render_page
 
-__all__ = ["current_user", "routes"]
+__all__ = ["routes"]
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -45,20 +44,6 @@ async def media_file(request: Request) -> Response:
     data = await context.media.get(key)
     return Response(data, media_type=media_type_for_key(key),
                     headers={"Cache-Control": CACHE_CONTROL})  # fmt: skip
-
-
-async def current_user(request: Request, *scopes: str) -> Actor:
-    """The signed-in local user (password or OAuth token with ``scopes``), or a 401 that
-    makes a browser ask for the password (a bad token's 401 says why, RFC 6750 §3)."""
-    headers = {"WWW-Authenticate": auth.BASIC_CHALLENGE, "Cache-Control": "no-store"}
-    try:
-        actor = await auth.signed_in_user(request)
-    except Unauthorized as exc:
-        raise Unauthorized(exc.message, headers={**headers, **exc.headers}) from exc
-    if actor is None:
-        raise Unauthorized("sign in with your username and password", headers=headers)
-    await auth.require_scope(request, *scopes)
-    return actor
 
 
 def _same_origin(request: Request) -> None:
@@ -109,7 +94,7 @@ def _descriptions(body: dict[str, Any]) -> dict[int, str]:
 
 async def request_generation(request: Request) -> Response:
     _same_origin(request)
-    actor = await current_user(request, "write:media")
+    actor = await auth.require_user(request, "write:media", prompt=True)
     body = await _json_body(request)
     studio = get_context(request).studio
     generation = await studio.request(actor, _text(body, "prompt") or "")
@@ -119,14 +104,14 @@ async def request_generation(request: Request) -> Response:
 
 
 async def generation_status(request: Request) -> Response:
-    actor = await current_user(request, "write:media")
+    actor = await auth.require_user(request, "write:media", prompt=True)
     generation_id = request.path_params["generation_id"]
     return _json(await get_context(request).studio.status(actor, generation_id))
 
 
 async def upload(request: Request) -> Response:
     _same_origin(request)
-    actor = await current_user(request, "write:media")
+    actor = await auth.require_user(request, "write:media", prompt=True)
     context = get_context(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > context.settings.media_max_bytes + 65_536:
@@ -144,7 +129,7 @@ async def upload(request: Request) -> Response:
 
 async def publish(request: Request) -> Response:
     _same_origin(request)
-    actor = await current_user(request, "write:statuses")
+    actor = await auth.require_user(request, "write:statuses", prompt=True)
     body = await _json_body(request)
     visibility = body.get("visibility", "public")
     if not isinstance(visibility, str) or visibility not in VISIBILITIES:
@@ -163,7 +148,7 @@ async def publish(request: Request) -> Response:
 
 async def studio_page(request: Request) -> Response:
     """The composer: ask for images, review the drafts, publish them (signed-in users)."""
-    actor = await current_user(request)
+    actor = await auth.require_user(request, prompt=True)
     context = get_context(request)
     provider = context.studio.provider
     response = render_page(
