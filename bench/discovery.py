@@ -318,6 +318,13 @@ class WrkResult:
     raw: str = field(default="", repr=False)
 
     @property
+    def ok_rps(self) -> float:
+        """Requests/s answered 2xx or 3xx (wrk's Requests/sec counts refusals too)."""
+        if not self.requests:
+            return self.rps
+        return self.rps * (self.requests - self.non_2xx) / self.requests
+
+    @property
     def per_cpu_second(self) -> float:
         return self.requests / self.server_cpu_s if self.server_cpu_s else float("nan")
 
