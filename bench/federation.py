@@ -93,6 +93,25 @@ def scratch_database(backend: str, tmp: Path, label: str) -> Iterator[str]:
         asyncio.run(_pg_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def _autovacuum_is_off(url: str) -> bool:
+    import asyncpg
+
+    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    try:
+        return str(await connection.fetchval("SHOW autovacuum")) == "off"
+    finally:
+        await connection.close()
+
+
+def analyze_as_autovacuum_would(database_url: str) -> None:
+    """ANALYZE the database when the server runs with autovacuum off (this machine's test
+    server does), as autovacuum would on a default install: planning on the statistics of
+    empty tables, a batch's audience query ran 4x slower (420 vs 1,640 activities/s)."""
+    if database_url.startswith("postgresql") and asyncio.run(_autovacuum_is_off(database_url)):
+        progress("  ANALYZE (this PostgreSQL runs with autovacuum off)")
+        asyncio.run(_pg_execute(database_url, "ANALYZE"))
+
+
 def postgres_pids(database: str) -> list[int]:
     """The PostgreSQL backends serving ``database`` now (their CPU is part of the cost).
 

@@ -63,7 +63,15 @@ from discovery import (
     run_wrk,
     wait_for,
 )
-from federation import DbCpu, backends, make_instance, mark, print_table, scratch_database
+from federation import (
+    DbCpu,
+    analyze_as_autovacuum_would,
+    backends,
+    make_instance,
+    mark,
+    print_table,
+    scratch_database,
+)
 
 #: the issue's targets per mode: accepted/s, share of the bare app, processed/s
 TARGETS = {"default": (1_500, 0.25, 1_000), "split": (3_000, 0.40, 1_500)}
@@ -597,6 +605,7 @@ def run_mode(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
     drain(database_url, 120)
+    analyze_as_autovacuum_would(database_url)
     db_cpu = DbCpu(database)
 
     progress(f"[{backend}/{mode}] saturation {args.duration:g}s")
@@ -632,6 +641,7 @@ def run_mode(
         progress(f"[{backend}/{mode}] {args.split_workers} `fedisocial worker` process(es) "
                  "work through the backlog")  # fmt: skip
         procs.stop(ours)
+        analyze_as_autovacuum_would(database_url)
         db_cpu.begin()
         worker_pids = run_workers()
         cpu_before = cpu_seconds(worker_pids)

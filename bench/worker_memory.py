@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from discovery import FEDISOCIAL, Processes, progress, rss_kb, run_in_scratch
-from federation import backends, make_instance, mark, print_table, scratch_database
+from federation import (
+    analyze_as_autovacuum_would,
+    backends,
+    make_instance,
+    mark,
+    print_table,
+    scratch_database,
+)
 from inbox import _activity, _scalar, make_senders, store_senders
 
 #: tolerated growth of RSS from the first tenth of the run to the last
@@ -78,6 +85,7 @@ def run_backend(backend: str, args: argparse.Namespace, procs: Processes, tmp: P
         asyncio.run(store_senders(database_url, base_url, senders))
         progress(f"[{backend}] storing {args.activities:,} received activities with their jobs")
         asyncio.run(store_activities(database_url, base_url, args.activities))
+        analyze_as_autovacuum_would(database_url)
         progress(f"[{backend}] one `fedisocial worker` processes them")
         worker = procs.start([FEDISOCIAL, "worker"], log=root / "worker.log", cwd=root, env=env)
         samples: list[tuple[float, int, int]] = []  # seconds, jobs done, RSS kB
