@@ -454,14 +454,16 @@ async def _scalar(database_url: str, query: Any) -> Any:
 
 
 async def _unfinished(database_url: str) -> int:
-    from sqlalchemy import func, select
+    from sqlalchemy import and_, func, select
 
-    from fedisocial.store.models import Job
+    from fedisocial.store.models import Job, utcnow
 
     # received activities only: the Accepts that Follows send go to hosts that do not exist
-    # and are retried for days
+    # and are retried for days; and not those waiting for a retry (a mixed load boosts posts
+    # its Deletes removed: fetching them from hosts that do not exist fails, and is retried)
+    later = and_(Job.status == "queued", Job.attempts > 0, Job.run_at > utcnow())
     return int(await _scalar(database_url, select(func.count()).where(
-        Job.status.in_(("queued", "running")), Job.kind == "process_activity"
+        Job.status.in_(("queued", "running")), Job.kind == "process_activity", ~later
     )) or 0)  # fmt: skip
 
 
