@@ -36,6 +36,8 @@ __all__ = [
     "BASIC_CHALLENGE",
     "basic_user",
     "bearer_grant",
+    "check_password",
+    "client_address",
     "public_url",
     "require_owner",
     "require_scope",
@@ -134,17 +136,23 @@ async def basic_user(request: Request) -> Actor | None:
     credentials = _basic_credentials(request.headers.get("authorization", ""))
     if credentials is None:
         return None
-    username, password = credentials
+    return await check_password(request, *credentials)
+
+
+async def check_password(request: Request, username: str, password: str) -> Actor:
+    """The local account, if ``password`` is its own: throttled per account and per client
+    address (429 with ``Retry-After`` after repeated failures), Unauthorized when wrong.
+    HTTP Basic and the sign-in page both come here."""
     context = get_context(request)
     throttle = sign_in_throttle(context.db, context.settings)
-    keys = [account_key(username), address_key(_client_address(request))]
+    keys = [account_key(username), address_key(client_address(request))]
     await throttle.admit(keys)
     actor = await authenticate(context.db, username, password)
     await throttle.succeeded(keys)
     return actor
 
 
-def _client_address(request: Request) -> str:
+def client_address(request: Request) -> str:
     """The socket peer. Behind a proxy, uvicorn (``serve`` sets ``proxy_headers``) has
     already put the ``X-Forwarded-For`` address there, but only for the proxies it
     trusts (``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default); from anyone else it is ignored."""

@@ -28,16 +28,14 @@ from fedisocial.ap.vocab import parse_json_object
 from fedisocial.auth.clients import OOB
 from fedisocial.auth.server import Answer, Consent, OAuthRequest
 from fedisocial.auth.throttle import (
-    account_key,
     address_key,
     registration_key,
     registration_throttle,
-    sign_in_throttle,
     token_throttle,
 )
 from fedisocial.auth.tokens import authorized_apps, revoke_app
 from fedisocial.errors import RateLimited, Unauthorized
-from fedisocial.social.accounts import authenticate
+from fedisocial.web import auth
 from fedisocial.web import session as web_session
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
@@ -70,10 +68,6 @@ def _answer(answer: Answer) -> Response:
     if isinstance(answer.body, dict):
         return _json(answer.body, answer.status, headers)
     return Response(answer.body, answer.status, headers=headers)
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def _form_items(request: Request) -> list[tuple[str, str]]:
@@ -131,18 +125,13 @@ async def sign_in(request: Request) -> Response:
         await web_session.check_csrf(request, form)
         username, password = str(form.get("username") or ""), str(form.get("password") or "")
         next_path = web_session.local_path(str(form.get("next") or ""))
-    context = get_context(request)
-    throttle = sign_in_throttle(context.db, context.settings)
-    keys = [account_key(username), address_key(_client_address(request))]
     try:
-        await throttle.admit(keys)
-        actor = await authenticate(context.db, username, password)
+        actor = await auth.check_password(request, username, password)
     except (Unauthorized, RateLimited) as exc:
         response = await _sign_in_page(request, next_path, exc.status, message=exc.message,
                                        username=username)  # fmt: skip
         response.headers.update(exc.headers)
         return response
-    await throttle.succeeded(keys)
     started = await web_session.store(request).start(actor, request.headers.get("user-agent", ""))
     response = RedirectResponse(next_path, 303)
     web_session.start_session(request, response, started)
@@ -240,10 +229,14 @@ async def revoke_application(request: Request) -> Response:
         name = _text(form, "name")
     session = await web_session.current_session(request)
     if session is None:
-        return await _sign_in_page(request, "/oauth/authorized_applications", 401)
+        return await _sign_in_page(request, _apps_path(request), 401)
     await revoke_app(get_context(request).db, session.user_id, request.path_params["client"])
     query = f"?{urlencode({'revoked': name})}" if name else ""
-    return RedirectResponse(f"/oauth/authorized_applications{query}", 303)
+    return RedirectResponse(f"{_apps_path(request)}{query}", 303)
+
+
+def _apps_path(request: Request) -> str:
+    return urlsplit(get_context(request).urls.authorized_apps).path
 
 
 def _text(form: FormData, name: str) -> str:
@@ -258,7 +251,7 @@ async def token(request: Request) -> Response:
     """The token endpoint; every request is charged to the client address, a grant refunded."""
     context = get_context(request)
     throttle = token_throttle(context.db, context.settings)
-    keys = [address_key(_client_address(request))]
+    keys = [address_key(auth.client_address(request))]
     await throttle.admit(keys)
     answer = await context.oauth.token(_oauth_request(request, form=await _form_items(request)))
     if answer.status == 200:
@@ -274,7 +267,7 @@ async def revoke(request: Request) -> Response:
 async def register(request: Request) -> Response:
     """RFC 7591 registration, charged to the client address (30 a day before it waits)."""
     await registration_throttle(get_context(request).db).admit(
-        [registration_key(_client_address(request))]
+        [registration_key(auth.client_address(request))]
     )
     json = parse_json_object(await read_body(request, _MAX_BODY))
     oauth = get_context(request).oauth
