@@ -40,7 +40,7 @@ from fedisocial.social.content import (
     render,
     sanitize,
 )
-from fedisocial.social.outbox import MAX_TEXT, Outbox
+from fedisocial.social.outbox import Outbox, check_length
 from fedisocial.store.models import Actor, Object, utcnow
 
 __all__ = [
@@ -125,7 +125,7 @@ async def _from_source(outbox: Outbox, source: Any) -> _Body:
     if kind not in _TEXT_TYPES:
         raise BadRequest(f"source.mediaType must be text/plain or text/markdown, not {kind!r}")
     text = source["content"]
-    _check_length(text)
+    check_length(text)
     kept = {"content": text, "mediaType": kind}
     if kind == "text/plain":
         body = await _from_text(outbox, text)
@@ -137,16 +137,11 @@ async def _from_source(outbox: Outbox, source: Any) -> _Body:
 
 async def _from_content(outbox: Outbox, content: str) -> _Body:
     if not _is_html(content):
-        _check_length(content)
+        check_length(content)
         return await _from_text(outbox, content)
     html = sanitize(content)
-    _check_length(plain_text(html))
+    check_length(plain_text(html))
     return _Body(html, (), (), None)
-
-
-def _check_length(text: str) -> None:
-    if len(text) > MAX_TEXT:
-        raise BadRequest(f"a post can have at most {MAX_TEXT:,} characters")
 
 
 def _clean_map(values: dict[str, str] | None, *, plain: bool = False) -> dict[str, str] | None:
@@ -161,7 +156,7 @@ async def _body(outbox: Outbox, obj: Mapping[str, Any]) -> tuple[_Body, dict[str
     """The post's HTML (and its ``contentMap``, each language sanitized)."""
     content_map = _language_map(obj, "content")
     for value in (content_map or {}).values():
-        _check_length(plain_text(sanitize(value)))
+        check_length(plain_text(sanitize(value)))
     if obj.get("source") is not None:
         return await _from_source(outbox, obj["source"]), _clean_map(content_map)
     content = _text(obj.get("content"), "content")

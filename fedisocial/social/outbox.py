@@ -35,7 +35,7 @@ from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, ut
 from fedisocial.store.rows import object_columns
 from fedisocial.urls import Urls, new_id
 
-__all__ = ["Outbox", "iso"]
+__all__ = ["MAX_TEXT", "Outbox", "check_length", "iso"]
 
 #: the longest post text we accept, in characters
 MAX_TEXT = 5000
@@ -46,11 +46,16 @@ def _audience(doc: Mapping[str, Any]) -> list[str]:
     return [*doc.get("to", ()), *doc.get("cc", ())]
 
 
+def check_length(text: str) -> None:
+    """400 for a post's text over :data:`MAX_TEXT` characters (ours and C2S clients')."""
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"a post can have at most {MAX_TEXT:,} characters")
+
+
 def _check_text(text: str, attachments: Sequence[Any]) -> None:
     if not text.strip() and not attachments:
         raise BadRequest("a post needs text or an attachment")
-    if len(text) > MAX_TEXT:
-        raise BadRequest(f"a post can have at most {MAX_TEXT:,} characters")
+    check_length(text)
 
 
 @dataclass
