@@ -43,7 +43,7 @@ from fedisocial.studio.ai.images import image_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
-from fedisocial.web import c2s, federation, oauth, objects, pages, studio, wellknown
+from fedisocial.web import c2s, federation, mastoapi, oauth, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.headers import SecurityHeaders
 
@@ -204,6 +204,7 @@ def create_app(
             *c2s.routes,
             *studio.routes,
             *oauth.routes,
+            *mastoapi.routes,
             *pages.routes,
             Mount("/static", static, name="static"),
         ],

@@ -33,16 +33,22 @@ __all__ = [
     "Actor",
     "Base",
     "Block",
+    "Bookmark",
     "Engagement",
     "Follow",
     "Generation",
     "Host",
+    "IdempotencyKey",
     "Job",
+    "Marker",
     "Media",
+    "Mute",
+    "Notification",
     "OAuthClient",
     "OAuthCode",
     "OAuthToken",
     "Object",
+    "PostVersion",
     "ThrottleCounter",
     "TimelineEntry",
     "User",
@@ -451,3 +457,106 @@ class WebSession(Base):
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# -- what the Mastodon client API keeps for each local account --------------------------------
+
+
+class Mute(Base):
+    """A local account hides another account's posts (and, optionally, notifications)."""
+
+    __tablename__ = "mutes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    muted_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    #: also hide notifications from them (Mastodon's default)
+    notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: None: until unmuted
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("owner_id", "muted_uri"),)
+
+
+class Bookmark(Base):
+    """A post a local account saved for later (private: never federated)."""
+
+    __tablename__ = "bookmarks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("owner_id", "object_id"),)
+
+
+class Notification(Base):
+    """Something a local account is told about: a follow, a mention, a like, a finished image.
+
+    ``key`` names what caused it (the activity's or post's id), so that a redelivered
+    activity notifies once; ``object_id`` is the post it is about, if any.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    #: Mastodon's types (follow, follow_request, mention, reblog, favourite, update, status)
+    type: Mapped[str] = mapped_column(String(32))
+    #: who caused it
+    actor_uri: Mapped[str] = mapped_column(String(2048))
+    object_id: Mapped[int | None] = mapped_column(
+        ForeignKey("objects.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dismissed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("owner_id", "type", "key"),
+        Index("ix_notifications_owner_id", "owner_id", "id"),
+    )
+
+
+class Marker(Base):
+    """Where a local account stopped reading a timeline (Mastodon's markers)."""
+
+    __tablename__ = "markers"
+
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: home or notifications
+    timeline: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_read_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` for a post it made: the same key posts once."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("owner_id", "key"),)
+
+
+class PostVersion(Base):
+    """An earlier version of an edited post, as it was before the edit (its history)."""
+
+    __tablename__ = "post_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"), index=True)
+    #: the document as it was
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    #: when this version was made (published, or the edit that made it)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
