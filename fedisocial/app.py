@@ -38,6 +38,7 @@ from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobKind, JobQueue, Worker
 from fedisocial.social.accounts import ensure_instance_actor
 from fedisocial.social.outbox import Outbox
+from fedisocial.social.streaming import StreamHub
 from fedisocial.store.db import Database, require_current_schema
 from fedisocial.studio.ai.images import image_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
@@ -69,6 +70,8 @@ class Context:
     verifier: SignatureVerifier
     #: the OAuth 2.0 authorization server (C2S, Mastodon API and web sign-in share it)
     oauth: OAuthServer
+    #: the live streams of the streaming API (this process's subscribers)
+    streams: StreamHub
     #: rendered actor, WebFinger and NodeInfo bodies (see :class:`ByteCache`)
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
 
@@ -77,6 +80,7 @@ class Context:
         close_provider = getattr(self.studio.provider, "aclose", None)
         if close_provider is not None:
             await close_provider()
+        await self.streams.close()
         await self.client.aclose()
         self.oauth.close()
         if database:
@@ -138,6 +142,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         studio=studio,
         verifier=verifier,
         oauth=OAuthServer(db, ClientDirectory(db, client), urls, settings.oauth_token_lifetime),
+        streams=StreamHub(db),
     )
 
 

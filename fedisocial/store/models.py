@@ -49,6 +49,7 @@ __all__ = [
     "OAuthToken",
     "Object",
     "PostVersion",
+    "StreamEvent",
     "ThrottleCounter",
     "TimelineEntry",
     "User",
@@ -560,3 +561,19 @@ class PostVersion(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     #: when this version was made (published, or the edit that made it)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StreamEvent(Base):
+    """A post deleted or edited, for the streaming API (``delete``, ``status.update``).
+
+    Written by database triggers on ``objects`` (migration 0009), whoever changes the row:
+    a web process, a worker, another host. Kept for minutes (streams read only new ones).
+    """
+
+    __tablename__ = "stream_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: delete or status.update
+    kind: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[int] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

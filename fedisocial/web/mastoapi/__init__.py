@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from fedisocial.web.mastoapi import streaming
+
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = []
+routes: list[BaseRoute] = [*streaming.routes]
