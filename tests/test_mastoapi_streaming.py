@@ -172,3 +172,19 @@ async def test_server_sent_events_of_the_user_stream(live: tuple[Instance, str])
                 elif line.startswith("data: "):
                     data = json.loads(line.removeprefix("data: "))
     assert event == "update" and "Hello, stream" in data["content"]
+
+
+@pytest.mark.parametrize("db", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)  # fmt: skip
+async def test_postgresql_wakes_the_streams_as_the_change_commits(
+    context: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedisocial.social import streaming
+
+    monkeypatch.setattr(streaming, "POLL_SECONDS", 60.0)  # only NOTIFY can wake it in time
+    alice = await _actor(context, "alice")
+    mine = await context.streams.subscribe(Subscription("user", alice))
+    await asyncio.sleep(0.2)
+    post = await context.outbox.post(alice, "woken by NOTIFY")
+    got = await _next(mine, seconds=10)
+    assert got.post is not None and got.post.id == post.id
