@@ -8,10 +8,11 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -19,6 +20,18 @@ from tests.conftest import free_port
 from tests.tls import Certificate
 
 FEDISOCIAL = [sys.executable, "-m", "fedisocial"]
+
+
+def eventually(check: Callable[[], Any], what: str = "the check holds", timeout: float = 20) -> Any:
+    """What ``check()`` returns once it is truthy (deliveries and jobs take a moment);
+    AssertionError naming ``what`` when it is not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting until {what}")
 
 
 @dataclass

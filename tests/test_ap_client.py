@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.apclient import REQUIRE_ENV, ApClient, ApClientUnavailable, ap_client_venv
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, eventually, make_instance
 from tests.tls import Certificate, self_signed
 
 PASSWORD = "a good password"
@@ -245,16 +244,6 @@ def lena(site: Site, story: Story) -> ApClient:
     ap = site.ap("lena")
     ap.login(site.handle("lena"), "lena", PASSWORD)
     return ap
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20) -> bool:
-    """Whether ``check()`` comes true within ``timeout`` seconds (deliveries are queued)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_ap_create_note_public(alice: ApClient, site: Site) -> None:

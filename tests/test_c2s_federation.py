@@ -18,8 +18,8 @@ import pytest
 
 from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from tests.c2s_helpers import AP_JSON, AS_PUBLIC, png
-from tests.instances import Instance, alice_and_bob
-from tests.test_roundtrip import eventually, rows, run
+from tests.instances import Instance, alice_and_bob, eventually
+from tests.test_roundtrip import rows, run
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from fedisocial.cli.output import clean
-from tests.instances import alice_and_bob
-from tests.test_roundtrip import eventually, posted_uri, run
+from tests.instances import alice_and_bob, eventually
+from tests.test_roundtrip import posted_uri, run
 
 #: a window-title change (OSC), clear screen and colour (CSI), an 8-bit CSI (C1), a bell,
 #: a right-to-left override: what a hostile server puts in a post to take over a terminal

@@ -18,7 +18,6 @@ import asyncio
 import inspect
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -35,13 +34,13 @@ from bovine.crypto import generate_rsa_public_private_key
 
 from tests.instances import Instance, make_instance
 from tests.interop.bovine_remote import ACTIVITY_JSON, BovineRemote, bovine_remote
+from tests.interop.packages import NODE_MODULES, node_for
 
 T = TypeVar("T")
 
 PASSWORD = "a good password"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
-INTEROP = Path(__file__).parent / "interop"
-APT_PACKAGE = INTEROP / "node_modules" / "activitypub-testing"
+APT_PACKAGE = NODE_MODULES / "activitypub-testing"
 
 #: activitypub-testing cases that report ``inapplicable`` on our actor, and why that is
 #: right for us. Every other case it runs must pass; these must stay exactly
@@ -210,18 +209,7 @@ def _outcome(assertion: dict[str, Any]) -> Outcome:
 
 @pytest.fixture
 def activitypub_testing() -> ActivityPubTesting:
-    node = shutil.which("node")
-    if node is None or not (APT_PACKAGE / "src" / "cli.js").exists():
-        reason = (
-            "activitypub-testing is not installed in tests/interop (./test.sh installs it "
-            "when npm is on PATH; or run `npm ci` in tests/interop)"
-            if node
-            else "node is not on PATH: the activitypub-testing test needs Node.js and npm"
-        )
-        if os.environ.get("FEDISOCIAL_REQUIRE_INTEROP") == "1":
-            pytest.fail(f"{reason} (FEDISOCIAL_REQUIRE_INTEROP=1)")
-        pytest.skip(reason)
-    return ActivityPubTesting(node)
+    return ActivityPubTesting(node_for("activitypub-testing", "src/cli.js"))
 
 
 def summary(title: str, outcomes: list[Outcome]) -> str:

@@ -8,15 +8,14 @@ admin or a script would drive them.
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.instances import Instance, alice_and_bob
+from tests.instances import Instance, alice_and_bob, eventually
 
 
 def rows(instance: Instance, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -24,16 +23,6 @@ def rows(instance: Instance, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     path = instance.root / "data" / "fedisocial.db"
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
         return connection.execute(sql, params).fetchall()
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def run(instance: Instance, *args: str) -> str:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, eventually, make_instance
 
 
 def _children(pid: int) -> list[int]:
@@ -53,15 +52,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[Instance]:
     running = make_instance(tmp_path / "one")
@@ -82,12 +72,12 @@ def _serve_pid(instance: Instance) -> int:
 def test_serve_runs_one_job_worker_process_and_restarts_it(instance: Instance) -> None:
     # Given a running instance: one job worker process beside the web process
     serve = _serve_pid(instance)
-    assert _wait_for(lambda: len(_job_workers(serve)) == 1)
+    assert eventually(lambda: len(_job_workers(serve)) == 1)
     [first] = _job_workers(serve)
     # When the worker dies
     os.kill(first, signal.SIGKILL)
     # Then serve starts one other in its place, and says so
-    assert _wait_for(lambda: [w for w in _job_workers(serve) if w != first] != [])
+    assert eventually(lambda: [w for w in _job_workers(serve) if w != first] != [])
     assert len(_job_workers(serve)) == 1
     log = (instance.root / "serve.log").read_text()
     assert "the job worker stopped (exit code -9); started again" in log
@@ -96,23 +86,23 @@ def test_serve_runs_one_job_worker_process_and_restarts_it(instance: Instance) -
 def test_the_worker_stops_with_serve_and_when_serve_is_killed(instance: Instance) -> None:
     # Given a running instance and its job worker
     serve = _serve_pid(instance)
-    assert _wait_for(lambda: len(_job_workers(serve)) == 1)
+    assert eventually(lambda: len(_job_workers(serve)) == 1)
     [worker] = _job_workers(serve)
     # When serve is killed outright (SIGKILL: nothing of it runs to stop the worker)
     assert instance.process is not None
     instance.process.kill()
     instance.process.wait()
     # Then the worker notices and stops by itself: no orphan keeps running
-    assert _wait_for(lambda: not _alive(worker)), "the job worker outlived serve"
+    assert eventually(lambda: not _alive(worker)), "the job worker outlived serve"
 
 
 def test_stopping_serve_stops_its_worker(instance: Instance) -> None:
     # Given a running instance and its job worker
     serve = _serve_pid(instance)
-    assert _wait_for(lambda: len(_job_workers(serve)) == 1)
+    assert eventually(lambda: len(_job_workers(serve)) == 1)
     [worker] = _job_workers(serve)
     # When serve is stopped as a terminal's Ctrl-C does (SIGINT)
     instance.stop()
     # Then its worker is gone too, and serve exited cleanly
-    assert _wait_for(lambda: not _alive(worker))
+    assert eventually(lambda: not _alive(worker))
     assert instance.process is not None and instance.process.returncode in (0, -2, 130)

@@ -21,9 +21,9 @@ from fedisocial.app import build_context, job_handlers
 from fedisocial.config import load_settings
 from fedisocial.jobs import Worker
 from tests.fake_openai import SECRET, FakeImagesAPI
-from tests.instances import Instance, alice_and_bob, make_instance
+from tests.instances import Instance, alice_and_bob, eventually, make_instance
 from tests.loopback import serve_in_thread
-from tests.test_roundtrip import eventually, posted_uri, rows, run
+from tests.test_roundtrip import posted_uri, rows, run
 
 
 @pytest.fixture
