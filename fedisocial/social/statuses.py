@@ -264,24 +264,24 @@ async def ancestors(db: Database, row: Object, viewer: str | None) -> list[Objec
 
 async def descendants(db: Database, row: Object, viewer: str | None) -> list[Object]:
     """The replies to ``row``, and theirs, that we have: depth first, oldest first."""
-    children: dict[str, list[tuple[datetime, str]]] = {}
+    children: dict[str, list[tuple[datetime, int, str]]] = {}
     level, seen = [row.uri], {row.uri}
     async with db.session() as session:
         while level and len(seen) <= CONTEXT_LIMIT:
-            query = select(Object.uri, Object.in_reply_to, Object.published).where(
+            query = select(Object.uri, Object.in_reply_to, Object.published, Object.id).where(
                 Object.in_reply_to.in_(level), Object.deleted_at.is_(None)
             )
             found = [r for r in await session.execute(query) if r[0] not in seen]
             level = []
-            for uri, parent, published in found[: CONTEXT_LIMIT + 1 - len(seen)]:
-                children.setdefault(str(parent), []).append((published, uri))
+            for uri, parent, published, ident in found[: CONTEXT_LIMIT + 1 - len(seen)]:
+                children.setdefault(str(parent), []).append((published, ident, uri))
                 seen.add(uri)
                 level.append(uri)
     ordered: list[str] = []
-    stack = [uri for _, uri in sorted(children.get(row.uri, []), reverse=True)]
-    while stack:
+    stack = [uri for *_, uri in sorted(children.get(row.uri, []), reverse=True)]
+    while stack:  # depth first, each post's replies oldest first (ties: in the order stored)
         uri = stack.pop()
         ordered.append(uri)
-        stack.extend(u for _, u in sorted(children.get(uri, []), reverse=True))
+        stack.extend(u for *_, u in sorted(children.get(uri, []), reverse=True))
     shown = {post.uri: post for post in await _readable_posts(db, ordered, viewer)}
     return [shown[uri] for uri in ordered if uri in shown]
