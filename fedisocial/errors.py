@@ -6,7 +6,8 @@ web layer turns any of them into a clear answer with a single handler::
     FedisocialError                 500  base class, never raised itself
     ├── ConfigError                 --   invalid configuration; stops start-up
     ├── BadRequest                  400  malformed input (JSON, resource, handle)
-    │   └── InvalidDocument         400  a remote document we cannot use
+    │   ├── InvalidDocument         400  a remote document we cannot use
+    │   └── Unprocessable           422  well-formed but invalid (Mastodon's validation errors)
     ├── Unauthorized                401  missing or wrong credentials
     │   └── SignatureError          401  an HTTP signature that does not verify
     ├── Forbidden                   403  credentials fine, action not allowed
@@ -45,6 +46,7 @@ __all__ = [
     "ServiceUnavailable",
     "SignatureError",
     "Unauthorized",
+    "Unprocessable",
     "UnsupportedMediaType",
 ]
 
@@ -75,6 +77,12 @@ class BadRequest(FedisocialError):
 
 class InvalidDocument(BadRequest):
     pass
+
+
+class Unprocessable(BadRequest):
+    """A request Mastodon answers with 422 ("Validation failed: …"): read, but not valid."""
+
+    status = 422
 
 
 class Unauthorized(FedisocialError):

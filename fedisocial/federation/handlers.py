@@ -41,6 +41,7 @@ from fedisocial.federation.remote import fetch_actor, fetch_object, save_actor
 from fedisocial.social.access import Reach, addressees, is_public, may_announce
 from fedisocial.social.content import clean_remote_post
 from fedisocial.social.outbox import Outbox, iso
+from fedisocial.social.versions import record as record_version
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
@@ -396,6 +397,8 @@ async def on_update_post(tx: Tx, act: Received) -> None:
         raise Forbidden(f"only the author of {act.object_id} can edit it, not {act.actor}")
     post = _addressed(act.embedded, act.doc)
     post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
+    if post["updated"] != row.data.get("updated"):  # not a redelivery: keep the old version
+        record_version(tx.session, row)
     await _store_post(tx, post, author, act.object)
 
 

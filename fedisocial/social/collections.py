@@ -33,6 +33,7 @@ __all__ = [
     "bare",
     "count",
     "counts",
+    "engagers",
     "featured",
     "find_activity",
     "find_object",
@@ -267,7 +268,7 @@ def replies(object_uri: str, viewer: str | None = None) -> Listing[str]:
     return Listing(Object, "published", query, (Object.uri,), _ids)
 
 
-def _engagements(kind: str, object_uri: str) -> Listing[str]:
+def _engagements(kind: str, object_uri: str, value: Any = Engagement.activity_uri) -> Listing[str]:
     def query(*columns: Any) -> Select[Any]:
         return (
             select(*columns)
@@ -275,7 +276,7 @@ def _engagements(kind: str, object_uri: str) -> Listing[str]:
             .where(Engagement.kind == kind, Engagement.object_uri == object_uri)
         )
 
-    return Listing(Engagement, None, query, (Engagement.activity_uri,), _ids)
+    return Listing(Engagement, None, query, (value,), _ids)
 
 
 def liked(actor_uri: str) -> Listing[str]:
@@ -299,6 +300,12 @@ def likes(object_uri: str) -> Listing[str]:
 def shares(object_uri: str) -> Listing[str]:
     """Ids of the Announce activities (boosts) of ``object_uri``."""
     return _engagements("announce", object_uri)
+
+
+def engagers(kind: str, object_uri: str) -> Listing[str]:
+    """Actor ids of those who liked (``like``) or boosted (``announce``) ``object_uri``,
+    the latest first (Mastodon's ``favourited_by`` and ``reblogged_by``)."""
+    return _engagements(kind, object_uri, Engagement.actor_uri)
 
 
 def _object(row: Sequence[Any]) -> Object:

@@ -30,6 +30,7 @@ from fedisocial.social.accounts import find_local_actor, render_actor
 from fedisocial.social.collections import bare
 from fedisocial.social.content import MentionTarget, Rendered, find_mentions, render
 from fedisocial.social.timeline import add_to_feeds
+from fedisocial.social.versions import record as record_version
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
 from fedisocial.store.rows import object_columns
@@ -191,16 +192,49 @@ class Outbox:
         """Publish a Note; returns the stored Note."""
         _check_text(text, attachments or ())
         parent = await self.parent_post(in_reply_to) if in_reply_to else None
-        mentions = await self.mentions(text)
-        rendered = render(text, mentions, self.urls.hashtag)
-        uri = self.urls.note(actor.username, new_id())
-        note = self._note(
-            actor, rendered, visibility, parent.actor_uri if parent else None, uri=uri,
-            published=utcnow(), in_reply_to=parent.uri if parent else None, summary=summary,
-            attachments=attachments or (),
-        )  # fmt: skip
+        note = await self.compose(actor, text, visibility=visibility, parent=parent,
+                                  summary=summary, attachments=attachments or ())  # fmt: skip
         row, _create = await self.publish(actor, note)
         return row
+
+    async def compose(
+        self,
+        actor: Actor,
+        text: str,
+        *,
+        visibility: Visibility = "public",
+        parent: Object | None = None,
+        summary: str | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
+        sensitive: bool = False,
+        language: str | None = None,
+        keep_source: bool = False,
+        uri: str | None = None,
+        published: datetime | None = None,
+        updated: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The Note of a post of ``text`` (not stored: :meth:`publish` or :meth:`replace` it).
+
+        ``sensitive`` marks the media sensitive without a content warning; ``language``
+        writes ``contentMap``; ``keep_source`` keeps the text as ``source`` (``text/plain``),
+        which the Mastodon API gives back for editing. ``uri``, ``published`` and
+        ``updated`` are an edited post's (a new post gets a new id, now).
+        """
+        mentions = await self.mentions(text)
+        rendered = render(text, mentions, self.urls.hashtag)
+        note = self._note(
+            actor, rendered, visibility, parent.actor_uri if parent else None,
+            uri=uri or self.urls.note(actor.username, new_id()), published=published or utcnow(),
+            in_reply_to=parent.uri if parent else None, summary=summary,
+            attachments=attachments, updated=updated,
+        )  # fmt: skip
+        if sensitive:
+            note["sensitive"] = True
+        if language:
+            note["contentMap"] = {language: note["content"]}
+        if keep_source:
+            note["source"] = {"content": text, "mediaType": "text/plain"}
+        return note
 
     async def publish(
         self,
@@ -315,22 +349,30 @@ class Outbox:
         return row
 
     async def replace(
-        self, actor: Actor, uri: str, make: Callable[[Object], dict[str, Any]]
+        self,
+        actor: Actor,
+        uri: str,
+        make: Callable[[Object], dict[str, Any]],
+        *,
+        within: Callable[[AsyncSession, Object], Awaitable[None]] | None = None,
     ) -> tuple[Object, Object]:
         """Update one of the actor's posts: ``make`` gives the new Note from the stored row.
 
-        Delivered as :meth:`edit` delivers (the new audience and the old one). Returns
-        (Note, Update).
+        Delivered as :meth:`edit` delivers (the new audience and the old one). ``within``
+        runs in the same transaction, after the update. Returns (Note, Update).
         """
         async with self.db.transaction() as session:
             row = await self._own(session, actor, uri)
             update = await self._send_update(session, actor, row, make(row))
+            if within is not None:
+                await within(session, row)
         return row, update
 
     async def _send_update(
         self, session: AsyncSession, actor: Actor, row: Object, note: dict[str, Any]
     ) -> Object:
         before = row.data
+        record_version(session, row)
         row.data = note
         update = self._activity(actor, "Update", note, to=note.get("to", ()),
                                 cc=note.get("cc", ()))  # fmt: skip
@@ -376,7 +418,9 @@ class Outbox:
             return await self._store(session, actor, activity, recipients=[actor.followers_url])
 
     # -- likes and boosts -----------------------------------------------------------
-    async def _engage(self, actor: Actor, kind: str, uri: str) -> Object:
+    async def _engage(
+        self, actor: Actor, kind: str, uri: str, visibility: Visibility = "public"
+    ) -> Object:
         target = await self._object(uri)
         if target.type not in POST_TYPES:
             raise BadRequest(f"{uri} is a {target.type}, not a post")
@@ -387,9 +431,10 @@ class Outbox:
         else:
             if not is_public(target):
                 raise Forbidden("only public and unlisted posts can be boosted")
-            cc = [c for c in (author, actor.followers_url) if c]
-            activity = self._activity(actor, "Announce", target.uri, to=[AS_PUBLIC], cc=cc)
-            recipients = cc
+            assert actor.followers_url is not None
+            to, cc = address(visibility, actor.followers_url, [author] if author else [])
+            activity = self._activity(actor, "Announce", target.uri, to=to, cc=cc)
+            recipients = [r for r in (*to, *cc) if r != AS_PUBLIC]
         async with self.db.transaction() as session:
             taken = await session.scalar(select(Engagement).where(
                 Engagement.kind == kind, Engagement.actor_uri == actor.uri,
@@ -407,8 +452,10 @@ class Outbox:
     async def like(self, actor: Actor, uri: str) -> Object:
         return await self._engage(actor, "like", uri)
 
-    async def boost(self, actor: Actor, uri: str) -> Object:
-        return await self._engage(actor, "announce", uri)
+    async def boost(self, actor: Actor, uri: str, visibility: Visibility = "public") -> Object:
+        """Announce ``uri`` to the actor's followers (and its author); ``visibility`` as a
+        post's (Mastodon's reblog ``visibility``: public, unlisted or followers)."""
+        return await self._engage(actor, "announce", uri, visibility)
 
     async def _disengage(self, actor: Actor, kind: str, uri: str) -> Object:
         async with self.db.transaction() as session:

@@ -142,6 +142,7 @@ class StudioAttacher:
         if media.note_uri:
             raise BadRequest(f"{ref or url} is already attached to {media.note_uri}")
         alt = alt_of(item) if isinstance(item, dict) else None
-        if alt is not None:
-            media.description = check_alt_text(alt, self.studio.settings.media_max_description)
+        # an upload described later (the Mastodon API) must be described by now
+        media.description = check_alt_text(alt if alt is not None else media.description,
+                                           self.studio.settings.media_max_description)  # fmt: skip
         return media

@@ -287,10 +287,14 @@ class Studio:
 
     # -- uploads and publishing ------------------------------------------------------------
     async def upload(
-        self, actor: Actor, data: bytes, *, filename: str | None, description: str
+        self, actor: Actor, data: bytes, *, filename: str | None, description: str | None
     ) -> Media:
-        """Check, clean and keep an uploaded image as a draft; it must have alt text."""
-        alt = self._alt(description)
+        """Check, clean and keep an uploaded image as a draft; it must have alt text.
+
+        ``description`` None: the alt text is given later (Mastodon apps upload first and
+        describe afterwards), and checked when the image is posted.
+        """
+        alt = self._alt(description) if description is not None else ""
         processed = await self.images.process(data, filename=filename)
         media = await self._store(processed, actor.id)
         media.description = alt

@@ -62,6 +62,7 @@ __all__ = [
     "process_image",
     "read_xmp",
     "store_processed",
+    "thumbnail_size",
     "xmp_packet",
 ]
 
@@ -330,10 +331,15 @@ def _encode(image: Image.Image, found: str, xmp: bytes | None, lossless: bool = 
     return out.getvalue()
 
 
+def thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    """The size of the thumbnail of a ``width`` x ``height`` image (400 px on the long side)."""
+    scale = min(1.0, THUMBNAIL_SIZE / max(width, height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _small(image: Image.Image) -> Image.Image:
     """A new image of at most 400 px on the long side, made without a full-size copy."""
-    scale = min(1.0, THUMBNAIL_SIZE / max(image.size))
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    size = thumbnail_size(image.width, image.height)
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 

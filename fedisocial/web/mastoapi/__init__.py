@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.mastoapi import streaming
+from fedisocial.web.mastoapi import media, statuses, streaming
 
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = [*streaming.routes]
+routes: list[BaseRoute] = [
+    *statuses.routes,
+    *media.routes,
+    *streaming.routes,
+]

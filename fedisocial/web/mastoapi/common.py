@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.datastructures import FormData, UploadFile
@@ -176,8 +176,14 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
         request.state.mastoapi_form = form  # closed with the request (Starlette does)
         _add_form(params, form)
     elif kind == "application/x-www-form-urlencoded":
-        await read_body(request, _PARAMS_CAP, what="a form")
-        _add_form(params, await request.form(max_files=0, max_fields=_MAX_FIELDS))
+        body = await read_body(request, _PARAMS_CAP, what="a form")
+        try:  # parsed here: read_body consumed the stream that request.form() would read
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                              max_num_fields=_MAX_FIELDS)  # fmt: skip
+        except ValueError as exc:
+            raise BadRequest(f"a form can have at most {_MAX_FIELDS} fields") from exc
+        for name, value in pairs:
+            params.add(name, value)
     elif kind == "application/json" or kind.endswith("+json"):
         body = await read_body(request, _PARAMS_CAP, what="a JSON body")
         if body.strip():

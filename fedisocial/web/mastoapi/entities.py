@@ -19,10 +19,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from fedisocial.ap import vocab
+from fedisocial.social.bookmarks import bookmarked
 from fedisocial.social.collections import Counts, counts
 from fedisocial.social.content import plain_text
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Engagement, Follow, Media, Object
+from fedisocial.studio.media import thumbnail_size
 from fedisocial.urls import Urls
 
 __all__ = ["Entities", "iso_time", "visibility_name"]
@@ -68,6 +70,8 @@ class _Loaded:
     engaged: set[tuple[str, str]] = field(default_factory=set)
     media: dict[str, Media] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ids of the posts the viewer bookmarked
+    bookmarks: set[int] = field(default_factory=set)
 
 
 class Entities:
@@ -203,12 +207,35 @@ class Entities:
             if local:
                 files = select(Media).where(Media.note_uri.in_(local))
                 loaded.media = {media.path: media for media in await session.scalars(files)}
+        if self.viewer is not None:
+            ids = [row.id for row in posts if row.type != "Announce"]
+            loaded.bookmarks = await bookmarked(self.db, self.viewer.id, ids)
         loaded.counts = await counts(self.db, shown, self.viewer.uri if self.viewer else None)
         authors = [actor for actor in loaded.actors.values()
                    if actor.uri in {row.actor_uri for row in posts}]  # fmt: skip
         for actor, entity in zip(authors, await self.accounts(authors), strict=True):
             loaded.accounts[actor.uri] = entity
         return loaded
+
+    def media_attachment(self, media: Media) -> dict[str, Any]:
+        """The MediaAttachment of one of our uploads (a draft, or attached to a post)."""
+        small = thumbnail_size(media.width, media.height)
+        return {
+            "id": str(media.id),
+            "type": "image",
+            "url": self.urls.media(media.path),
+            "preview_url": self.urls.media(media.thumbnail_path),
+            "remote_url": None,
+            "preview_remote_url": None,
+            "text_url": None,
+            "meta": {
+                "original": _size(media.width, media.height),
+                "small": _size(*small),
+                "focus": {"x": media.focal_x, "y": media.focal_y},
+            },
+            "description": media.description or None,
+            "blurhash": media.blurhash or None,
+        }
 
     def _attachment(self, post: Object, index: int, item: dict[str, Any],
                     media: dict[str, Media]) -> dict[str, Any]:  # fmt: skip
@@ -218,9 +245,10 @@ class Entities:
         width, height = item.get("width"), item.get("height")
         original: dict[str, Any] = {}
         if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
-            original = {"width": width, "height": height, "size": f"{width}x{height}",
-                        "aspect": width / height}  # fmt: skip
+            original = _size(width, height)
         meta: dict[str, Any] = {"original": original} if original else {}
+        if local is not None:
+            meta["small"] = _size(*thumbnail_size(local.width, local.height))
         focus = item.get("focalPoint")
         if isinstance(focus, list) and len(focus) == 2:
             meta["focus"] = {"x": focus[0], "y": focus[1]}
@@ -278,17 +306,16 @@ class Entities:
         language = next(iter(doc["contentMap"]), None) if isinstance(
             doc.get("contentMap"), dict) and doc["contentMap"] else None  # fmt: skip
         updated = _time(doc.get("updated"))
-        attachments = [
-            item
-            for item in vocab.as_list(doc.get("attachment"))
-            if isinstance(item, dict) and item.get("type") != "PropertyValue"
-        ]
+        attachments = _attachments(doc)
         return {
             "id": str(post.id),
             "uri": post.uri,
             "url": _text_url(doc.get("url")) or post.uri,
             "created_at": iso_time(post.published),
-            "edited_at": iso_time(updated) if updated and updated > post.published else None,
+            # our posts are ``updated`` by edits only (within the second they were made, too)
+            "edited_at": iso_time(updated)
+            if updated and (updated > post.published or post.local)
+            else None,
             "account": account,
             "content": str(doc.get("content") or ""),
             "visibility": visibility_name(post.visibility),
@@ -313,9 +340,13 @@ class Entities:
             "text": None,
             "favourited": ("like", post.uri) in loaded.engaged,
             "reblogged": ("announce", post.uri) in loaded.engaged,
+            # a muted conversation: we do not mute conversations (yet)
             "muted": False,
-            "bookmarked": False,
-            "pinned": post.pinned_at is not None,
+            "bookmarked": post.id in loaded.bookmarks,
+            # Mastodon tells only the author whether a post is pinned
+            "pinned": post.pinned_at is not None
+            if self.viewer is not None and post.actor_uri == self.viewer.uri
+            else False,
             "filtered": [],
         }
 
@@ -333,6 +364,43 @@ class Entities:
     async def status(self, row: Object) -> dict[str, Any] | None:
         found = await self.statuses([row])
         return found[0] if found else None
+
+    async def status_edits(
+        self, row: Object, versions: Sequence[tuple[dict[str, Any], datetime]]
+    ) -> list[dict[str, Any]]:
+        """StatusEdit entities of ``row``'s versions (document, when it was made), in order."""
+        loaded = await self._load([row])
+        account = loaded.accounts.get(row.actor_uri or "")
+        if account is None:
+            return []
+        out = []
+        for doc, made in versions:
+            items = _attachments(doc)
+            out.append({
+                "content": str(doc.get("content") or ""),
+                "spoiler_text": plain_text(str(doc.get("summary") or "")),
+                "sensitive": bool(doc.get("sensitive")) or bool(doc.get("summary")),
+                "created_at": iso_time(made),
+                "account": account,
+                "poll": None,
+                "media_attachments": [self._attachment(row, i, item, loaded.media)
+                                      for i, item in enumerate(items)],
+                "emojis": [],
+            })  # fmt: skip
+        return out
+
+
+def _attachments(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        item
+        for item in vocab.as_list(doc.get("attachment"))
+        if isinstance(item, dict) and item.get("type") != "PropertyValue"
+    ]
+
+
+def _size(width: int, height: int) -> dict[str, Any]:
+    return {"width": width, "height": height, "size": f"{width}x{height}",
+            "aspect": width / height if height else 1.0}  # fmt: skip
 
 
 def _mention_hrefs(doc: dict[str, Any]) -> Iterable[str]:
