@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from fedisocial.web.mastoapi import search
+
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = []
+# search first: /api/v1/accounts/search must win over /api/v1/accounts/{id}
+routes: list[BaseRoute] = [*search.routes]
