@@ -383,8 +383,13 @@ async def test_a_failing_remote_gives_an_empty_result(site: Site) -> None:
 
 async def test_a_stalling_remote_times_out_into_an_empty_result(site: Site) -> None:
     # Given a server that accepts connections and never answers
+    handlers: list[asyncio.Task[Any]] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
+        await reader.read()  # until the client gives up and hangs up
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -400,6 +405,11 @@ async def test_a_stalling_remote_times_out_into_an_empty_result(site: Site) -> N
         assert time.monotonic() - started < 10
     finally:
         server.close()
+        if handlers:
+            await asyncio.wait(handlers, timeout=5)
+        for task in handlers:
+            task.cancel()
+        await server.wait_closed()
 
 
 async def test_resolving_a_remote_account_and_post(site: Site, remote: Remote) -> None:

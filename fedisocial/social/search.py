@@ -21,13 +21,20 @@ Statuses: what Mastodon's index lets a viewer find, and never more than the
 viewer may read (:func:`access.readable_by`, always): their own posts, posts
 addressed to them, that they liked, boosted or bookmarked, and the public posts
 of ``indexable`` authors; not those of authors they block or mute. Every word
-of the query must appear in the text or content warning. This is a ``LIKE``
-scan of the newest matching posts (no text index yet), bounded by
-:data:`_SCAN_CAP` candidates per query.
+of the query must appear in the text or content warning. No text index yet:
+candidates are found by a ``LIKE`` over the posts' JSON ``content`` and
+``summary``, newest first by primary key (a backward scan of ``objects`` that
+stops at :data:`_SCAN_CHUNK` matches), and the read rule and a plain-text check
+(markup is not text) decide for each chunk, for at most :data:`_SCAN_CAP`
+candidates. Measured at 100k posts on this shared 2-core machine (load ~11):
+a common word 150 ms (SQLite) / 120 ms (PostgreSQL), a word in no post (the
+whole table scanned) 1.0 s / 0.6 s. A ``post_tags`` table and a text index
+(FTS5, ``tsvector``) are what make it cheaper.
 
 Hashtags: names starting with the query among the ``Hashtag`` tags of the
-newest :data:`_TAG_SCAN` readable posts that mention it (no tag table yet),
-most used first.
+newest :data:`_TAG_SCAN` posts whose ``tag`` JSON mentions it, those the viewer
+may read; the exact name first, then the most used (no tag table yet: the
+same kind of scan, 0.4 to 2 s for a name in no post at 100k posts).
 
 A remote that fails (timeout, refusal, private address, 404, not AS2) gives no
 result, as in Mastodon: search never fails because another server did.
@@ -190,11 +197,10 @@ class Search:
             except FedisocialError as exc:  # an unknown or failing host: no match
                 log.info("search: could not resolve %s@%s: %s", username, host, exc.message)
                 return None
-        domain = self.urls.netloc if host == self.urls.netloc else host
-        async with self.db.session() as session:
+        async with self.db.session() as session:  # (local actors' domain is our netloc)
             return await session.scalar(
                 select(Actor).where(
-                    self._listed(), Actor.domain == domain,
+                    self._listed(), Actor.domain == host,
                     func.lower(Actor.username) == username.lower(),
                 )
             )  # fmt: skip
@@ -275,33 +281,37 @@ class Search:
         words = [word for word in words if word]
         if not words:
             return []
-        conditions: list[ColumnElement[bool]] = [
-            Object.type.in_(POST_TYPES),
-            Object.deleted_at.is_(None),
-            self._findable(viewer),
-        ]
+        # the words select candidates by id, newest first (a scan: no text index yet); the read
+        # rule then decides for each chunk (evaluated per candidate, not per stored post)
+        matching: list[ColumnElement[bool]] = [Object.type.in_(POST_TYPES),
+                                               Object.deleted_at.is_(None)]  # fmt: skip
         content, summary = Object.data["content"].as_string(), Object.data["summary"].as_string()
         for hint in filter(None, map(_sql_hint, words)):
-            conditions.append(or_(_contains(content, hint), _contains(summary, hint)))
+            matching.append(or_(_contains(content, hint), _contains(summary, hint)))
         if query.account_id is not None:
             author = select(Actor.uri).where(Actor.id == query.account_id).scalar_subquery()
-            conditions.append(Object.actor_uri == author)
+            matching.append(Object.actor_uri == author)
         if query.min_id is not None:
-            conditions.append(Object.id > query.min_id)
+            matching.append(Object.id > query.min_id)
         wanted, scanned, before = offset + query.limit, 0, query.max_id
         found: list[Object] = []
         async with self.db.session() as session:
             while len(found) < wanted and scanned < _SCAN_CAP:
-                page = select(Object).where(*conditions)
+                candidates = select(Object.id).where(*matching)
                 if before is not None:
-                    page = page.where(Object.id < before)
-                rows = list(await session.scalars(page.order_by(Object.id.desc())
-                                                  .limit(_SCAN_CHUNK)))  # fmt: skip
-                found += [row for row in rows if _has_words(row.data, words)]
-                scanned += len(rows)
-                if len(rows) < _SCAN_CHUNK:
+                    candidates = candidates.where(Object.id < before)
+                ids = list(await session.scalars(candidates.order_by(Object.id.desc())
+                                                 .limit(_SCAN_CHUNK)))  # fmt: skip
+                if not ids:
                     break
-                before = rows[-1].id
+                rows = await session.scalars(select(Object)
+                                             .where(Object.id.in_(ids), self._findable(viewer))
+                                             .order_by(Object.id.desc()))  # fmt: skip
+                found += [row for row in rows if _has_words(row.data, words)]
+                scanned += len(ids)
+                if len(ids) < _SCAN_CHUNK:
+                    break
+                before = ids[-1]
         return found[offset:wanted]
 
     # -- hashtags -------------------------------------------------------------------
@@ -313,16 +323,20 @@ class Search:
         if not prefix or " " in prefix or limit <= 0:
             return []
         tags = Object.data["tag"].as_string()
-        query = (
-            select(Object.data)
+        candidates = (
+            select(Object.id)
             .where(Object.type.in_(POST_TYPES), Object.deleted_at.is_(None),
-                   readable_by(viewer.uri if viewer else None), _contains(tags, f"#{prefix}"))
+                   _contains(tags, f"#{prefix}"))
             .order_by(Object.id.desc())
             .limit(_TAG_SCAN)
         )  # fmt: skip
         used: Counter[str] = Counter()
         async with self.db.session() as session:
-            for data in await session.scalars(query):
+            ids = list(await session.scalars(candidates))
+            readable = select(Object.data).where(
+                Object.id.in_(ids), readable_by(viewer.uri if viewer else None)
+            )
+            for data in await session.scalars(readable):
                 names = {name for name in _hashtags(data) if name.startswith(prefix)}
                 used.update(names)
         ranked = sorted(used, key=lambda name: (name != prefix, -used[name], name))
