@@ -22,10 +22,11 @@ from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app
 from fedisocial.config import Settings
+from fedisocial.federation.remote import store_actor
 from fedisocial.social.accounts import find_local_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Bookmark, Mute, Object
-from tests.c2s_helpers import Person, another_token, person
+from tests.c2s_helpers import AS_PUBLIC, Person, another_token, person
 from tests.conftest import free_port
 from tests.instances import Instance, make_instance
 from tests.loopback import serve
@@ -284,6 +285,32 @@ async def test_a_private_post_is_never_found_by_someone_who_may_not_read_it(site
     assert resolved["statuses"] == []
 
 
+async def test_remote_authors_are_indexable_only_when_they_say_so(site: Site) -> None:
+    # Given two remote authors, one whose actor says "indexable": true, each with a public post
+    alice = await person(site.context, "alice")
+    for name, indexable in (("quiet", None), ("loud", True)):
+        uri = f"https://remote.example/users/{name}"
+        doc = {
+            "id": uri,
+            "type": "Person",
+            "preferredUsername": name,
+            "inbox": f"{uri}/inbox",
+            "publicKey": {"id": f"{uri}#main-key", "owner": uri, "publicKeyPem": "x"},
+        }
+        await store_actor(site.context.db, {**doc, "indexable": indexable} if indexable else doc)
+        async with site.context.db.transaction() as session:
+            session.add(Object(uri=f"{uri}/notes/1", type="Note", actor_uri=uri, data={
+                "id": f"{uri}/notes/1", "type": "Note", "attributedTo": uri, "to": [AS_PUBLIC],
+                "content": f"<p>remote words from {name}</p>"}))  # fmt: skip
+    # Then a search finds only the post of the one who opted in (Mastodon's default is no)
+    found = await site.found(alice, q="remote words")
+    assert [s["account"]["username"] for s in found["statuses"]] == ["loud"]
+    assert {
+        a["username"]: a["indexable"]
+        for a in (await site.found(alice, q="@quiet@remote.example"))["accounts"]
+    } == {"quiet": False}
+
+
 async def test_blocked_and_muted_authors_are_not_found(site: Site) -> None:
     alice, bob = await person(site.context, "alice"), await person(site.context, "bob")
     carol = await person(site.context, "carol")
@@ -444,6 +471,10 @@ async def test_resolving_a_remote_account_and_post(site: Site, remote: Remote) -
     assert row.uri == uri and not row.local
     await site.context.outbox.like(await site.actor(alice), uri)
     assert (await site.found(alice, q=uri, resolve="true"))["statuses"][0]["favourited"] is True
+    # and, bob being indexable on his server, anyone here finds it by its words now
+    carol = await person(site.context, "carol")
+    assert ids((await site.found(carol, q="fetched by search"))["statuses"]) == [status["id"]]
+    assert ids((await site.found(carol, q="faraway"))["hashtags"], "name") == ["faraway"]
 
     # A followers-only post of his is not for us: the other server refuses, we show nothing
     assert (await site.found(alice, q=remote.private, resolve="true"))["statuses"] == []
