@@ -84,6 +84,8 @@ async def save_actor(session: AsyncSession, doc: dict[str, Any]) -> Actor:
     actor.public_key_pem = remote.public_key_pem or ""
     actor.manually_approves_followers = remote.manually_approves_followers
     actor.discoverable = remote.discoverable
+    # Mastodon's ``indexable``: posts may be found by full-text search only when it says so
+    actor.indexable = doc.get("indexable") is True
     actor.fields = []
     actor.data = doc
     actor.fetched_at = utcnow()
@@ -171,18 +173,22 @@ async def resolve_handle(
     return await fetch_actor(db, client, finger.actor_url, max_age=max_age)
 
 
-async def fetch_object(db: Database, client: FederationClient, uri: str) -> Object:
+async def fetch_object(
+    db: Database, client: FederationClient, uri: str, *, received: dict[str, Any] | None = None
+) -> Object:
     """An object by id: from the store, else fetched from its origin and stored.
 
     The fetch is signed (by the instance actor) through the guarded client. The
     document is kept as received; a post's row shows its sanitized copy and keeps
-    the received one in ``original``.
+    the received one in ``original``. ``received``: the document already fetched
+    from ``uri`` (Mastodon's ``prefetched_body``), so it is not fetched twice.
     """
     async with db.session() as session:
         stored = await session.scalar(select(Object).where(Object.uri == uri))
     if stored is not None:
         return stored
-    received = await client.get_json(uri)
+    if received is None:
+        received = await client.get_json(uri)
     doc = normalize(received)
     if doc.get("id") != uri and not same_origin(str(doc.get("id", "")), uri):
         raise InvalidDocument(f"{uri} returned a document whose id is on another host")

@@ -61,6 +61,7 @@ __all__ = [
     "READABLE",
     "Reach",
     "Viewer",
+    "addressed_to",
     "addressees",
     "ensure_readable",
     "in_feed_of",
@@ -107,6 +108,11 @@ def _addressed_postgresql(element: _AddressedTo, compiler: SQLCompiler, **kw: An
 def addressees(doc: dict[str, Any]) -> set[str]:
     """Every actor or collection id a document is addressed to."""
     return {i for f in ADDRESSING for i in map(get_id, as_list(doc.get(f))) if i}
+
+
+def addressed_to(viewer: str, post: Any = Object) -> ColumnElement[bool]:
+    """Whether ``post`` (``Object`` or an alias) is addressed to the actor ``viewer`` (SQL)."""
+    return _AddressedTo(post.data, literal(viewer))
 
 
 def _blocks(blocker: Any, blocked: Any) -> ColumnElement[bool]:

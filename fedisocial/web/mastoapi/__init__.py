@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.mastoapi import media, statuses, streaming
+from fedisocial.web.mastoapi import media, search, statuses, streaming
 
 __all__ = ["routes"]
 
+# search first: /api/v1/accounts/search must win over /api/v1/accounts/{id}
 routes: list[BaseRoute] = [
+    *search.routes,
     *statuses.routes,
     *media.routes,
     *streaming.routes,
