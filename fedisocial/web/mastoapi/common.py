@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.datastructures import FormData, UploadFile
@@ -176,8 +176,13 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
         request.state.mastoapi_form = form  # closed with the request (Starlette does)
         _add_form(params, form)
     elif kind == "application/x-www-form-urlencoded":
-        await read_body(request, _PARAMS_CAP, what="a form")
-        _add_form(params, await request.form(max_files=0, max_fields=_MAX_FIELDS))
+        # read_body streams the body (Starlette's form() cannot read it again), so parse it
+        body = await read_body(request, _PARAMS_CAP, what="a form")
+        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if len(fields) > _MAX_FIELDS:
+            raise BadRequest(f"a form can have at most {_MAX_FIELDS} fields")
+        for name, value in fields:
+            params.add(name, value)
     elif kind == "application/json" or kind.endswith("+json"):
         body = await read_body(request, _PARAMS_CAP, what="a JSON body")
         if body.strip():
