@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from fedisocial.web.mastoapi import apps, instance
+
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = []
+routes: list[BaseRoute] = [
+    *apps.routes,
+    *instance.routes,
+]
