@@ -1,4 +1,5 @@
-"""What an app asks first: the instance (v1 and v2), its peers, emojis, rules, preferences.
+"""What an app asks first: the instance (v1 and v2), its peers, emojis, rules, preferences,
+and ``/health``.
 
 https://docs.joinmastodon.org/methods/instance/ — Mastodon 4.3's shapes (its
 ``REST::InstanceSerializer`` and ``REST::V1::InstanceSerializer``). Libraries pick their
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from fedisocial import __version__
@@ -173,7 +174,13 @@ async def preferences(request: Request) -> Response:
     })  # fmt: skip
 
 
+async def health(request: Request) -> Response:
+    """Mastodon's ``/health`` (uptime checks, Mastodon.py's ``instance_health``)."""
+    return PlainTextResponse("OK", headers={"Cache-Control": "no-store"})
+
+
 routes = [
+    Route("/health", health),
     Route("/api/v1/instance", instance_v1),
     Route("/api/v1/instance/", instance_v1),
     Route("/api/v2/instance", instance_v2),
