@@ -32,8 +32,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 def registered(live: LiveInstance, name: str = "Mastodon.py test") -> tuple[str, str]:
-    return Mastodon.create_app(name, scopes=SCOPES, redirect_uris=OOB,
-                               website="https://example.com/bot", api_base_url=live.base_url)  # fmt: skip
+    website = "https://example.com/bot"
+    return Mastodon.create_app(name, scopes=SCOPES, redirect_uris=OOB, website=website,
+                               api_base_url=live.base_url)  # fmt: skip
 
 
 def test_create_app_then_the_code_flow_gives_a_token_for_the_scopes_asked(
