@@ -46,6 +46,7 @@ from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
 from fedisocial.web import c2s, federation, mastoapi, oauth, objects, pages, studio, wellknown
 from fedisocial.web import inbox as inbox_routes
+from fedisocial.web.cors import Cors
 from fedisocial.web.headers import SecurityHeaders
 
 __all__ = ["Context", "app_from_environment", "build_context", "create_app", "job_handlers"]
@@ -214,7 +215,7 @@ def create_app(
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, base_url=settings.base_url)],
+        middleware=[Middleware(SecurityHeaders, base_url=settings.base_url), Middleware(Cors)],
         exception_handlers={FedisocialError: _on_fedisocial_error, HTTPException: _on_http_error},
     )
 

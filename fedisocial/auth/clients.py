@@ -14,7 +14,10 @@
    is such a client wherever GitHub Pages is out of reach.
 3. **Registered** (RFC 7591 dynamic registration, Mastodon's ``POST /api/v1/apps``, and the
    apps ``fedisocial token create`` makes): a random id, the redirect URIs it registered,
-   and for confidential clients the SHA-256 of a secret.
+   and for confidential clients the SHA-256 of a secret. Mastodon apps come through
+   :meth:`ClientDirectory.register_app`, which checks them as Mastodon (Doorkeeper) does:
+   they may use ``urn:ietf:wg:oauth:2.0:oob`` and their own URI schemes
+   (``tusky://oauth``), which RFC 7591 registration (Authlib's) refuses.
 
 Registered loopback redirect URIs match on any port as well (RFC 8252 §7.3).
 """
@@ -30,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import select
 
 from fedisocial.ap.client import FederationClient
-from fedisocial.auth.scopes import TOP_LEVEL
+from fedisocial.auth.scopes import DEFAULT_SCOPE, TOP_LEVEL, parse_scope
 from fedisocial.auth.tokens import digest, new_secret
 from fedisocial.errors import BadRequest, InvalidDocument, RemoteError
 from fedisocial.store.db import Database
@@ -43,6 +46,7 @@ __all__ = [
     "REFETCH_AFTER",
     "ClientDirectory",
     "ClientInfo",
+    "InvalidApp",
     "is_loopback_redirect",
     "is_url_client_id",
     "read_client_document",
@@ -58,6 +62,9 @@ DOCUMENT_ACCEPT = (
     'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 )
 _LOOPBACK_NAMES = ("localhost",)
+#: Mastodon's limits on an app (``ApplicationExtension``): name, website, redirect URIs
+APP_NAME_MAX = 60
+APP_URI_MAX = 2000
 
 
 def is_loopback_redirect(uri: str) -> bool:
@@ -176,6 +183,46 @@ def read_client_document(url: str, doc: dict[str, Any]) -> ClientInfo:
     return ClientInfo(name, website, redirects)
 
 
+class InvalidApp(BadRequest):
+    """422 (Mastodon's ``Validation failed: …``): an app registration that cannot be used."""
+
+    status = 422
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"Validation failed: {problem}")
+
+
+def _app_redirects(values: list[str]) -> list[str]:
+    """Mastodon's redirect URIs: one per line (or a list), each absolute, no fragment."""
+    uris = list(dict.fromkeys(uri for value in values for uri in value.split()))
+    if not uris:
+        raise InvalidApp("Redirect URI can't be blank")
+    if len("\n".join(uris)) > APP_URI_MAX:
+        raise InvalidApp(f"Redirect URI is too long (maximum is {APP_URI_MAX} characters)")
+    for uri in uris:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            raise InvalidApp("Redirect URI must be an absolute URI.") from None
+        if not parts.scheme or not (parts.netloc or parts.path):
+            raise InvalidApp("Redirect URI must be an absolute URI.")
+        if parts.fragment or uri.endswith("#"):
+            raise InvalidApp("Redirect URI cannot contain a fragment.")
+    return uris
+
+
+def _app_website(website: str | None) -> str | None:
+    website = (website or "").strip()
+    if not website:
+        return None
+    parts = urlsplit(website)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidApp("Website is not a valid URL")
+    if len(website) > APP_URI_MAX:
+        raise InvalidApp(f"Website is too long (maximum is {APP_URI_MAX} characters)")
+    return website
+
+
 class ClientDirectory:
     """Finds, fetches and registers clients (``clients`` table)."""
 
@@ -211,6 +258,36 @@ class ClientDirectory:
                 return found
             return await self._store(client_id, "loopback", ClientInfo("", None, []), None)
         return await self._store(client_id, "document", info, doc)
+
+    async def get(self, pk: int) -> OAuthClient | None:
+        """The client with this row id (a token's ``client_id``)."""
+        async with self.db.session() as session:
+            return await session.get(OAuthClient, pk)
+
+    async def register_app(
+        self, name: str, redirect_uris: list[str], scopes: str | None, website: str | None
+    ) -> tuple[OAuthClient, str]:
+        """A Mastodon app (``POST /api/v1/apps``) and its new secret: a confidential client
+        whose secret goes in the body or HTTP Basic, as Mastodon's do. InvalidApp (422)
+        for a blank or long name, redirect URIs that are not absolute or have a fragment,
+        unknown scopes or a website that is not a URL. No scopes: ``read``."""
+        name = name.strip()
+        if not name:
+            raise InvalidApp("Name can't be blank")
+        if len(name) > APP_NAME_MAX:
+            raise InvalidApp(f"Name is too long (maximum is {APP_NAME_MAX} characters)")
+        redirects = _app_redirects(redirect_uris)
+        try:
+            granted = parse_scope(scopes or DEFAULT_SCOPE)
+        except BadRequest as exc:
+            raise InvalidApp(
+                f"Scopes doesn't match configured on the server: {exc.message}"
+            ) from exc
+        secret = new_secret()
+        metadata = {"client_name": name, "redirect_uris": redirects,
+                    "scope": " ".join(granted), "client_uri": _app_website(website),
+                    "token_endpoint_auth_method": "client_secret_post"}  # fmt: skip
+        return await self.register(metadata, secret=secret), secret
 
     async def _store(
         self, client_id: str, kind: str, info: ClientInfo, doc: dict[str, Any] | None

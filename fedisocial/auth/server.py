@@ -1,7 +1,8 @@
 """The OAuth 2.0 authorization server, on Authlib, shared by every API that takes tokens.
 
 Authlib (``authlib.oauth2``) does the protocol: the authorization-code grant (RFC 6749
-§4.1) with PKCE (RFC 7636), refresh tokens (§6), client authentication, revocation
+§4.1) with PKCE (RFC 7636), the client-credentials grant (§4.4: an app's own token, with
+no user, as Mastodon apps get one), refresh tokens (§6), client authentication, revocation
 (RFC 7009), dynamic registration (RFC 7591) and the error answers. We give it storage
 (:mod:`fedisocial.auth.store`), our clients (:mod:`fedisocial.auth.clients`) and scopes
 (:mod:`fedisocial.auth.scopes`), and tighten it where this server is stricter:
@@ -48,7 +49,11 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
     OAuth2Request,
 )
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
 from authlib.oauth2.rfc6749.requests import JsonPayload, JsonRequest, OAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
@@ -73,7 +78,7 @@ THREADS = 8
 CODE_LIFETIME = 600
 _CONFIDENTIAL = ("client_secret_basic", "client_secret_post")
 _ALL_METHODS = [*_CONFIDENTIAL, "none"]
-_GRANT_TYPES = ("authorization_code", "refresh_token")
+_GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
 _loop: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.ContextVar("oauth_loop")
 
 
@@ -154,6 +159,8 @@ class _Client(ClientMixin):  # type: ignore[misc]
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials":  # confidential clients only (RFC 6749 §4.4)
+            return self.row.secret_hash is not None
         return grant_type in _GRANT_TYPES
 
 
@@ -256,6 +263,18 @@ class _RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         """Done already: :meth:`OAuthServer.save_token` swapped the pair in one transaction."""
 
 
+class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    """An app's own token: its secret, no user; the scope asked (else ``read``, Mastodon's
+    default) must be within the app's registered scopes."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(_CONFIDENTIAL)
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        if self.request.client.get_allowed_scope(self.request.payload.scope) is None:
+            raise InvalidScopeError("The scope asked for is not among this app's scopes")
+
+
 class _Revocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = _ALL_METHODS
 
@@ -311,6 +330,7 @@ class _Core(AuthorizationServer):  # type: ignore[misc]
         self.clients = owner.clients
         self.register_grant(_CodeGrant, [_Pkce(required=True)])
         self.register_grant(_RefreshGrant)
+        self.register_grant(_ClientCredentialsGrant)
         self.register_endpoint(_Revocation)
         self.register_endpoint(_Registration)
         self.register_token_generator("default", self._generate)
@@ -331,8 +351,9 @@ class _Core(AuthorizationServer):  # type: ignore[misc]
     def _generate(self, grant_type: str, client: _Client, user: int | None = None,
                   scope: str | None = None, expires_in: int | None = None,
                   include_refresh_token: bool = True) -> dict[str, Any]:  # fmt: skip
+        scope = " ".join(parse_scope(scope))  # none asked: Mastodon's default, read
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": new_secret(),
-                                 "scope": scope or "", "created_at": int(time.time())}  # fmt: skip
+                                 "scope": scope, "created_at": int(time.time())}  # fmt: skip
         lifetime = self.owner.token_lifetime
         if lifetime:
             token["expires_in"] = lifetime
@@ -429,7 +450,8 @@ class OAuthServer:
         return result
 
     async def token(self, request: OAuthRequest) -> Answer:
-        """The token endpoint (RFC 6749 §3.2): authorization_code and refresh_token grants."""
+        """The token endpoint (RFC 6749 §3.2): authorization_code, client_credentials and
+        refresh_token grants."""
         answer: Answer = await self._call(self._core.create_token_response, request)
         return answer
 

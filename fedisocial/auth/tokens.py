@@ -8,6 +8,11 @@ long and random, so a fast hash is enough (a password needs argon2; these need n
 Errors say why in the ``WWW-Authenticate`` header, as RFC 6750 §3 asks: 401 with
 ``error="invalid_token"`` for an unknown, expired or revoked token, 403 with
 ``error="insufficient_scope"`` (and the scope needed) for a token that may not do this.
+
+A token is a user's (:class:`Grant`: the authorization-code flow, ``fedisocial token
+create``) or an app's own (a :class:`ClientGrant` without a user: the client_credentials
+grant, RFC 6749 §4.4), which reads only what anyone may and gets 422
+:class:`UserRequired` from methods that act for someone, as on Mastodon.
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from fedisocial.auth.scopes import covers_all, parse_scope
-from fedisocial.errors import Forbidden, NotFound, Unauthorized
+from fedisocial.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, OAuthClient, OAuthToken, User, utcnow
 
 __all__ = [
     "AppGrant",
+    "ClientGrant",
     "Grant",
     "InsufficientScope",
     "InvalidToken",
     "TokenRow",
+    "UserRequired",
     "authenticate_bearer",
     "authorized_apps",
     "bearer_challenge",
@@ -89,23 +96,42 @@ class InsufficientScope(Forbidden):
         super().__init__(description, headers=headers)
 
 
-@dataclass(frozen=True)
-class Grant:
-    """What a valid access token stands for: whose it is, for which client, which scopes."""
+class UserRequired(BadRequest):
+    """422: an app's own token (client_credentials) where a user must act (Mastodon's
+    ``require_user!``: "This method requires an authenticated user")."""
 
-    actor: Actor
-    user_id: int
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__("This method requires an authenticated user")
+
+
+@dataclass(frozen=True)
+class ClientGrant:
+    """What any valid access token stands for: the client it was issued to, its scopes.
+
+    A bare ClientGrant is an app's own token (client_credentials): no user behind it."""
+
     token_id: int
     client_id: int
     scopes: tuple[str, ...]
 
 
-async def authenticate_bearer(db: Database, token: str) -> Grant:
-    """The grant of an access token, or InvalidToken saying why not (one query)."""
+@dataclass(frozen=True)
+class Grant(ClientGrant):
+    """A user's token: whose it is, besides its client and scopes."""
+
+    actor: Actor
+    user_id: int
+
+
+async def authenticate_bearer(db: Database, token: str) -> ClientGrant:
+    """The grant of an access token (a :class:`Grant` when it is a user's), or InvalidToken
+    saying why not (one query)."""
     query = (
         select(OAuthToken, User, Actor)
-        .join(User, User.id == OAuthToken.user_id)
-        .join(Actor, Actor.id == User.actor_id)
+        .outerjoin(User, User.id == OAuthToken.user_id)
+        .outerjoin(Actor, Actor.id == User.actor_id)
         .where(OAuthToken.access_hash == digest(token))
     )
     async with db.session() as session:
@@ -117,13 +143,17 @@ async def authenticate_bearer(db: Database, token: str) -> Grant:
         raise InvalidToken("The access token was revoked")
     if found.expires_at is not None and found.expires_at <= utcnow():
         raise InvalidToken("The access token expired")
+    scopes = tuple(found.scope.split())
+    if found.user_id is None:
+        return ClientGrant(found.id, found.client_id, scopes)
+    if user is None or actor is None:  # its user is gone (deleted with its tokens, normally)
+        raise InvalidToken("The access token is not known here")
     if not user.approved:
         raise InvalidToken("The account is waiting for an admin's approval")
-    scopes = tuple(found.scope.split())
-    return Grant(actor, user.id, found.id, found.client_id, scopes)
+    return Grant(found.id, found.client_id, scopes, actor=actor, user_id=user.id)
 
 
-def require_scopes(grant: Grant, needed: Sequence[str]) -> None:
+def require_scopes(grant: ClientGrant, needed: Sequence[str]) -> None:
     """InsufficientScope unless the grant covers every scope of ``needed``."""
     if not covers_all(grant.scopes, needed):
         raise InsufficientScope(needed)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from fedisocial.config import Settings
 
 __all__ = [
+    "ACCEPTED_TYPES",
     "CACHE_CONTROL",
     "MAX_STORED_PIXELS",
     "AiLabel",
@@ -78,6 +79,8 @@ _ACCEPTED = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"),
 _EXTENSIONS = {"jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "jfif": "JPEG", "png": "PNG",
                "webp": "WEBP"}  # fmt: skip
 _MEDIA_TYPES = {ext: media_type for media_type, ext in _ACCEPTED.values()}
+#: the media types an upload may have (the Mastodon instance API lists them)
+ACCEPTED_TYPES = tuple(media_type for media_type, _ in _ACCEPTED.values())
 _NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),

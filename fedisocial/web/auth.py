@@ -7,11 +7,14 @@
 - :func:`basic_user` checks HTTP Basic credentials of a local account,
   throttled per account and per client address (:mod:`fedisocial.auth.throttle`):
   429 with ``Retry-After`` after repeated failures.
-- :func:`bearer_grant` checks an OAuth access token (RFC 6750 ``Authorization:
+- :func:`token_grant` checks an OAuth access token (RFC 6750 ``Authorization:
   Bearer``): 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` when it is
-  unknown, expired or revoked. :func:`signed_in_user` takes either; a handler that
-  needs a scope calls :func:`require_scope` (403 ``insufficient_scope`` for a token
-  whose grant does not cover it; a password is not limited by scopes).
+  unknown, expired or revoked; :func:`bearer_grant` is the same for a user's token
+  only (an app's own client_credentials token stands for nobody). :func:`signed_in_user`
+  takes a user's token or the password; a handler that needs a scope calls
+  :func:`require_scope` (403 ``insufficient_scope`` for a token whose grant does not
+  cover it; a password is not limited by scopes). :func:`require_user` answers an app's
+  own token with 422, as Mastodon does, and :func:`require_token` takes any valid token.
 - :func:`viewer` is who reads: the signed-in user, else the signer, else None.
 
 Results are kept on ``request.state``, so a handler may ask twice at no cost.
@@ -26,7 +29,15 @@ from starlette.requests import Request
 
 from fedisocial.ap import httpsig
 from fedisocial.auth.throttle import account_key, address_key, sign_in_throttle
-from fedisocial.auth.tokens import Grant, authenticate_bearer, bearer_challenge, require_scopes
+from fedisocial.auth.tokens import (
+    ClientGrant,
+    Grant,
+    InvalidToken,
+    UserRequired,
+    authenticate_bearer,
+    bearer_challenge,
+    require_scopes,
+)
 from fedisocial.errors import Forbidden, SignatureError, Unauthorized
 from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
@@ -42,9 +53,11 @@ __all__ = [
     "require_owner",
     "require_scope",
     "require_signature",
+    "require_token",
     "require_user",
     "signed_actor",
     "signed_in_user",
+    "token_grant",
     "viewer",
     "viewer_uri",
 ]
@@ -164,8 +177,9 @@ def _bearer_token(header: str) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
-async def bearer_grant(request: Request) -> Grant | None:
-    """The grant of the request's Bearer token; None when it sends none.
+async def token_grant(request: Request) -> ClientGrant | None:
+    """The grant of the request's Bearer token, a user's or an app's own; None when it
+    sends none.
 
     Raises InvalidToken (401, ``WWW-Authenticate: Bearer error="invalid_token"``) for an
     unknown, expired or revoked token.
@@ -174,8 +188,24 @@ async def bearer_grant(request: Request) -> Grant | None:
         token = _bearer_token(request.headers.get("authorization", ""))
         grant = await authenticate_bearer(get_context(request).db, token) if token else None
         setattr(request.state, _GRANT_KEY, grant)
-    found: Grant | None = getattr(request.state, _GRANT_KEY)
+    found: ClientGrant | None = getattr(request.state, _GRANT_KEY)
     return found
+
+
+async def bearer_grant(request: Request) -> Grant | None:
+    """The grant of the request's Bearer token when it is a user's; None when it sends
+    none or an app's own token (client_credentials). InvalidToken as :func:`token_grant`."""
+    grant = await token_grant(request)
+    return grant if isinstance(grant, Grant) else None
+
+
+async def require_token(request: Request) -> ClientGrant:
+    """Any valid access token, a user's or an app's own (Mastodon's
+    ``valid_doorkeeper_token?``); 401 ``invalid_token`` without one."""
+    grant = await token_grant(request)
+    if grant is None:
+        raise InvalidToken("The access token is invalid")
+    return grant
 
 
 async def signed_in_user(request: Request) -> Actor | None:
@@ -193,7 +223,7 @@ async def signed_in_user(request: Request) -> Actor | None:
 async def require_scope(request: Request, *scopes: str) -> None:
     """403 ``insufficient_scope`` unless the request's token covers ``scopes`` (no token:
     nothing to check; the caller asks :func:`signed_in_user` who it is)."""
-    grant = await bearer_grant(request)
+    grant = await token_grant(request)
     if grant is not None:
         require_scopes(grant, scopes)
 
@@ -210,11 +240,15 @@ async def require_user(request: Request, *scopes: str, prompt: bool = False) -> 
     """The signed-in local account (an OAuth token whose grant covers ``scopes``, or the
     password), else 401 naming both ways in (``prompt``: a browser's page, which should ask
     for the password); a bad token's or password's 401 says why (RFC 6750 §3), a token
-    without the scope gets 403 ``insufficient_scope``."""
+    without the scope gets 403 ``insufficient_scope``, and an app's own token (no user,
+    client_credentials) 422 UserRequired once its scopes pass, in Mastodon's order."""
     try:
         actor = await signed_in_user(request)
     except Unauthorized as exc:
         raise Unauthorized(exc.message, headers=_sign_in_headers(prompt, **exc.headers)) from exc
+    if actor is None and await token_grant(request) is not None:
+        await require_scope(request, *scopes)
+        raise UserRequired()
     if actor is None:
         raise Unauthorized("sign in: send an OAuth access token (Authorization: Bearer …) "
                            "or your username and password",

@@ -167,10 +167,14 @@ async def _consent_page(request: Request, consent: Consent) -> Response:
 
 
 async def _oauth_error_page(request: Request, answer: Answer) -> Response:
-    if answer.location:  # the client's redirect URI is good: the error goes back to it
-        return Response(status_code=302, headers={"Location": answer.location,
+    location = answer.location
+    if location and not location.startswith(OOB):  # a good redirect URI: the error goes back
+        return Response(status_code=302, headers={"Location": location,
                                                    "Cache-Control": "no-store"})  # fmt: skip
-    body = answer.body if isinstance(answer.body, dict) else {}
+    # out of band: there is nowhere to send it, the person reads it here
+    body = dict(parse_qsl(urlsplit(location).query)) if location else answer.body
+    if not isinstance(body, dict):
+        body = {}
     message = str(body.get("error_description") or body.get("error") or "invalid request")
     return await _page(request, "error.html", 400, status=400,
                        message=f"This app's sign-in request cannot be used: {message}")  # fmt: skip

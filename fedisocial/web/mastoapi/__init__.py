@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.mastoapi import media, search, statuses, streaming
+from fedisocial.web.mastoapi import apps, instance, media, search, statuses, streaming
 
 __all__ = ["routes"]
 
 # search first: /api/v1/accounts/search must win over /api/v1/accounts/{id}
 routes: list[BaseRoute] = [
     *search.routes,
+    *apps.routes,
+    *instance.routes,
     *statuses.routes,
     *media.routes,
     *streaming.routes,

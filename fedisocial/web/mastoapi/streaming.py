@@ -30,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from fedisocial.auth.tokens import authenticate_bearer, require_scopes
+from fedisocial.auth.tokens import Grant, authenticate_bearer, require_scopes
 from fedisocial.errors import BadRequest, FedisocialError, Unauthorized
 from fedisocial.social.streaming import Delivery, Inbox, Subscription, new_inbox
 from fedisocial.store.models import Actor
@@ -62,15 +62,15 @@ async def _viewer(connection: HTTPConnection) -> Actor | None:
         return None
     grant = await authenticate_bearer(get_context(connection).db, token)
     connection.state.streaming_grant = grant
-    return grant.actor
+    return grant.actor if isinstance(grant, Grant) else None  # an app's own token: nobody
 
 
 def _subscription(connection: HTTPConnection, viewer: Actor | None, stream: str,
                   tag: str | None, queue: Inbox) -> Subscription:  # fmt: skip
     """A subscription the viewer's token allows (401 without one for a user stream)."""
     if viewer is None and stream in _USER_STREAMS:
-        raise Unauthorized("the user stream needs an access token")
-    if viewer is not None:
+        raise Unauthorized("the user stream needs a user's access token")
+    if hasattr(connection.state, "streaming_grant"):
         require_scopes(connection.state.streaming_grant, _SCOPES.get(stream, ("read:statuses",)))
     return Subscription(stream, viewer, tag, queue)
 
