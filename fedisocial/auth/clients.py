@@ -35,7 +35,7 @@ from sqlalchemy import select
 from fedisocial.ap.client import FederationClient
 from fedisocial.auth.scopes import DEFAULT_SCOPE, TOP_LEVEL, parse_scope
 from fedisocial.auth.tokens import digest, new_secret
-from fedisocial.errors import BadRequest, InvalidDocument, RemoteError
+from fedisocial.errors import BadRequest, InvalidDocument, RemoteError, Unprocessable
 from fedisocial.store.db import Database
 from fedisocial.store.models import OAuthClient, utcnow
 from fedisocial.store.rows import MAX_URI, upsert
@@ -183,10 +183,8 @@ def read_client_document(url: str, doc: dict[str, Any]) -> ClientInfo:
     return ClientInfo(name, website, redirects)
 
 
-class InvalidApp(BadRequest):
+class InvalidApp(Unprocessable):
     """422 (Mastodon's ``Validation failed: …``): an app registration that cannot be used."""
-
-    status = 422
 
     def __init__(self, problem: str) -> None:
         super().__init__(f"Validation failed: {problem}")

@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from fedisocial.auth.scopes import covers_all, parse_scope
-from fedisocial.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from fedisocial.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, OAuthClient, OAuthToken, User, utcnow
 
@@ -96,11 +96,9 @@ class InsufficientScope(Forbidden):
         super().__init__(description, headers=headers)
 
 
-class UserRequired(BadRequest):
+class UserRequired(Unprocessable):
     """422: an app's own token (client_credentials) where a user must act (Mastodon's
     ``require_user!``: "This method requires an authenticated user")."""
-
-    status = 422
 
     def __init__(self) -> None:
         super().__init__("This method requires an authenticated user")
