@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from fedisocial.web.mastoapi import accounts, relationships
+
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = []
+routes: list[BaseRoute] = [
+    *accounts.routes,
+    *relationships.routes,
+]

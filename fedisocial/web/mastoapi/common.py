@@ -60,9 +60,12 @@ def json_response(
 
 
 def path_id(request: Request, name: str = "id") -> int:
-    """The numeric id in the path (Mastodon's ids are decimal strings): 404 otherwise."""
-    raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 19:
+    """The numeric id in the path (Mastodon's ids are decimal strings): 404 otherwise.
+
+    A route may match digits only (``{id:int}``, so that ``/accounts/search`` falls through
+    to its own route); the value is read back as text and checked the same way."""
+    raw = str(request.path_params[name])
+    if not raw.isdigit() or len(raw) > 19 or int(raw) >= 1 << 63:  # beyond BIGINT: no row
         raise NotFound(f"no such record: {raw}")
     return int(raw)
 
