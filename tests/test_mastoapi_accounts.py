@@ -116,7 +116,7 @@ async def test_update_credentials_as_a_form_with_avatar_header_and_fields(
     me = answer.json()
     assert me["display_name"] == "Alice A." and me["locked"] is True and me["bot"] is True
     assert me["discoverable"] is False and me["indexable"] is True
-    assert me["note"].startswith("<p>I draw things.</p><p>See <a href=\"https://alice.example\"")
+    assert me["note"].startswith('<p>I draw things.</p><p>See <a href="https://alice.example"')
     assert 'class="mention hashtag"' in me["note"]
     assert me["source"]["note"].startswith("I draw things.")
     assert [f["name"] for f in me["fields"]] == ["Site", "Pronouns"]
@@ -154,9 +154,14 @@ async def test_update_credentials_as_json_changes_only_what_is_sent(
     assert answer.status_code == 200 and me["indexable"] is False and me["noindex"] is True
     assert me["display_name"] == "Alice" and me["fields"][0]["name"] == "A"
     # and a JSON hash of fields (Mastodon.py's shape) replaces them all
-    fields = {"fields_attributes": {"0": {"name": "B", "value": "2"}, "1": {"name": "", "value": ""}}}
+    hashed = {"0": {"name": "B", "value": "2"}, "1": {"name": "", "value": ""}}
+    fields = {"fields_attributes": hashed}
     me = (await client.patch(f"{API}/update_credentials", json=fields, headers=alice.auth)).json()
     assert [f["name"] for f in me["fields"]] == ["B"]
+    # and an urlencoded form (toot's way) works the same
+    form = {"display_name": "Alice B", "locked": "1", "note": ""}
+    me = (await client.patch(f"{API}/update_credentials", data=form, headers=alice.auth)).json()
+    assert me["display_name"] == "Alice B" and me["locked"] is True and me["note"] == ""
 
 
 async def test_update_credentials_refuses_bad_input_and_changes_nothing(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.datastructures import FormData, UploadFile
@@ -166,7 +166,8 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
     """The query string, then the body (JSON, urlencoded or multipart with up to ``files``
     files); a body over the cap is refused with 413, malformed JSON with 400.
 
-    A multipart form stays open until the response is sent (its files are spooled)."""
+    A multipart form's files are spooled: the handler closes them (``await request.close()``;
+    Starlette does not)."""
     params = Params()
     for name, value in request.query_params.multi_items():
         params.add(name, value)
@@ -176,11 +177,18 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
     if kind == "multipart/form-data":
         cap = get_context(request).settings.media_max_bytes
         form = await request.form(max_files=files, max_fields=_MAX_FIELDS, max_part_size=cap)
-        request.state.mastoapi_form = form  # closed with the request (Starlette does)
+        request.state.mastoapi_form = form
         _add_form(params, form)
     elif kind == "application/x-www-form-urlencoded":
-        await read_body(request, _PARAMS_CAP, what="a form")
-        _add_form(params, await request.form(max_files=0, max_fields=_MAX_FIELDS))
+        # read_body consumes the stream (request.form() could not read it again): parse it here
+        body = await read_body(request, _PARAMS_CAP, what="a form")
+        try:
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                              max_num_fields=_MAX_FIELDS)  # fmt: skip
+        except ValueError as exc:
+            raise BadRequest(f"a form can have at most {_MAX_FIELDS} fields") from exc
+        for name, value in pairs:
+            params.add(name, value)
     elif kind == "application/json" or kind.endswith("+json"):
         body = await read_body(request, _PARAMS_CAP, what="a JSON body")
         if body.strip():
