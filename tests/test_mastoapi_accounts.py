@@ -250,6 +250,14 @@ async def test_statuses_show_only_what_the_reader_may_read(
     assert ids(await get(client, path)) == [str(public.id)]
     assert ids(await get(client, path, bob)) == [str(private.id), str(public.id)]
     assert ids(await get(client, path, carol)) == [str(direct.id), str(public.id)]
+    # and a boost of a post whose author the reader blocks is left out for that reader
+    await person(context, "dave")
+    dave = await actor_of(context, "dave")
+    boost = await context.outbox.boost(alice, (await context.outbox.post(dave, "dave's")).uri)
+    assert ids(await get(client, path, bob))[0] == str(boost.id)
+    await context.outbox.block(await actor_of(context, "bob"), "dave")
+    assert str(boost.id) not in ids(await get(client, path, bob))
+    assert ids(await get(client, path))[0] == str(boost.id)
     # and when alice blocks carol, carol sees nothing of hers
     await context.outbox.block(alice, "carol")
     assert ids(await get(client, path, carol)) == []

@@ -58,6 +58,14 @@ async def feed_texts(context: Context, owner: Actor) -> list[str]:
     return [str((item.boosted or item.object).data.get("content")) for item in page.items]
 
 
+async def hidden(context: Context, owner: Actor, author: Actor) -> tuple[bool, bool]:
+    """Whether ``owner`` mutes ``author``: (posts, notifications), as SQL conditions say."""
+    async with context.db.session() as session:
+        posts = await session.scalar(select(mutes.hides(owner.id, author.uri)))
+        told = await session.scalar(select(mutes.hides(owner.id, author.uri, notifications=True)))
+    return bool(posts), bool(told)
+
+
 # -- follows ------------------------------------------------------------------------------------
 
 
@@ -269,8 +277,11 @@ async def test_a_mute_hides_posts_and_boosts_from_the_home_feed_until_unmuted(
     seen = await relationship(client, bob, alice_actor)
     assert seen["muting"] is False and seen["followed_by"] is True
     # When she mutes him again without notifications, then unmutes him
+    assert await hidden(context, alice_actor, bob_actor) == (True, True)
     quiet = await act(client, alice, "mute", bob_actor, notifications="false")
     assert quiet.json()["muting"] is True and quiet.json()["muting_notifications"] is False
+    assert await hidden(context, alice_actor, bob_actor) == (True, False)
+    assert await hidden(context, alice_actor, carol_actor) == (False, False)
     listed = (await client.get("/api/v1/mutes", headers=alice.auth)).json()
     assert [a["acct"] for a in listed] == ["bob"] and listed[0]["mute_expires_at"] is None
     freed = await act(client, alice, "unmute", bob_actor)

@@ -22,7 +22,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import POST_TYPES
-from fedisocial.social.access import readable_by
+from fedisocial.social.access import in_feed_of, readable_by
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Engagement, Follow, Object
 
@@ -324,9 +324,9 @@ def profile_posts(
     ``local``: a local actor's (our pages); False lists what we stored of anyone's. The
     Mastodon API's filters (``/api/v1/accounts/:id/statuses``, as its
     ``AccountStatusesFilter``): ``boosts`` adds the actor's Announce rows whose post we
-    have and ``viewer`` may read; ``replies=False`` keeps only replies to the actor's own
-    posts (threads); ``media_only`` posts with attachments; ``tagged`` posts with that
-    hashtag.
+    have and ``viewer`` may read (and whose author it does not block); ``replies=False``
+    keeps only replies to the actor's own posts (threads); ``media_only`` posts with
+    attachments; ``tagged`` posts with that hashtag.
     """
     boosted = aliased(Object, name="boosted")
     parent = aliased(Object, name="parent")
@@ -342,8 +342,9 @@ def profile_posts(
             chosen = chosen.outerjoin(
                 boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri)
             )
-            shown = and_(boosted.type.in_(POST_TYPES), boosted.deleted_at.is_(None),
-                         readable_by(viewer, boosted))  # fmt: skip
+            # a boost shows what the reader may read, and not posts of authors it blocks
+            rule = readable_by(None, boosted) if viewer is None else in_feed_of(viewer, boosted)
+            shown = and_(boosted.type.in_(POST_TYPES), boosted.deleted_at.is_(None), rule)
             conditions.append(or_(kinds, shown))
         else:
             conditions.append(kinds)

@@ -34,10 +34,12 @@ def active(now: datetime | None = None) -> ColumnElement[bool]:
     return or_(Mute.expires_at.is_(None), Mute.expires_at > moment)
 
 
-def hides(owner_id: Any, *authors: Any) -> ColumnElement[bool]:
+def hides(owner_id: Any, *authors: Any, notifications: bool = False) -> ColumnElement[bool]:
     """Whether the local actor ``owner_id`` (a value or column) mutes any of ``authors``
-    (actor id columns or values; a NULL one matches nothing)."""
-    return exists().where(Mute.owner_id == owner_id, Mute.muted_uri.in_(authors), active())
+    (actor id columns or values; a NULL one matches nothing). ``notifications``: only mutes
+    that hide notifications too (what a notification list asks)."""
+    muting = exists().where(Mute.owner_id == owner_id, Mute.muted_uri.in_(authors), active())
+    return muting.where(Mute.notifications.is_(True)) if notifications else muting
 
 
 async def mute(
