@@ -8,9 +8,11 @@ unknown ids, paging past the end).
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import select
 from starlette.applications import Starlette
 
@@ -106,8 +108,10 @@ async def test_update_credentials_as_a_form_with_avatar_header_and_fields(
         "fields_attributes[1][name]": "Pronouns",
         "fields_attributes[1][value]": "she/her",
     }
+    header = io.BytesIO()
+    Image.new("RGB", (300, 100), "blue").save(header, "JPEG")
     files = {"avatar": ("me.png", png(120, 120, "red"), "image/png"),
-             "header": ("top.png", png(300, 100, "blue"), "image/png")}  # fmt: skip
+             "header": ("top.jpg", header.getvalue(), "image/jpeg")}  # fmt: skip
     # When her app saves her profile (Mastodon's settings form, multipart)
     answer = await client.patch(f"{API}/update_credentials", data=form, files=files,
                                 headers=alice.auth)  # fmt: skip
@@ -126,10 +130,12 @@ async def test_update_credentials_as_a_form_with_avatar_header_and_fields(
     assert me["avatar"].startswith(f"{BASE}/media/") and me["avatar"].endswith(".png")
     served = await client.get(me["avatar"].removeprefix(BASE))
     assert served.status_code == 200 and served.headers["content-type"] == "image/png"
-    assert (await client.get(me["header"].removeprefix(BASE))).status_code == 200
+    top = await client.get(me["header"].removeprefix(BASE))
+    assert top.status_code == 200 and top.headers["content-type"] == "image/jpeg"
     # and the actor document says so, and its Update goes to her followers
     doc = (await client.get("/users/alice", headers={"Accept": "application/activity+json"})).json()
-    assert doc["icon"]["url"] == me["avatar"] and doc["image"]["url"] == me["header"]
+    assert doc["icon"] == {"type": "Image", "mediaType": "image/png", "url": me["avatar"]}
+    assert doc["image"] == {"type": "Image", "mediaType": "image/jpeg", "url": me["header"]}
     assert doc["type"] == "Service" and doc["manuallyApprovesFollowers"] is True
     assert doc["name"] == "Alice A." and len(doc["attachment"]) == 2
     async with context.db.session() as session:
