@@ -109,8 +109,6 @@ def test_a_client_credentials_token_verifies_its_app_but_acts_for_nobody(
 
 
 def test_log_in_then_read_the_account(live: LiveInstance) -> None:
-    pytest.skip("needs GET /api/v1/accounts/verify_credentials (accounts branch): remove "
-                "this skip after merge")  # fmt: skip
     client_id, client_secret = registered(live)
     api = Mastodon(client_id=client_id, client_secret=client_secret,
                    api_base_url=live.base_url, version_check_mode="created")  # fmt: skip

@@ -334,8 +334,14 @@ class Actor:
     proxy_url: str | None = None
 
 
+#: the type of an avatar or header by its file's extension (uploads keep their format)
+_IMAGE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
 def _png(url: str) -> dict[str, Any]:
-    return {"type": "Image", "mediaType": "image/png", "url": url}
+    """An avatar or header: PNG (the drawn defaults) unless its name says JPEG or WebP."""
+    kind = _IMAGE_TYPES.get(url.rsplit(".", 1)[-1].lower(), "image/png")
+    return {"type": "Image", "mediaType": kind, "url": url}
 
 
 def _endpoints(person: Actor) -> dict[str, Any]:

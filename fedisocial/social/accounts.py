@@ -249,7 +249,7 @@ def render_actor(actor: Actor) -> dict[str, Any]:
     """
     parts = urlsplit(actor.uri)
     urls = Urls(f"{parts.scheme}://{parts.netloc}")
-    person = actor.type == "Person"
+    person = actor.type in ("Person", "Service")  # a bot is a Service
     return as2.actor(
         as2.Actor(
             id=actor.uri,

@@ -31,16 +31,13 @@ from fedisocial.social.c2s_notes import (
     merge_partial,
     new_context,
 )
-from fedisocial.social.content import plain_text, render, sanitize
 from fedisocial.social.outbox import Outbox
+from fedisocial.social.profile import ProfileChange, change_profile
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Follow, Object
 from fedisocial.urls import new_id
 
 __all__ = ["HANDLERS", "Attached", "Attacher", "ClientOutbox"]
-
-_MAX_DISPLAY_NAME = 100
-_MAX_BIO = 5000
 
 
 @dataclass
@@ -215,27 +212,12 @@ async def _update_actor(c2s: ClientOutbox, actor: Actor, obj: Mapping[str, Any])
     for key, value in (("name", name), ("summary", summary)):
         if value is not None and not isinstance(value, str):
             raise BadRequest(f"{key} must be a string")
-    if isinstance(name, str) and len(plain_text(name)) > _MAX_DISPLAY_NAME:
-        raise BadRequest(f"the name can have at most {_MAX_DISPLAY_NAME} characters")
-    if isinstance(summary, str) and len(plain_text(summary)) > _MAX_BIO:
-        raise BadRequest(f"the summary can have at most {_MAX_BIO} characters")
-    flags = {key: _flag(obj, key) for key in ("manuallyApprovesFollowers", "discoverable",
-                                              "indexable")}  # fmt: skip
-    async with c2s.db.transaction() as session:
-        row = await session.get_one(Actor, actor.id)
-        if isinstance(name, str):
-            row.name = plain_text(name)
-        if isinstance(summary, str):
-            html = render(summary, {}, c2s.outbox.urls.hashtag).html
-            row.summary = sanitize(summary) if "<" in summary else html
-        for key, column in (
-            ("manuallyApprovesFollowers", "manually_approves_followers"),
-            ("discoverable", "discoverable"),
-            ("indexable", "indexable"),
-        ):
-            if flags[key] is not None:
-                setattr(row, column, flags[key])
-    return await c2s.outbox.update_profile(row)
+    change = ProfileChange(
+        name=name, summary=summary, locked=_flag(obj, "manuallyApprovesFollowers"),
+        discoverable=_flag(obj, "discoverable"), indexable=_flag(obj, "indexable"),
+    )  # fmt: skip
+    _row, update = await change_profile(c2s.outbox, actor, change)
+    return update
 
 
 # -- the other activities --------------------------------------------------------------------

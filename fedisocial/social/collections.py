@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Boolean, ColumnElement, Select, and_, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import POST_TYPES
-from fedisocial.social.access import readable_by
+from fedisocial.social.access import in_feed_of, readable_by
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Engagement, Follow, Object
 
@@ -313,23 +316,102 @@ def _object(row: Sequence[Any]) -> Object:
     return obj
 
 
-def profile_posts(actor_uri: str, viewer: str | None = None) -> Listing[Object]:
-    """The posts of a local actor that ``viewer`` may read (None: anyone), for its profile."""
+def profile_posts(
+    actor_uri: str,
+    viewer: str | None = None,
+    *,
+    local: bool = True,
+    boosts: bool = False,
+    replies: bool = True,
+    media_only: bool = False,
+    tagged: str | None = None,
+) -> Listing[Object]:
+    """The posts of an actor that ``viewer`` may read (None: anyone), for its profile.
+
+    ``local``: a local actor's (our pages); False lists what we stored of anyone's. The
+    Mastodon API's filters (``/api/v1/accounts/:id/statuses``, as its
+    ``AccountStatusesFilter``): ``boosts`` adds the actor's Announce rows whose post we
+    have and ``viewer`` may read (and whose author it does not block); ``replies=False``
+    keeps only replies to the actor's own posts (threads); ``media_only`` posts with
+    attachments; ``tagged`` posts with that hashtag.
+    """
+    boosted = aliased(Object, name="boosted")
+    parent = aliased(Object, name="parent")
+    kinds = Object.type.in_(POST_TYPES)
 
     def query(*columns: Any) -> Select[Any]:
-        return (
-            select(*columns)
-            .select_from(Object)
-            .where(
-                Object.actor_uri == actor_uri,
-                Object.local.is_(True),
-                Object.type.in_(POST_TYPES),
-                readable_by(viewer),
-                Object.deleted_at.is_(None),
+        conditions = [Object.actor_uri == actor_uri, readable_by(viewer),
+                      Object.deleted_at.is_(None)]  # fmt: skip
+        if local:
+            conditions.append(Object.local.is_(True))
+        chosen = select(*columns).select_from(Object)
+        if boosts:
+            chosen = chosen.outerjoin(
+                boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri)
             )
-        )
+            # a boost shows what the reader may read, and not posts of authors it blocks
+            rule = readable_by(None, boosted) if viewer is None else in_feed_of(viewer, boosted)
+            shown = and_(boosted.type.in_(POST_TYPES), boosted.deleted_at.is_(None), rule)
+            conditions.append(or_(kinds, shown))
+        else:
+            conditions.append(kinds)
+        if not replies:
+            to_self = select(parent.id).where(
+                parent.uri == Object.in_reply_to, parent.actor_uri == Object.actor_uri
+            )
+            conditions.append(or_(Object.in_reply_to.is_(None), to_self.exists()))
+        if media_only:
+            conditions.append(_HasAttachment(Object.data))
+        if tagged is not None:
+            name = tagged.lstrip("#").lower()
+            conditions.append(_TaggedWith(Object.data, literal(f"#{name}"), literal(name)))
+        return chosen.where(*conditions)
 
     return Listing(Object, "published", query, (Object,), _object)
+
+
+class _HasAttachment(FunctionElement[bool]):
+    """Whether the JSON document ``data`` has an ``attachment`` (SQL, per dialect)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "has_attachment"
+
+
+@compiles(_HasAttachment, "sqlite")
+def _has_attachment_sqlite(element: _HasAttachment, compiler: SQLCompiler, **kw: Any) -> str:
+    (data,) = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXISTS (SELECT 1 FROM json_each({data}, '$.attachment'))"
+
+
+@compiles(_HasAttachment, "postgresql")
+def _has_attachment_postgresql(element: _HasAttachment, compiler: SQLCompiler, **kw: Any) -> str:
+    (data,) = (compiler.process(c, **kw) for c in element.clauses)
+    return f"jsonb_path_exists({data}, 'lax $.attachment[*]')"
+
+
+class _TaggedWith(FunctionElement[bool]):
+    """Whether ``data`` has a Hashtag named ``#name`` or ``name`` (lower case; per dialect)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "tagged_with"
+
+
+@compiles(_TaggedWith, "sqlite")
+def _tagged_sqlite(element: _TaggedWith, compiler: SQLCompiler, **kw: Any) -> str:
+    data, hashed, bare_name = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"EXISTS (SELECT 1 FROM json_each({data}, '$.tag') WHERE "
+            f"json_extract(value, '$.type') = 'Hashtag' AND "
+            f"lower(json_extract(value, '$.name')) IN ({hashed}, {bare_name}))")  # fmt: skip
+
+
+@compiles(_TaggedWith, "postgresql")
+def _tagged_postgresql(element: _TaggedWith, compiler: SQLCompiler, **kw: Any) -> str:
+    data, hashed, bare_name = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"EXISTS (SELECT 1 FROM jsonb_path_query({data}, "
+            f"'lax $.tag[*] ? (@.type == \"Hashtag\")') AS tag(value) "
+            f"WHERE lower(tag.value ->> 'name') IN ({hashed}, {bare_name}))")  # fmt: skip
 
 
 async def featured(db: Database, actor_uri: str, viewer: str | None = None) -> list[Object]:

@@ -28,6 +28,7 @@ from fedisocial.social.collections import (
     Page,
     read_page,
 )
+from fedisocial.social.mutes import hides
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, TimelineEntry
 from fedisocial.store.rows import upsert
@@ -87,7 +88,8 @@ def home(owner_id: int) -> Listing[FeedItem]:
     """The home feed of a local actor: its posts, those of whom it follows, boosts.
 
     Deleted posts, withdrawn boosts, boosts of deleted posts and whatever the
-    owner may not read (or whose author it blocks) are left out.
+    owner may not read (or whose author it blocks) are left out, and so are the
+    posts and boosts of accounts it mutes and boosts of their posts (:mod:`.mutes`).
     """
     boosted, owner, shown = _feed_joins()
 
@@ -99,6 +101,7 @@ def home(owner_id: int) -> Listing[FeedItem]:
             .join(Object, Object.id == TimelineEntry.object_id)
             .outerjoin(boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri))
             .where(TimelineEntry.owner_id == owner_id, shown)
+            .where(~hides(owner_id, Object.actor_uri, boosted.actor_uri))
         )
 
     # a boost's row comes with the post it boosts (joined above): one query a page

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.mastoapi import apps, instance, media, search, statuses, streaming
+from fedisocial.web.mastoapi import (
+    accounts,
+    apps,
+    instance,
+    media,
+    relationships,
+    search,
+    statuses,
+    streaming,
+)
 
 __all__ = ["routes"]
 
@@ -19,6 +28,8 @@ routes: list[BaseRoute] = [
     *search.routes,
     *apps.routes,
     *instance.routes,
+    *accounts.routes,
+    *relationships.routes,
     *statuses.routes,
     *media.routes,
     *streaming.routes,

@@ -60,9 +60,12 @@ def json_response(
 
 
 def path_id(request: Request, name: str = "id") -> int:
-    """The numeric id in the path (Mastodon's ids are decimal strings): 404 otherwise."""
-    raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 19:
+    """The numeric id in the path (Mastodon's ids are decimal strings): 404 otherwise.
+
+    A route may match digits only (``{id:int}``, so that ``/accounts/search`` falls through
+    to its own route); the value is read back as text and checked the same way."""
+    raw = str(request.path_params[name])
+    if not raw.isdigit() or len(raw) > 19 or int(raw) >= 1 << 63:  # beyond BIGINT: no row
         raise NotFound(f"no such record: {raw}")
     return int(raw)
 
@@ -163,7 +166,8 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
     """The query string, then the body (JSON, urlencoded or multipart with up to ``files``
     files); a body over the cap is refused with 413, malformed JSON with 400.
 
-    A multipart form stays open until the response is sent (its files are spooled)."""
+    A multipart form's files are spooled: the handler closes them (``await request.close()``;
+    Starlette does not)."""
     params = Params()
     for name, value in request.query_params.multi_items():
         params.add(name, value)
@@ -173,7 +177,7 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
     if kind == "multipart/form-data":
         cap = get_context(request).settings.media_max_bytes
         form = await request.form(max_files=files, max_fields=_MAX_FIELDS, max_part_size=cap)
-        request.state.mastoapi_form = form  # closed with the request (Starlette does)
+        request.state.mastoapi_form = form
         _add_form(params, form)
     elif kind == "application/x-www-form-urlencoded":
         body = await read_body(request, _PARAMS_CAP, what="a form")
