@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from fedisocial.web.mastoapi import timelines
+
 __all__ = ["routes"]
 
-routes: list[BaseRoute] = []
+routes: list[BaseRoute] = [
+    *timelines.routes,
+]
