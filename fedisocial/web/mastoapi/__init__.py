@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.mastoapi import timelines
+from fedisocial.web.mastoapi import notifications, timelines
 
 __all__ = ["routes"]
 
 routes: list[BaseRoute] = [
+    *notifications.routes,
     *timelines.routes,
 ]

@@ -176,7 +176,8 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
         request.state.mastoapi_form = form  # closed with the request (Starlette does)
         _add_form(params, form)
     elif kind == "application/x-www-form-urlencoded":
-        await read_body(request, _PARAMS_CAP, what="a form")
+        # read within the cap; form() parses it from there (the stream is consumed)
+        request._body = await read_body(request, _PARAMS_CAP, what="a form")
         _add_form(params, await request.form(max_files=0, max_fields=_MAX_FIELDS))
     elif kind == "application/json" or kind.endswith("+json"):
         body = await read_body(request, _PARAMS_CAP, what="a JSON body")
