@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -53,8 +53,8 @@ __all__ = [
     "bookmarks",
     "favourites",
     "home",
-    "home_by_post",
     "home_feed",
+    "home_page",
     "index_tags",
     "newer_than",
     "public",
@@ -198,13 +198,58 @@ def newer_than(listing: Listing[T], since_id: int | None) -> Listing[T]:
     return Listing(listing.model, None, query, listing.values, listing.item)
 
 
-def home_by_post(owner_id: int) -> Listing[FeedItem]:
-    """:func:`home`, paged by the post's (or boost's) id instead of the entry's time.
+async def _entry_near(
+    session: AsyncSession, owner_id: int, status_id: int, *, newer: bool
+) -> TimelineEntry | None:
+    """The entry of ``status_id`` in the feed of ``owner_id``; else the nearest one newer
+    (or older) by post id. Lookups of the ``(owner_id, object_id)`` unique index."""
+    mine = TimelineEntry.owner_id == owner_id
+    exact = await session.scalar(select(TimelineEntry).where(
+        mine, TimelineEntry.object_id == status_id))  # fmt: skip
+    if exact is not None:
+        return exact
+    side = TimelineEntry.object_id > status_id if newer else TimelineEntry.object_id < status_id
+    order = TimelineEntry.object_id.asc() if newer else TimelineEntry.object_id.desc()
+    return await session.scalar(select(TimelineEntry).where(mine, side).order_by(order).limit(1))
 
-    One range scan of the ``(owner_id, object_id)`` unique index.
+
+def _after(listing: Listing[T], entry: TimelineEntry) -> Listing[T]:
+    """``listing`` (the home feed) limited to entries after ``entry`` in its order."""
+
+    def query(*columns: Any) -> Select[Any]:
+        position = tuple_(TimelineEntry.published, TimelineEntry.id)
+        return listing.query(*columns).where(position > tuple_(entry.published, entry.id))
+
+    return Listing(listing.model, listing.sort, query, listing.values, listing.item)
+
+
+async def home_page(
+    db: Database, owner_id: int, cursor: Cursor = Cursor(), since_id: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[FeedItem]:  # fmt: skip
+    """A page of :func:`home` whose cursors are post ids (a boost's: its Announce's), as
+    Mastodon apps send and expect them (``since_id``: the newest, down to that post).
+
+    The feed keeps its own order and index (entry time): each id given is turned into its
+    entry (or, for a post not in the feed, the nearest by post id), one index lookup.
     """
-    feed = home(owner_id)
-    return Listing(_Keyed(TimelineEntry.object_id), None, feed.query, feed.values, feed.item)
+    listing, entries = home(owner_id), Cursor()
+    async with db.session() as session:
+        if cursor.min_id is not None:
+            found = await _entry_near(session, owner_id, cursor.min_id, newer=False)
+            entries = Cursor(min_id=found.id if found is not None else 0)
+        elif cursor.max_id is not None:
+            found = await _entry_near(session, owner_id, cursor.max_id, newer=True)
+            entries = Cursor(max_id=found.id) if found is not None else Cursor()
+        if since_id is not None and cursor.min_id is None:
+            since = await _entry_near(session, owner_id, since_id, newer=False)
+            listing = _after(listing, since) if since is not None else listing
+    page = await read_page(db, listing, entries, limit)
+    items = page.items
+    if not items:
+        return Page(items)
+    older = items[-1].object.id if page.next_max_id is not None else None
+    return Page(items, older, items[0].object.id)
 
 
 def _post(row: Sequence[Any]) -> Object:
@@ -272,7 +317,10 @@ def tagged(
         return (
             select(*columns)
             .select_from(PostTag)
-            .join(Object, Object.id == PostTag.object_id)
+            # "+ 0": a nested loop from the tag's rows (a merge join, which PostgreSQL
+            # picks otherwise, walks the objects index down from the newest post, 36 ms
+            # for a tag on 1 post in 50 of 200,000; this is 0.2 ms)
+            .join(Object, Object.id == PostTag.object_id + 0)
             .where(PostTag.name == tag_name(name), *shown)
         )
 

@@ -70,8 +70,8 @@ def _object(item: Any) -> Object:
 
 async def home(request: Request) -> Response:
     viewer = await require_user(request, "read:statuses")
-    page = await read_listing(request, await read_params(request),
-                              timeline.home_by_post(viewer.id))  # fmt: skip
+    cursor, limit, since_id = paging(await read_params(request))
+    page = await timeline.home_page(get_context(request).db, viewer.id, cursor, since_id, limit)
     return await _statuses(request, viewer, page, lambda item: item.object)
 
 
