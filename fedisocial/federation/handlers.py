@@ -38,8 +38,10 @@ from fedisocial.ap.vocab import (
 )
 from fedisocial.errors import Forbidden, InvalidDocument
 from fedisocial.federation.remote import fetch_actor, fetch_object, save_actor
+from fedisocial.social import notifications
 from fedisocial.social.access import Reach, addressees, is_public, may_announce
 from fedisocial.social.content import clean_remote_post
+from fedisocial.social.notifications import Notice
 from fedisocial.social.outbox import Outbox, iso
 from fedisocial.social.versions import record as record_version
 from fedisocial.store.db import Database
@@ -145,6 +147,8 @@ class Tx:
     followers: dict[str, str | None] = field(default_factory=dict)
     #: what the activities handled so far add to home feeds
     reaches: list[Reach] = field(default_factory=list)
+    #: the notifications they cause (written with the feeds, at the end of the batch)
+    notices: list[Notice] = field(default_factory=list)
 
     async def stored(self, uri: str | None) -> Object | None:
         """The stored object ``uri`` (read once per batch)."""
@@ -165,6 +169,15 @@ class Tx:
         self, row: Object, boosted: Object | None = None, reached: Iterable[str] = ()
     ) -> None:
         self.reaches.append(Reach(row, boosted, tuple(reached)))
+
+    def notify(self, *notices: Notice) -> None:
+        self.notices.extend(notices)
+
+    async def withdraw(self, **undone: Any) -> None:
+        """Take back notifications (:func:`~fedisocial.social.notifications.withdraw`), those
+        of this batch not yet written too."""
+        notifications.withdrawn(self.notices, **undone)
+        await notifications.withdraw(self.session, **undone)
 
     async def preload(self, activities: Iterable[Received]) -> None:
         """Read the objects and authors a batch mentions: two queries."""
@@ -369,7 +382,9 @@ async def on_create_post(tx: Tx, act: Received) -> None:
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
-    await _store_post(tx, post, author, original, act)
+    row = await _store_post(tx, post, author, original, act)
+    parent = await tx.stored(row.in_reply_to)
+    tx.notify(*notifications.post_notices(row, parent.actor_uri if parent else None))
 
 
 @handles(prepare=resolve_object)
@@ -399,7 +414,8 @@ async def on_update_post(tx: Tx, act: Received) -> None:
     post.setdefault("updated", act.doc.get("published") or iso(utcnow()))
     if post["updated"] != row.data.get("updated"):  # not a redelivery: keep the old version
         record_version(tx.session, row)
-    await _store_post(tx, post, author, act.object)
+    row = await _store_post(tx, post, author, act.object)
+    tx.notify(*await notifications.edit_notices(tx.session, row, act.id))
 
 
 async def refresh_actor(svc: Services, act: Received) -> Received:
@@ -452,6 +468,7 @@ async def on_delete(tx: Tx, act: Received) -> None:
         raise Forbidden(f"only the author of {target} can delete it, not {act.actor}")
     row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
     await tx.session.execute(delete(TimelineEntry).where(TimelineEntry.object_id == row.id))
+    await notifications.forget_post(tx.session, row.id)
 
 
 async def _delete_actor(tx: Tx, act: Received) -> None:
@@ -471,6 +488,7 @@ async def _delete_actor(tx: Tx, act: Received) -> None:
     for row in rows:
         row.data, row.original, row.deleted_at = _tombstone(row, now), None, now
     await session.execute(delete(Actor).where(Actor.uri == who, Actor.local.is_(False)))
+    await notifications.forget_actor(session, who)
     tx.followers.pop(who, None)
 
 
@@ -486,6 +504,7 @@ async def on_follow(tx: Tx, act: Received) -> None:
     follow = await session.scalar(select(Follow).where(
         Follow.follower_uri == act.actor, Follow.followee_uri == followee.uri
     ))  # fmt: skip
+    new = follow is None
     if follow is None:
         session.add(Follow(follower_uri=act.actor, followee_uri=followee.uri,
                            activity_uri=act.id))  # fmt: skip
@@ -494,10 +513,14 @@ async def on_follow(tx: Tx, act: Received) -> None:
         follow.activity_uri, accepted = act.id, follow.state == "accepted"
     if followee.id in await _blockers(session, act.actor):
         await tx.svc.outbox.answer_follow_in(session, followee, act.id, accept=False)
-    elif followee.manually_approves_followers and not accepted:
+        return
+    if followee.manually_approves_followers and not accepted:
         log.info("follow request %s waits for %s to approve it", act.id, followee.uri)
     else:
         await tx.svc.outbox.answer_follow_in(session, followee, act.id, accept=True)
+    if new:  # a follow asked again tells nothing new
+        kind = notifications.follow_type(followee, accepted)
+        tx.notify(Notice(followee.uri, kind, act.actor, act.id))
 
 
 async def _our_follow(tx: Tx, act: Received) -> Follow | None:
@@ -576,6 +599,8 @@ async def on_like(tx: Tx, act: Received) -> None:
         _skip(act, f"{act.object_id} is not a post we have")
         return
     await _engage(tx, act, "reaction" if emoji else "like", target.uri, emoji)
+    if act.type == "Like" and target.actor_uri:  # (Misskey's reactions are Likes: favourites)
+        tx.notify(Notice(target.actor_uri, "favourite", act.actor, act.id, target))
 
 
 def _announced(act: Received) -> tuple[Any, dict[str, Any] | None] | None:
@@ -615,6 +640,7 @@ async def on_announce(tx: Tx, act: Received) -> None:
         raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
                         "be boosted, except by their author")  # fmt: skip
     await _engage(tx, act, "announce", target.uri, "")
+    tx.notify(Notice(author, "reblog", act.actor, act.id, target))
     announce = await tx.session.get(Object, act.row_id)
     if announce is not None:
         tx.add_to_feeds(announce, target)
@@ -639,6 +665,8 @@ async def undo_follow(tx: Tx, act: Received) -> None:
     ))  # fmt: skip
     if not getattr(result, "rowcount", 0):
         _skip(act, f"{act.actor} did not follow through {act.object_id}")
+    if followee:
+        await tx.withdraw(actor=act.actor, owner=followee, types=notifications.FOLLOWS)
 
 
 @handles()
@@ -656,6 +684,8 @@ async def undo_engagement(tx: Tx, act: Received) -> None:
         )
     if not getattr(result, "rowcount", 0):
         _skip(act, f"{act.object_id} is no like, reaction or boost we have")
+    if act.object_id:
+        await tx.withdraw(actor=act.actor, key=act.object_id)
 
 
 @handles()

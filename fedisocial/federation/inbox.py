@@ -69,6 +69,7 @@ from fedisocial.federation.backpressure import Backpressure
 from fedisocial.federation.handlers import HANDLERS, Handler, Received, Services, Tx, handler_for
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import ClaimedJob, JobQueue, PermanentFailure, RetryPolicy, is_final
+from fedisocial.social.notifications import record
 from fedisocial.social.outbox import Outbox
 from fedisocial.social.timeline import add_all_to_feeds
 from fedisocial.store.db import Database
@@ -393,16 +394,18 @@ class Inbox:
                     except Exception as exc:
                         raise _Redo from exc
                 else:
-                    reaches = len(tx.reaches)
+                    reaches, notices = len(tx.reaches), len(tx.notices)
                     try:
                         async with session.begin_nested():
                             await handler.apply(tx, act)
                     except Exception as exc:
                         failures[job_id] = _failure(act, exc)
                         del tx.reaches[reaches:]
+                        del tx.notices[notices:]
                         tx.forget()
             try:
                 await add_all_to_feeds(session, tx.reaches)
+                await record(session, tx.notices)
             except Exception as exc:  # a post that cannot be written shows up here at the latest
                 if careful:
                     raise

@@ -25,6 +25,7 @@ from fedisocial.errors import BadRequest, FedisocialError, Forbidden, NotFound
 from fedisocial.federation.delivery import enqueue_fanout
 from fedisocial.federation.remote import fetch_actor, fetch_object, resolve_handle
 from fedisocial.jobs import JobQueue
+from fedisocial.social import notifications
 from fedisocial.social.access import is_public
 from fedisocial.social.accounts import find_local_actor, render_actor
 from fedisocial.social.collections import bare
@@ -266,6 +267,7 @@ class Outbox:
                                          ref=note["id"])  # fmt: skip
             if deliver:
                 await add_to_feeds(session, row)
+                await self._notify_post(session, row)
             if within is not None:
                 await within(session, row)
         return row, activity
@@ -295,7 +297,16 @@ class Outbox:
             recipients = [*_audience(row.data), *row.data.get("audience", ()), *hidden]
             enqueue_fanout(session, create.uri, actor.id, recipients, ref=note_uri)
             await add_to_feeds(session, row)
+            await self._notify_post(session, row)
         return row
+
+    async def _notify_post(self, session: AsyncSession, row: Object) -> None:
+        """Tell the local accounts a post mentions, and the author of the post it answers."""
+        parent = None
+        if row.in_reply_to is not None:
+            query = select(Object.actor_uri).where(Object.uri == row.in_reply_to)
+            parent = await session.scalar(query)
+        await notifications.record(session, notifications.post_notices(row, parent))
 
     async def withdraw(self, note_uri: str) -> None:
         """Take back a post kept back by :meth:`publish` and never delivered: a Tombstone."""
@@ -379,6 +390,8 @@ class Outbox:
         recipients = [*_audience(note), *_audience(before)]
         stored = await self._store(session, actor, update, recipients=recipients, ref=row.uri)
         await add_to_feeds(session, row)
+        told = await notifications.edit_notices(session, row, stored.uri)
+        await notifications.record(session, told)
         return stored
 
     async def delete(self, actor: Actor, uri: str) -> Object:
@@ -389,6 +402,7 @@ class Outbox:
             now = utcnow()
             row.data = as2.tombstone(uri, former_type=row.type, deleted=now)
             row.deleted_at = now
+            await notifications.forget_post(session, row.id)
             await JobQueue.cancel(session, uri)
             # followers always hear of a delete, whoever the post was addressed to
             recipients = [r for r in [actor.followers_url, *audience] if r]
@@ -447,6 +461,11 @@ class Outbox:
             row = await self._store(session, actor, activity, recipients=recipients)
             if kind == "announce":
                 await add_to_feeds(session, row, target)
+            if author is not None:
+                told = "favourite" if kind == "like" else "reblog"
+                await notifications.record(
+                    session, [notifications.Notice(author, told, actor.uri, row.uri, target)]
+                )
         return row
 
     async def like(self, actor: Actor, uri: str) -> Object:
@@ -474,6 +493,7 @@ class Outbox:
                 recipients = _audience(original.data)
                 original.deleted_at = utcnow()
             await session.delete(engagement)
+            await notifications.withdraw(session, actor=actor.uri, key=engagement.activity_uri)
             undo = self._activity(actor, "Undo", embedded, to=recipients)
             return await self._store(session, actor, undo, recipients=recipients)
 
@@ -501,6 +521,10 @@ class Outbox:
             session.add(follow)
             if followee.local and not followee.manually_approves_followers:
                 follow.state, follow.accepted_at = "accepted", utcnow()
+            told = notifications.follow_type(followee, follow.state == "accepted")
+            await notifications.record(
+                session, [notifications.Notice(followee.uri, told, actor.uri, activity["id"])]
+            )
             return await self._store(session, actor, activity, recipients=[followee.uri])
 
     async def unfollow(self, actor: Actor, target: str) -> Object:
@@ -520,6 +544,9 @@ class Outbox:
                 raise NotFound(missing)
             embedded = as2.embedded(kind, row.activity_uri, actor.uri, target.uri)
             await session.delete(row)
+            if kind == "Follow":
+                await notifications.withdraw(session, actor=actor.uri, owner=target.uri,
+                                             types=notifications.FOLLOWS)  # fmt: skip
             undo = self._activity(actor, "Undo", embedded, to=[target.uri])
             return await self._store(session, actor, undo, recipients=[target.uri])
 

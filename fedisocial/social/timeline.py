@@ -12,28 +12,56 @@ its owner may not read.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fedisocial.social.access import Reach, in_feed_of, local_audiences
+from fedisocial.ap.vocab import POST_TYPES, as_list
+from fedisocial.social.access import Reach, in_feed_of, local_audiences, readable_by
 from fedisocial.social.collections import (
     PAGE_SIZE,
     Cursor,
     Listing,
     Page,
+    liked,
     read_page,
 )
 from fedisocial.social.mutes import hides
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Object, TimelineEntry
+from fedisocial.store.models import (
+    Actor,
+    Bookmark,
+    Engagement,
+    Mute,
+    Object,
+    PostTag,
+    TimelineEntry,
+    utcnow,
+)
 from fedisocial.store.rows import upsert
 
-__all__ = ["FeedItem", "add_all_to_feeds", "add_to_feeds", "home", "home_feed"]
+T = TypeVar("T")
+
+__all__ = [
+    "FeedItem",
+    "add_all_to_feeds",
+    "add_to_feeds",
+    "bookmarks",
+    "favourites",
+    "home",
+    "home_feed",
+    "home_page",
+    "index_tags",
+    "newer_than",
+    "public",
+    "tag_name",
+    "tagged",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,7 @@ async def add_all_to_feeds(session: AsyncSession, reaches: Sequence[Reach]) -> N
                for row_id, owner in await local_audiences(session, reaches)]  # fmt: skip
     if entries:
         await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), entries)
+    await index_tags(session, [reach.boosted or reach.row for reach in reaches])
 
 
 @functools.cache
@@ -113,3 +142,218 @@ async def home_feed(
 ) -> Page[FeedItem]:
     """A page of the home feed, each boost with the post it boosts."""
     return await read_page(db, home(owner_id), cursor, limit)
+
+
+# -- what the Mastodon client API lists besides the home feed --------------------------------
+#
+# Mastodon's ids are time-ordered and its apps page with the id of a status they hold
+# (``max_id``, ``min_id``, ``since_id``), compare ids and sort by them: these listings
+# page by the post's id (``objects.id``, a boost's Announce row), newest first.
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    """What :func:`~fedisocial.social.collections.read_page` pages by when it is not a
+    table's own ``id``: ``id`` is the column (the post's id in another table)."""
+
+    id: Any
+
+
+def tag_name(name: str) -> str:
+    """A hashtag as we index and look it up: without ``#``, NFKC, lower case (Mastodon
+    matches tags case-insensitively)."""
+    return unicodedata.normalize("NFKC", name.strip().lstrip("#")).lower()[:255]
+
+
+def _hashtags(post: Object) -> set[str]:
+    names = {tag_name(str(tag.get("name") or "")) for tag in as_list(post.data.get("tag"))
+             if isinstance(tag, dict) and tag.get("type") == "Hashtag"}  # fmt: skip
+    return {name for name in names if name}
+
+
+async def index_tags(session: AsyncSession, posts: Sequence[Object]) -> None:
+    """Write the hashtags of ``posts`` (stored or edited: their earlier tags go), two statements.
+
+    Called with every post that reaches feeds (:func:`add_all_to_feeds`): local posts
+    when published or edited, remote ones when a Create, Update or Announce brings them.
+    """
+    posts = [post for post in posts if post.type in POST_TYPES and post.id is not None]
+    if not posts:
+        return
+    await session.execute(delete(PostTag).where(PostTag.object_id.in_({p.id for p in posts})))
+    rows = [{"name": name, "object_id": post.id} for post in {p.id: p for p in posts}.values()
+            if post.deleted_at is None for name in sorted(_hashtags(post))]  # fmt: skip
+    if rows:
+        await session.execute(upsert(session, PostTag).on_conflict_do_nothing(), rows)
+
+
+def newer_than(listing: Listing[T], since_id: int | None) -> Listing[T]:
+    """``listing`` limited to items newer than ``since_id`` (Mastodon's ``since_id``: the
+    newest page, down to that id). The listing must page by id alone."""
+    if since_id is None:
+        return listing
+    assert listing.sort is None, "since_id needs a listing paged by id"
+    column = listing.model.id
+
+    def query(*columns: Any) -> Select[Any]:
+        return listing.query(*columns).where(column > since_id)
+
+    return Listing(listing.model, None, query, listing.values, listing.item)
+
+
+async def _entry_near(
+    session: AsyncSession, owner_id: int, status_id: int, *, newer: bool
+) -> TimelineEntry | None:
+    """The entry of ``status_id`` in the feed of ``owner_id``; else the nearest one newer
+    (or older) by post id. Lookups of the ``(owner_id, object_id)`` unique index."""
+    mine = TimelineEntry.owner_id == owner_id
+    exact = await session.scalar(select(TimelineEntry).where(
+        mine, TimelineEntry.object_id == status_id))  # fmt: skip
+    if exact is not None:
+        return exact
+    side = TimelineEntry.object_id > status_id if newer else TimelineEntry.object_id < status_id
+    order = TimelineEntry.object_id.asc() if newer else TimelineEntry.object_id.desc()
+    return await session.scalar(select(TimelineEntry).where(mine, side).order_by(order).limit(1))
+
+
+def _after(listing: Listing[T], entry: TimelineEntry) -> Listing[T]:
+    """``listing`` (the home feed) limited to entries after ``entry`` in its order."""
+
+    def query(*columns: Any) -> Select[Any]:
+        position = tuple_(TimelineEntry.published, TimelineEntry.id)
+        return listing.query(*columns).where(position > tuple_(entry.published, entry.id))
+
+    return Listing(listing.model, listing.sort, query, listing.values, listing.item)
+
+
+async def home_page(
+    db: Database, owner_id: int, cursor: Cursor = Cursor(), since_id: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> Page[FeedItem]:  # fmt: skip
+    """A page of :func:`home` whose cursors are post ids (a boost's: its Announce's), as
+    Mastodon apps send and expect them (``since_id``: the newest, down to that post).
+
+    The feed keeps its own order and index (entry time): each id given is turned into its
+    entry (or, for a post not in the feed, the nearest by post id), one index lookup.
+    """
+    listing, entries = home(owner_id), Cursor()
+    async with db.session() as session:
+        if cursor.min_id is not None:
+            found = await _entry_near(session, owner_id, cursor.min_id, newer=False)
+            entries = Cursor(min_id=found.id if found is not None else 0)
+        elif cursor.max_id is not None:
+            found = await _entry_near(session, owner_id, cursor.max_id, newer=True)
+            entries = Cursor(max_id=found.id) if found is not None else Cursor()
+        if since_id is not None and cursor.min_id is None:
+            since = await _entry_near(session, owner_id, since_id, newer=False)
+            listing = _after(listing, since) if since is not None else listing
+    page = await read_page(db, listing, entries, limit)
+    items = page.items
+    if not items:
+        return Page(items)
+    older = items[-1].object.id if page.next_max_id is not None else None
+    return Page(items, older, items[0].object.id)
+
+
+def _post(row: Sequence[Any]) -> Object:
+    post: Object = row[1]
+    return post
+
+
+def _shown_to(viewer: Actor | None) -> ColumnElement[bool]:
+    """Neither blocked (either way) nor muted by ``viewer`` (None: anyone is shown all)."""
+    if viewer is None:
+        return true()
+    muted = exists().where(
+        Mute.owner_id == viewer.id,
+        Mute.muted_uri == Object.actor_uri,
+        or_(Mute.expires_at.is_(None), Mute.expires_at > utcnow()),
+    )
+    return and_(in_feed_of(viewer.uri, Object), ~muted)
+
+
+def _public_posts(viewer: Actor | None, *, local: bool, remote: bool,
+                  only_media: bool) -> list[ColumnElement[bool]]:  # fmt: skip
+    """Mastodon's public scope: public posts (not unlisted), not deleted, as asked."""
+    conditions = [
+        Object.type.in_(POST_TYPES),
+        Object.visibility == "public",
+        Object.deleted_at.is_(None),
+        _shown_to(viewer),
+    ]
+    if local:
+        conditions.append(Object.local.is_(True))
+    elif remote:
+        conditions.append(Object.local.is_(False))
+    if only_media:
+        conditions.append(Object.data[("attachment", 0)].as_string().is_not(None))
+    return conditions
+
+
+def public(
+    viewer: Actor | None, *, local: bool = False, remote: bool = False, only_media: bool = False
+) -> Listing[Object]:
+    """The public timeline (Mastodon's ``PublicFeed``): public posts we store, no boosts and
+    no replies but an author's replies to itself (threads), newest first by id."""
+    parent = aliased(Object, name="parent")
+    shown = _public_posts(viewer, local=local, remote=remote, only_media=only_media)
+
+    def query(*columns: Any) -> Select[Any]:
+        return (
+            select(*columns)
+            .select_from(Object)
+            .outerjoin(parent, parent.uri == Object.in_reply_to)
+            .where(*shown, or_(Object.in_reply_to.is_(None), parent.actor_uri == Object.actor_uri))
+        )
+
+    return Listing(Object, None, query, (Object,), _post)
+
+
+def tagged(
+    name: str, viewer: Actor | None, *, local: bool = False, remote: bool = False,
+    only_media: bool = False,
+) -> Listing[Object]:  # fmt: skip
+    """The public posts tagged ``name`` (Mastodon's ``TagFeed``): a range scan of post_tags."""
+    shown = _public_posts(viewer, local=local, remote=remote, only_media=only_media)
+
+    def query(*columns: Any) -> Select[Any]:
+        return (
+            select(*columns)
+            .select_from(PostTag)
+            # "+ 0": a nested loop from the tag's rows (a merge join, which PostgreSQL
+            # picks otherwise, walks the objects index down from the newest post, 36 ms
+            # for a tag on 1 post in 50 of 200,000; this is 0.2 ms)
+            .join(Object, Object.id == PostTag.object_id + 0)
+            .where(PostTag.name == tag_name(name), *shown)
+        )
+
+    return Listing(_Keyed(PostTag.object_id), None, query, (Object,), _post)
+
+
+def _saved(model: Any, base: Callable[..., Select[Any]], join: ColumnElement[bool],
+           viewer: Actor) -> Listing[Object]:  # fmt: skip
+    def query(*columns: Any) -> Select[Any]:
+        return (
+            base(*columns)
+            .join(Object, join)
+            .where(Object.deleted_at.is_(None), readable_by(viewer.uri))
+        )
+
+    return Listing(model, None, query, (Object,), _post)
+
+
+def favourites(viewer: Actor) -> Listing[Object]:
+    """The posts ``viewer`` liked that it may still read, the latest like first (paged by
+    the like's id, as Mastodon pages favourites)."""
+    liked_ = liked(viewer.uri)
+    return _saved(Engagement, liked_.query, Object.uri == Engagement.object_uri, viewer)
+
+
+def bookmarks(viewer: Actor) -> Listing[Object]:
+    """The posts ``viewer`` bookmarked that it may still read, the latest first (paged by
+    the bookmark's id, as Mastodon pages bookmarks)."""
+
+    def base(*columns: Any) -> Select[Any]:
+        return select(*columns).select_from(Bookmark).where(Bookmark.owner_id == viewer.id)
+
+    return _saved(Bookmark, base, Object.id == Bookmark.object_id, viewer)

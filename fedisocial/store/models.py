@@ -48,6 +48,7 @@ __all__ = [
     "OAuthCode",
     "OAuthToken",
     "Object",
+    "PostTag",
     "PostVersion",
     "StreamEvent",
     "ThrottleCounter",
@@ -577,3 +578,16 @@ class StreamEvent(Base):
     kind: Mapped[str] = mapped_column(String(16))
     object_id: Mapped[int] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PostTag(Base):
+    """A hashtag of a post (its ``tag`` array's ``Hashtag`` names, normalized): the index
+    of the tag timelines, read newest post first by (name, post id)."""
+
+    __tablename__ = "post_tags"
+
+    #: lower case, without ``#`` (:func:`fedisocial.social.timeline.tag_name`)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    object_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -25,6 +25,7 @@ from fedisocial.ap.addressing import Visibility
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, FedisocialError, NotFound, RateLimited
 from fedisocial.jobs import JobQueue, RetryPolicy
+from fedisocial.social import notifications
 from fedisocial.social.content import render
 from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
@@ -141,8 +142,8 @@ class Studio:
             await self._requeue(generation.id)
             raise
         await self._finish(generation.id, media_id=media.id)
-        if payload.get("note"):
-            await self._release(payload, media)
+        note = await self._release(payload, media) if payload.get("note") else None
+        await self._notify_done(generation, note)
 
     async def gave_up(self, payload: dict[str, Any], exc: BaseException) -> None:
         """The job failed for good: show the generation failed, with a reason a user can read.
@@ -153,7 +154,18 @@ class Studio:
         if payload.get("note"):
             await self.outbox.withdraw(payload["note"])
 
-    async def _release(self, payload: dict[str, Any], media: Media) -> None:
+    async def _notify_done(self, generation: Generation, note: Object | None) -> None:
+        """Tell the owner the image is made: ``status`` with the post it was for, now
+        published; else our own type (see :mod:`fedisocial.social.notifications`)."""
+        kind = "status" if note is not None else notifications.GENERATION
+        async with self.db.transaction() as session:
+            owner = await session.scalar(select(Actor.uri).where(Actor.id == generation.owner_id))
+            if owner is not None:
+                told = notifications.Notice(owner, kind, owner, f"generation:{generation.id}",
+                                            note, own=True)  # fmt: skip
+                await notifications.record(session, [told])
+
+    async def _release(self, payload: dict[str, Any], media: Media) -> Object | None:
         """Deliver the post that waited for this image, the image attached and labeled."""
         item = attachment(media, self.store.url(media.path))
 
@@ -167,6 +179,7 @@ class Studio:
                 await session.execute(
                     update(Media).where(Media.id == media.id).values(note_uri=note.uri)
                 )
+        return note
 
     def label(self, note: dict[str, Any], models: list[str]) -> dict[str, Any]:
         """A Note made elsewhere (a C2S client) with the AI label :meth:`publish` writes: the

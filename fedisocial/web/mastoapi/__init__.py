@@ -15,10 +15,12 @@ from fedisocial.web.mastoapi import (
     apps,
     instance,
     media,
+    notifications,
     relationships,
     search,
     statuses,
     streaming,
+    timelines,
 )
 
 __all__ = ["routes"]
@@ -32,5 +34,7 @@ routes: list[BaseRoute] = [
     *relationships.routes,
     *statuses.routes,
     *media.routes,
+    *timelines.routes,
+    *notifications.routes,
     *streaming.routes,
 ]

@@ -1,0 +1,308 @@
+"""Notifications: who is told of what, written where it happens, read by the Mastodon API.
+
+A local account is notified (Mastodon's types) when someone
+
+- follows it (``follow``), or asks to when it approves followers (``follow_request``);
+- mentions it in a post we store, or replies to one of its posts (``mention``);
+- likes (``favourite``) or boosts (``reblog``) one of its posts;
+- edits a post it boosted or was mentioned in (``update``);
+
+and when an image it asked for is made: ``status`` with the post, when the image was
+for a post that is published now (every app shows it), else our own type
+:data:`GENERATION` with no status, listed only to clients that ask for it by name
+(``types[]``), so that apps which know only Mastodon's types never meet it.
+
+Received activities notify from their handlers (:mod:`fedisocial.federation.handlers`,
+in bulk at the end of the inbox's batch, in its transaction); local actions from
+:mod:`fedisocial.social.outbox` (local recipients never pass through the inbox).
+Each notification has a ``key``, what caused it (the activity's id, or the post's), and
+one row per (owner, type, key): a redelivered activity notifies once. Nobody is
+notified of themselves, of an account they block, or of one they mute with its
+notifications. An Undo of the like, boost or follow withdraws its notification; a
+deleted post's go with it. Reading shows only what the owner may read now
+(:func:`~fedisocial.social.access.readable_by`), never a deleted post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from fedisocial.ap.vocab import as_list
+from fedisocial.social.access import readable_by
+from fedisocial.social.collections import Listing
+from fedisocial.store.db import Database
+from fedisocial.store.models import (
+    Actor,
+    Block,
+    Engagement,
+    Marker,
+    Mute,
+    Notification,
+    Object,
+    utcnow,
+)
+from fedisocial.store.rows import upsert
+
+__all__ = [
+    "FOLLOWS",
+    "GENERATION",
+    "MASTODON_TYPES",
+    "Notice",
+    "Shown",
+    "clear",
+    "dismiss",
+    "edit_notices",
+    "find",
+    "follow_type",
+    "forget_actor",
+    "forget_post",
+    "listing",
+    "post_notices",
+    "record",
+    "unread_count",
+    "withdraw",
+    "withdrawn",
+]
+
+#: our own type: an image the account asked for (with no post) is made
+GENERATION = "fedisocial:generation"
+#: the types of Mastodon 4.x we send, and the types listed when a client names none
+MASTODON_TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite",
+                  "update")  # fmt: skip
+#: the types of a follow's notification
+FOLLOWS = ("follow", "follow_request")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification to write: ``owner`` (an actor id; only local accounts are told) is told
+    of ``type`` by ``actor``, about ``post`` if any; ``key`` names the cause."""
+
+    owner: str
+    type: str
+    actor: str
+    key: str
+    post: Object | None = None
+    #: the account's own doing that it is told of (a finished image)
+    own: bool = False
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A notification as read: the row, who caused it, the post it is about."""
+
+    notification: Notification
+    actor: Actor
+    post: Object | None
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
+    """Write ``notices`` in the caller's transaction: three reads and one insert for any number.
+
+    Left out: notices to non-local actors, to oneself, from an actor the owner blocks
+    or mutes with notifications; those already written (same owner, type and key).
+    """
+    wanted = {(n.owner, n.type, n.key): n for n in notices if n.own or n.owner != n.actor}
+    if not wanted:
+        return
+    owners = {n.owner for n in wanted.values()}
+    actors = {n.actor for n in wanted.values()}
+    local = dict((await session.execute(
+        select(Actor.uri, Actor.id).where(Actor.uri.in_(owners), Actor.local.is_(True))
+    )).all())  # fmt: skip
+    if not local:
+        return
+    refused = set((await session.execute(
+        select(Block.blocker_uri, Block.blocked_uri)
+        .where(Block.blocker_uri.in_(local), Block.blocked_uri.in_(actors))
+    )).all())  # fmt: skip
+    refused |= set((await session.execute(
+        select(Actor.uri, Mute.muted_uri).join(Actor, Actor.id == Mute.owner_id)
+        .where(Mute.owner_id.in_(local.values()), Mute.muted_uri.in_(actors),
+               Mute.notifications.is_(True),
+               or_(Mute.expires_at.is_(None), Mute.expires_at > utcnow()))
+    )).all())  # fmt: skip
+    await session.flush()  # posts added in this transaction get their ids
+    now = utcnow()
+    rows = [{"owner_id": local[n.owner], "type": n.type, "actor_uri": n.actor, "key": n.key,
+             "object_id": n.post.id if n.post is not None else None, "created_at": now}
+            for n in wanted.values()
+            if n.owner in local and (n.own or (n.owner, n.actor) not in refused)]  # fmt: skip
+    if rows:
+        await session.execute(upsert(session, Notification).on_conflict_do_nothing(), rows)
+
+
+def _mentioned(post: Object) -> set[str]:
+    return {str(tag["href"]) for tag in as_list(post.data.get("tag"))
+            if isinstance(tag, dict) and tag.get("type") == "Mention"
+            and isinstance(tag.get("href"), str)}  # fmt: skip
+
+
+def post_notices(post: Object, replied_to: str | None) -> list[Notice]:
+    """What a new post tells: a ``mention`` to each account it mentions and to the author
+    of the post it replies to (``replied_to``)."""
+    told = _mentioned(post) | ({replied_to} if replied_to else set())
+    author = post.actor_uri or ""
+    return [Notice(uri, "mention", author, post.uri, post) for uri in sorted(told)]
+
+
+async def edit_notices(session: AsyncSession, post: Object, key: str) -> list[Notice]:
+    """What an edit tells (``update``): the accounts that boosted the post or that it
+    mentions. ``key`` is the Update's id: each edit notifies once."""
+    boosters = await session.scalars(select(Engagement.actor_uri).where(
+        Engagement.kind == "announce", Engagement.object_uri == post.uri
+    ))  # fmt: skip
+    told = set(boosters) | _mentioned(post)
+    author = post.actor_uri or ""
+    return [Notice(uri, "update", author, key, post) for uri in sorted(told)]
+
+
+async def withdraw(
+    session: AsyncSession, *, actor: str, key: str | None = None, owner: str | None = None,
+    types: Sequence[str] = ("favourite", "reblog"),
+) -> None:  # fmt: skip
+    """Take back what ``actor`` caused: the notification of activity ``key``, or all of
+    ``types`` to ``owner`` (an undone follow, whatever its id)."""
+    query = delete(Notification).where(Notification.actor_uri == actor,
+                                       Notification.type.in_(types))  # fmt: skip
+    if key is not None:
+        query = query.where(Notification.key == key)
+    if owner is not None:
+        query = query.where(Notification.owner_id.in_(
+            select(Actor.id).where(Actor.uri == owner).scalar_subquery()
+        ))  # fmt: skip
+    await session.execute(query)
+
+
+def withdrawn(
+    notices: list[Notice], *, actor: str, key: str | None = None, owner: str | None = None,
+    types: Sequence[str] = ("favourite", "reblog"),
+) -> None:  # fmt: skip
+    """:func:`withdraw` for notices not yet written (an activity and its Undo in one batch)."""
+    notices[:] = [n for n in notices if not (
+        n.actor == actor and n.type in types and (key is None or n.key == key)
+        and (owner is None or n.owner == owner)
+    )]  # fmt: skip
+
+
+async def forget_post(session: AsyncSession, object_id: int) -> None:
+    """A post was deleted (its row stays, a Tombstone): its notifications go."""
+    await session.execute(delete(Notification).where(Notification.object_id == object_id))
+
+
+async def forget_actor(session: AsyncSession, actor_uri: str) -> None:
+    """An actor deleted itself: what it caused goes."""
+    await session.execute(delete(Notification).where(Notification.actor_uri == actor_uri))
+
+
+def follow_type(followee: Actor, accepted: bool) -> str:
+    """``follow`` for a follow that took, ``follow_request`` for one waiting for approval."""
+    return "follow_request" if followee.manually_approves_followers and not accepted else "follow"
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _filtered(query: Select[Any], owner: Actor, types: Sequence[str],
+              exclude: Sequence[str], account_id: int | None) -> Select[Any]:  # fmt: skip
+    post = Object
+    query = (
+        query.select_from(Notification)
+        .join(Actor, Actor.uri == Notification.actor_uri)
+        .outerjoin(post, post.id == Notification.object_id)
+        .where(
+            Notification.owner_id == owner.id,
+            Notification.dismissed_at.is_(None),
+            or_(Notification.object_id.is_(None),
+                post.deleted_at.is_(None) & readable_by(owner.uri, post)),
+            Notification.type.in_(list(types or MASTODON_TYPES)),
+        )
+    )  # fmt: skip
+    if exclude:
+        query = query.where(Notification.type.not_in(list(exclude)))
+    if account_id is not None:
+        query = query.where(Actor.id == account_id)
+    return query
+
+
+def _select(*columns: Any) -> Select[Any]:
+    return select(*columns)
+
+
+def _shown(row: Sequence[Any]) -> Shown:
+    return Shown(row[1], row[2], row[3])
+
+
+def listing(
+    owner: Actor, *, types: Sequence[str] = (), exclude: Sequence[str] = (),
+    account_id: int | None = None,
+) -> Listing[Shown]:  # fmt: skip
+    """The notifications of ``owner``, newest first (paged by id): of ``types`` (none
+    given: Mastodon's), not of ``exclude``, caused by the account ``account_id``."""
+
+    def query(*columns: Any) -> Select[Any]:
+        return _filtered(_select(*columns), owner, types, exclude, account_id)
+
+    return Listing(Notification, None, query, (Notification, Actor, Object), _shown)
+
+
+async def find(db: Database, owner: Actor, notification_id: int) -> Shown | None:
+    """One notification of ``owner`` (not dismissed, about what it may read), any type."""
+    every = (*MASTODON_TYPES, GENERATION)
+    query = _filtered(_select(Notification, Actor, Object), owner, every, (), None)
+    async with db.session() as session:
+        row = (await session.execute(query.where(Notification.id == notification_id))).first()
+    return Shown(row[0], row[1], row[2]) if row is not None else None
+
+
+async def dismiss(db: Database, owner: Actor, notification_id: int) -> bool:
+    """Dismiss one notification of ``owner``; False if it has none of that id.
+
+    Dismissed rows stay (hidden), so that a redelivered activity does not notify again.
+    """
+    async with db.transaction() as session:
+        done = await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.owner_id == owner.id,
+                   Notification.dismissed_at.is_(None))
+            .values(dismissed_at=utcnow())
+        )  # fmt: skip
+    return bool(getattr(done, "rowcount", 0))
+
+
+async def clear(db: Database, owner: Actor) -> None:
+    """Dismiss every notification of ``owner``."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(Notification)
+            .where(Notification.owner_id == owner.id, Notification.dismissed_at.is_(None))
+            .values(dismissed_at=utcnow())
+        )
+
+
+async def unread_count(
+    db: Database, owner: Actor, *, limit: int, types: Sequence[str] = (),
+    exclude: Sequence[str] = (), account_id: int | None = None,
+) -> int:  # fmt: skip
+    """How many notifications are newer than the ``notifications`` marker (all without
+    one), counting at most ``limit`` (Mastodon 4.3's ``unread_count``)."""
+    marker = aliased(Marker)
+    last_read = (select(marker.last_read_id)
+                 .where(marker.owner_id == owner.id, marker.timeline == "notifications")
+                 .scalar_subquery())  # fmt: skip
+    async with db.session() as session:
+        read_up_to = await session.scalar(select(last_read))
+        query = _filtered(_select(Notification.id), owner, types, exclude, account_id)
+        if read_up_to is not None and str(read_up_to).isdigit():
+            query = query.where(Notification.id > int(read_up_to))
+        counted = query.limit(limit).subquery()
+        return int(await session.scalar(select(func.count()).select_from(counted)) or 0)
