@@ -63,6 +63,24 @@ async def test_the_user_stream_sees_its_feed_edits_and_deletes(context: Context)
     assert deleted.event == "delete" and deleted.deleted_id == post.id
 
 
+async def test_notifications_stream_as_mastodon_entities(context: Context) -> None:
+    from fedisocial.web.mastoapi.entities import Entities
+    from fedisocial.web.mastoapi.streaming import _payload
+
+    alice, bob = await _actor(context, "alice"), await _actor(context, "bob")
+    post = await context.outbox.post(alice, "like me")
+    told = await context.streams.subscribe(Subscription("user:notification", alice))
+    await context.outbox.like(bob, post.uri)
+    got = await _next(told)
+    assert got.event == "notification" and got.notification is not None
+    payload = await _payload(Entities(context.db, context.urls, alice), got)
+    assert payload is not None
+    entity = json.loads(payload)
+    assert entity["type"] == "favourite" and entity["account"]["acct"] == "bob"
+    assert entity["status"]["id"] == str(post.id)
+    await _nothing(told)  # her own post reached her feed, not her notifications
+
+
 async def test_public_and_hashtag_streams_show_public_top_level_posts(context: Context) -> None:
     alice = await _actor(context, "alice")
     streams = context.streams

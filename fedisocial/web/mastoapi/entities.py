@@ -22,6 +22,7 @@ from fedisocial.ap import vocab
 from fedisocial.social.bookmarks import bookmarked
 from fedisocial.social.collections import Counts, counts
 from fedisocial.social.content import plain_text
+from fedisocial.social.notifications import GENERATION, Shown
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Engagement, Follow, Media, Object
 from fedisocial.studio.media import thumbnail_size
@@ -389,6 +390,30 @@ class Entities:
             })  # fmt: skip
         return out
 
+    # -- notifications --------------------------------------------------------------
+    async def notifications(self, shown: Sequence[Shown]) -> list[dict[str, Any]]:
+        """Notification entities, in order; those whose post cannot be shown are left out."""
+        posts = [item.post for item in shown if item.post is not None]
+        statuses = {status["id"]: status for status in await self.statuses(posts)}
+        actors = list({item.actor.id: item.actor for item in shown}.values())
+        accounts = {a.id: e for a, e in zip(actors, await self.accounts(actors), strict=True)}
+        out = []
+        for item in shown:
+            found = item.notification
+            entity: dict[str, Any] = {"id": str(found.id), "type": found.type,
+                                      "created_at": iso_time(found.created_at),
+                                      "account": accounts[item.actor.id]}  # fmt: skip
+            if item.post is not None:
+                status = statuses.get(str(item.post.id))
+                if status is None:
+                    continue
+                entity["status"] = status
+            if found.type == GENERATION:
+                entity["generation_id"] = found.key.rpartition(":")[2]
+            entity["group_key"] = _group_key(item, str(item.post.id) if item.post else None)
+            out.append(entity)
+        return out
+
 
 def _attachments(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [
@@ -401,6 +426,18 @@ def _attachments(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def _size(width: int, height: int) -> dict[str, Any]:
     return {"width": width, "height": height, "size": f"{width}x{height}",
             "aspect": width / height if height else 1.0}  # fmt: skip
+
+
+_GROUPED = frozenset({"favourite", "reblog", "follow"})
+
+
+def _group_key(shown: Shown, status_id: str | None) -> str:
+    found = shown.notification
+    if found.type not in _GROUPED:
+        return f"ungrouped-{found.id}"
+    hour = int(found.created_at.timestamp()) // 3600
+    prefix = found.type if found.type == "follow" else f"{found.type}-{status_id}"
+    return f"{prefix}-{hour}"
 
 
 def _mention_hrefs(doc: dict[str, Any]) -> Iterable[str]:

@@ -39,42 +39,11 @@ __all__ = ["routes"]
 #: a page of notifications (Mastodon's DEFAULT_NOTIFICATIONS_LIMIT), and unread_count's cap
 _PAGE = 40
 _COUNT_DEFAULT, _COUNT_MAX = 100, 1000
-_GROUPED = frozenset({"favourite", "reblog", "follow"})
-
-
-def _group_key(shown: Shown, status_id: str | None) -> str:
-    found = shown.notification
-    if found.type not in _GROUPED:
-        return f"ungrouped-{found.id}"
-    hour = int(found.created_at.timestamp()) // 3600
-    prefix = found.type if found.type == "follow" else f"{found.type}-{status_id}"
-    return f"{prefix}-{hour}"
 
 
 async def _render(request: Request, viewer: Actor, shown: list[Shown]) -> list[dict[str, Any]]:
-    """Notification entities, in order; those whose post cannot be shown are left out."""
     context = get_context(request)
-    entities = Entities(context.db, context.urls, viewer)
-    posts = [item.post for item in shown if item.post is not None]
-    statuses = {status["id"]: status for status in await entities.statuses(posts)}
-    actors = list({item.actor.id: item.actor for item in shown}.values())
-    accounts = {a.id: e for a, e in zip(actors, await entities.accounts(actors), strict=True)}
-    out = []
-    for item in shown:
-        found = item.notification
-        entity: dict[str, Any] = {"id": str(found.id), "type": found.type,
-                                  "created_at": iso_time(found.created_at),
-                                  "account": accounts[item.actor.id]}  # fmt: skip
-        if item.post is not None:
-            status = statuses.get(str(item.post.id))
-            if status is None:
-                continue
-            entity["status"] = status
-        if found.type == notifications.GENERATION:
-            entity["generation_id"] = found.key.rpartition(":")[2]
-        entity["group_key"] = _group_key(item, str(item.post.id) if item.post else None)
-        out.append(entity)
-    return out
+    return await Entities(context.db, context.urls, viewer).notifications(shown)
 
 
 def _filters(params: Params) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fedisocial.auth.tokens import Grant, authenticate_bearer, require_scopes
 from fedisocial.errors import BadRequest, FedisocialError, Unauthorized
+from fedisocial.social import notifications
+from fedisocial.social.notifications import MASTODON_TYPES
 from fedisocial.social.streaming import Delivery, Inbox, Subscription, new_inbox
 from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
@@ -76,12 +78,19 @@ def _subscription(connection: HTTPConnection, viewer: Actor | None, stream: str,
 
 
 async def _payload(entities: Entities, delivery: Delivery) -> str | None:
-    """The message's payload: a JSON string of the entity, the id for ``delete``."""
+    """The message's payload: a JSON string of the entity, the id for ``delete``; None for
+    what the viewer cannot be shown (gone since, or our own notification type, which apps
+    do not know)."""
     if delivery.event == "delete":
         return str(delivery.deleted_id)
     if delivery.post is not None:
         status = await entities.status(delivery.post)
         return orjson.dumps(status).decode() if status is not None else None
+    note, viewer = delivery.notification, entities.viewer
+    if note is not None and viewer is not None and note.type in MASTODON_TYPES:
+        found = await notifications.find(entities.db, viewer, note.id)
+        shown = await entities.notifications([found]) if found is not None else []
+        return orjson.dumps(shown[0]).decode() if shown else None
     return None
 
 
