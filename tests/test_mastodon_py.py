@@ -7,17 +7,28 @@ https://mastodonpy.readthedocs.io/ — version 2.3.3, pinned in pyproject's ``te
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from mastodon import Mastodon
+from mastodon import Mastodon, StreamListener
 from mastodon.errors import MastodonAPIError, MastodonUnauthorizedError
+from PIL import Image
 
 from fedisocial.auth.clients import OOB
-from tests.mastoclient import BACKENDS, LiveInstance, approve, database_url, live_instance
+from tests.mastoclient import (
+    BACKENDS,
+    LiveInstance,
+    approve,
+    database_url,
+    live_instance,
+    user_token,
+)
 
 SCOPES = ["read", "write", "follow", "push"]
 
@@ -130,3 +141,55 @@ def test_the_harness_lands_on_a_redirect_too(live: LiveInstance, tmp_path: Path)
     token = api.log_in(code=code, redirect_uri="http://127.0.0.1:9/callback", scopes=["read"],
                        allow_http=True, to_file=tmp_path / "token.secret")  # fmt: skip
     assert token and (tmp_path / "token.secret").read_text().startswith(token)
+
+
+def test_a_day_with_mastodon_py_post_read_reply_search_and_stream(
+    live: LiveInstance,
+) -> None:
+    # Given alice and bob, each signed in to their own app through the code flow
+    if "bob" not in httpx.get(f"{live.base_url}/api/v1/accounts/lookup",
+                              params={"acct": "bob"}).text:  # fmt: skip
+        live.create_user("bob")
+    alice = Mastodon(access_token=user_token(live), api_base_url=live.base_url,
+                     version_check_mode="created")  # fmt: skip
+    bob = Mastodon(access_token=user_token(live, username="bob"), api_base_url=live.base_url,
+                   version_check_mode="created")  # fmt: skip
+    # alice posts a picture with alt text
+    buffer = io.BytesIO()
+    Image.new("RGB", (90, 60), (20, 160, 90)).save(buffer, "PNG")
+    media = alice.media_post(io.BytesIO(buffer.getvalue()), mime_type="image/png",
+                             description="A green rectangle", file_name="green.png")  # fmt: skip
+    assert media.type == "image" and media.meta.original.width == 90
+    posted = alice.status_post("A green day #colours", media_ids=[media.id])
+    assert posted.media_attachments[0].description == "A green rectangle"
+    assert posted.id in [s.id for s in alice.timeline_home()]
+    # bob finds her, follows her, replies and likes
+    [found] = [a for a in bob.account_search("alice") if a.acct == "alice"]
+    bob.account_follow(found.id)
+    reply = bob.status_post("Lovely green", in_reply_to_id=posted.id)
+    bob.status_favourite(posted.id)
+    context = alice.status_context(posted.id)
+    assert [s.id for s in context.descendants] == [reply.id]
+    kinds = {(n.type, n.account.acct) for n in alice.notifications()}
+    assert {("follow", "bob"), ("mention", "bob"), ("favourite", "bob")} <= kinds
+    assert bob.timeline_home()[0].id == reply.id
+
+    # bob's user stream gets alice's next post as she makes it
+    class Updates(StreamListener):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def on_update(self, status: Any) -> None:
+            self.seen.append(status.content)
+
+    updates = Updates()
+    handle = bob.stream_user(updates, run_async=True)
+    try:
+        time.sleep(1.0)  # the stream is open before the post
+        alice.status_post("Streamed to bob")
+        deadline = time.monotonic() + 20
+        while not any("Streamed to bob" in text for text in updates.seen):
+            assert time.monotonic() < deadline, f"no update streamed: {updates.seen}"
+            time.sleep(0.2)
+    finally:
+        handle.close()
