@@ -20,9 +20,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from fedisocial.app import create_app
+from fedisocial.app import Context, create_app
 from fedisocial.config import Settings, load_settings
 from fedisocial.store.db import Database, migrate
+from tests.c2s_helpers import Person, person
 
 POSTGRES_URL = os.environ.get(
     "FEDISOCIAL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -99,6 +100,24 @@ async def app(settings: Settings, db: Database) -> AsyncIterator[Starlette]:
     application = create_app(settings, database=db)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+def context(app: Starlette) -> Context:
+    """The running app's services (its database, outbox, streams, …)."""
+    found: Context = app.state.context
+    return found
+
+
+@pytest.fixture
+async def alice(context: Context) -> Person:
+    """A local account with a token for reading, writing and following (an app's)."""
+    return await person(context, "alice", scope="read write follow")
+
+
+@pytest.fixture
+async def carol(context: Context) -> Person:
+    return await person(context, "carol", scope="read write follow")
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from fedisocial.social.timeline import home, home_feed
 from fedisocial.store.models import Actor, Engagement, Follow, Job, Object, TimelineEntry
 from tests.test_inbox import BOB, activity, actor_doc, deliver, follows, note, remote_key, run_jobs
 from tests.test_objects import AS2, BROWSER, Remote, basic, local_user, path, remote
-from tests.test_objects import context as context
 
 pytestmark = pytest.mark.usefixtures("app")
 

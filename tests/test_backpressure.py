@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app
 from fedisocial.config import Settings, load_settings
@@ -47,12 +46,6 @@ class Clock:
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, inbox_max_backlog=BOUND)
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    context: Context = app.state.context
-    return context
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import httpx
 import pytest
 from sqlalchemy import select
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.social.accounts import set_locked
@@ -26,12 +25,6 @@ from tests.c2s_helpers import (
     post,
     stored,
 )
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    ctx: Context = app.state.context
-    return ctx
 
 
 @pytest.fixture

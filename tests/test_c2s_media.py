@@ -42,12 +42,6 @@ PROMPT = "https://fedisocial.github.io/ns#prompt"
 
 
 @pytest.fixture
-def context(app: Starlette) -> Context:
-    ctx: Context = app.state.context
-    return ctx
-
-
-@pytest.fixture
 async def alice(context: Context) -> Person:
     return await person(context, "alice")
 

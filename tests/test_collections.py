@@ -10,9 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import pytest
-from starlette.applications import Starlette
-
 from fedisocial.ap.httpsig import generate_rsa_key, public_key_to_pem
 from fedisocial.app import Context
 from fedisocial.errors import Forbidden, NotFound, Unauthorized
@@ -40,12 +37,6 @@ from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, ut
 
 T = TypeVar("T")
 REMOTE = "https://remote.example"
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    ctx: Context = app.state.context
-    return ctx
 
 
 async def local_user(context: Context, name: str) -> Actor:

@@ -48,7 +48,7 @@ from tests.test_inbox import (
 
 HOSTILE = "javascript:alert(1)"
 # the inbox tests' fixtures: the app's context, alice (local) and bob (remote, key known)
-context, alice, bob = test_inbox.context, test_inbox.alice, test_inbox.bob
+alice, bob = test_inbox.alice, test_inbox.bob
 
 
 @asynccontextmanager

@@ -127,12 +127,6 @@ async def process_jobs(context: Context) -> list[Job]:
 
 
 @pytest.fixture
-def context(app: Starlette) -> Context:
-    context: Context = app.state.context
-    return context
-
-
-@pytest.fixture
 async def alice(context: Context) -> Actor:
     await create_user(context.db, context.urls, "alice", "long enough", display_name="Alice")
     return await find_local_actor(context.db, context.urls, "alice")

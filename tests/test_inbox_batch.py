@@ -27,7 +27,7 @@ from fedisocial.store.models import Actor, Engagement, Follow, Job, Object, Time
 from tests import test_inbox
 from tests.test_inbox import REMOTE, activity, actor_doc, deliver, follows, note, remote_key
 
-context, alice = test_inbox.context, test_inbox.alice
+alice = test_inbox.alice
 
 
 def _story(author: str, other: str, tag: str) -> list[tuple[str, dict[str, Any]]]:

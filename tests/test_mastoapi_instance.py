@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from mastodon.versions import parse_version_string
-from starlette.applications import Starlette
 
 from fedisocial import __version__
 from fedisocial.app import Context
@@ -36,12 +35,6 @@ def settings(tmp_path: Path) -> Settings:
         "FEDISOCIAL_MEDIA_MAX_BYTES": "8000000", "FEDISOCIAL_MEDIA_MAX_PIXELS": "20000000",
         "FEDISOCIAL_MEDIA_MAX_DESCRIPTION": "1000", "FEDISOCIAL_REGISTRATIONS": "open",
     })  # fmt: skip
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    context: Context = app.state.context
-    return context
 
 
 async def remote(context: Context, uri: str, domain: str) -> None:

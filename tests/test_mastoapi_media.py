@@ -13,19 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.store.models import Media
 from tests.c2s_helpers import Person, person, png
-from tests.instances import alice_and_bob
-from tests.test_roundtrip import eventually, rows, run
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    found: Context = app.state.context
-    return found
+from tests.instances import alice_and_bob, eventually
+from tests.test_roundtrip import rows, run
 
 
 @pytest.fixture

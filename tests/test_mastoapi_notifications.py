@@ -16,31 +16,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.federation.remote import store_actor
 from fedisocial.store.models import Actor, Mute, Notification, Object
 from tests.c2s_helpers import AS_PUBLIC, Person, person, post
-from tests.instances import Instance, alice_and_bob
+from tests.instances import Instance, alice_and_bob, eventually
 from tests.test_inbox import BOB, activity, actor_doc, deliver, note, remote_key, run_jobs
-from tests.test_roundtrip import eventually, run
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    found: Context = app.state.context
-    return found
-
-
-@pytest.fixture
-async def alice(context: Context) -> Person:
-    return await person(context, "alice", scope="read write follow")
-
-
-@pytest.fixture
-async def carol(context: Context) -> Person:
-    return await person(context, "carol", scope="read write follow")
+from tests.test_roundtrip import run
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from fedisocial.social import mutes
 from fedisocial.social.timeline import home_feed
 from fedisocial.store.models import Actor, Follow, Mute, Object, utcnow
 from tests.c2s_helpers import BASE, Person, another_token, person
-from tests.instances import Instance, alice_and_bob
-from tests.test_roundtrip import eventually, rows, run
+from tests.instances import Instance, alice_and_bob, eventually
+from tests.test_roundtrip import rows, run
 
 API = "/api/v1/accounts"
 

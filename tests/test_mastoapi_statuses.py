@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.federation.remote import store_actor
@@ -20,22 +19,6 @@ from tests.c2s_helpers import Person, fanouts, person, png
 from tests.test_inbox import BOB, activity, actor_doc, deliver, note, remote_key, run_jobs
 
 API = "/api/v1/statuses"
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    found: Context = app.state.context
-    return found
-
-
-@pytest.fixture
-async def alice(context: Context) -> Person:
-    return await person(context, "alice", scope="read write follow")
-
-
-@pytest.fixture
-async def carol(context: Context) -> Person:
-    return await person(context, "carol", scope="read write follow")
 
 
 async def status(client: httpx.AsyncClient, who: Person, **form: Any) -> dict[str, Any]:

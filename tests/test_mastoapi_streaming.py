@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 import websockets
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.social.streaming import Delivery, Subscription
@@ -34,11 +33,6 @@ async def _next(subscription: Subscription, seconds: float = 10) -> Delivery:
 async def _nothing(subscription: Subscription, seconds: float = 1.5) -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(subscription.queue.get(), seconds)
-
-
-@pytest.fixture
-async def context(app: Starlette) -> AsyncIterator[Context]:
-    yield app.state.context
 
 
 async def test_the_user_stream_sees_its_feed_edits_and_deletes(context: Context) -> None:

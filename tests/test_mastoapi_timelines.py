@@ -11,9 +11,7 @@ import re
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.social import timeline
@@ -38,22 +36,6 @@ def links(answer: httpx.Response) -> dict[str, str]:
 
 async def actor(context: Context, name: str) -> Actor:
     return await context.outbox.actor_of(name)
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    found: Context = app.state.context
-    return found
-
-
-@pytest.fixture
-async def alice(context: Context) -> Person:
-    return await person(context, "alice", scope="read write follow")
-
-
-@pytest.fixture
-async def carol(context: Context) -> Person:
-    return await person(context, "carol", scope="read write follow")
 
 
 async def remote_post(client: httpx.AsyncClient, context: Context, name: str,

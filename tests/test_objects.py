@@ -68,12 +68,6 @@ def basic(username: str, password: str = PASSWORD) -> dict[str, str]:
     return {"Authorization": f"Basic {token}", "Accept": AS2}
 
 
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    ctx: Context = app.state.context
-    return ctx
-
-
 async def local_user(context: Context, name: str) -> Actor:
     await create_user(context.db, context.urls, name, PASSWORD, display_name=name.title())
     return await find_local_actor(context.db, context.urls, name)

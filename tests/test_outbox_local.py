@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.errors import BadRequest, NotFound
 from fedisocial.social.accounts import create_user, find_local_actor, render_actor, set_locked
 from fedisocial.store.models import Actor, Block, Follow, Job, Object
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    ctx: Context = app.state.context
-    return ctx
 
 
 async def local_user(context: Context, name: str) -> Actor:

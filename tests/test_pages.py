@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
-from starlette.applications import Starlette
 
 from fedisocial.app import Context
 from fedisocial.social.accounts import create_user, find_local_actor
@@ -25,12 +23,6 @@ IMAGE = {
     "width": 640,
     "height": 480,
 }
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    ctx: Context = app.state.context
-    return ctx
 
 
 async def local_user(context: Context, name: str) -> Actor:

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from sqlalchemy import select
-from starlette.applications import Starlette
 
 from fedisocial.ap import httpsig
 from fedisocial.app import Context
@@ -32,12 +31,6 @@ from tests.test_inbox import (
     remote_host,
     remote_key,
 )
-
-
-@pytest.fixture
-def context(app: Starlette) -> Context:
-    context: Context = app.state.context
-    return context
 
 
 async def stored_actors(db: Database) -> list[str]:
