@@ -38,6 +38,7 @@ def _story(author: str, other: str, tag: str) -> list[tuple[str, dict[str, Any]]
         return activity(kind, obj, actor, f"{tag}-{name}", **extra)
 
     like = act("Like", f"{post}-1", "like")
+    taken_back = act("Like", f"{post}-2", "like-taken-back", actor=other)
     return [
         (author, act("Create", note(f"{post}-1", author), "create-1")),
         # the same post again, in another activity (a relay's copy): stored once
@@ -50,6 +51,9 @@ def _story(author: str, other: str, tag: str) -> list[tuple[str, dict[str, Any]]
         (author, like),
         (other, act("Like", f"{post}-1", "like-other", actor=other)),
         (other, act("Announce", f"{post}-1", "boost", actor=other)),
+        # in order within one batch: a Like, then its Undo (written at the batch's end)
+        (other, taken_back),
+        (other, act("Undo", taken_back, "undo-taken-back", actor=other)),
         # the Delete before its Create: the tombstone keeps the late Create out
         (author, act("Delete", f"{post}-3", "delete-3")),
         (author, act("Create", note(f"{post}-3", author), "create-3")),

@@ -18,7 +18,7 @@ failure (remote errors that may pass are retried).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -149,6 +149,8 @@ class Tx:
     reaches: list[Reach] = field(default_factory=list)
     #: the notifications they cause (written with the feeds, at the end of the batch)
     notices: list[Notice] = field(default_factory=list)
+    #: the likes, reactions and boosts they record (one insert at the end of the batch)
+    engagements: list[dict[str, str]] = field(default_factory=list)
 
     async def stored(self, uri: str | None) -> Object | None:
         """The stored object ``uri`` (read once per batch)."""
@@ -172,6 +174,19 @@ class Tx:
 
     def notify(self, *notices: Notice) -> None:
         self.notices.extend(notices)
+
+    def engage(self, act: Received, kind: str, target: str, emoji: str = "") -> None:
+        """Record a like, reaction or boost of ``target`` (written with the feeds)."""
+        self.engagements.append({"kind": kind, "actor_uri": act.actor, "object_uri": target,
+                                 "activity_uri": act.id, "content": emoji})  # fmt: skip
+
+    def drop_engagements(self, actor: str, activity: str | None = None) -> int:
+        """Take back engagements of this batch not yet written: ``actor``'s (that one
+        ``activity`` of it, if given); how many."""
+        kept = [e for e in self.engagements if e["actor_uri"] != actor
+                or (activity is not None and e["activity_uri"] != activity)]  # fmt: skip
+        dropped, self.engagements[:] = len(self.engagements) - len(kept), kept
+        return dropped
 
     async def withdraw(self, **undone: Any) -> None:
         """Take back notifications (:func:`~fedisocial.social.notifications.withdraw`), those
@@ -477,6 +492,7 @@ async def _delete_actor(tx: Tx, act: Received) -> None:
     await session.execute(
         delete(Follow).where(or_(Follow.follower_uri == who, Follow.followee_uri == who))
     )
+    tx.drop_engagements(who)
     await session.execute(delete(Engagement).where(Engagement.actor_uri == who))
     await session.execute(delete(Block).where(Block.blocker_uri == who))
     theirs = select(Object.id).where(Object.actor_uri == who, Object.local.is_(False))
@@ -583,10 +599,10 @@ def _reaction(act: Received) -> str:
     return emoji.strip()[:255] if isinstance(emoji, str) else ""
 
 
-async def _engage(tx: Tx, act: Received, kind: str, target: str, emoji: str) -> None:
-    await tx.session.execute(upsert(tx.session, Engagement).on_conflict_do_nothing().values(
-        kind=kind, actor_uri=act.actor, object_uri=target, activity_uri=act.id, content=emoji
-    ))  # fmt: skip
+async def write_engagements(session: AsyncSession, engagements: Sequence[dict[str, str]]) -> None:
+    """Insert a batch's engagements: one statement (a redelivered one is there already)."""
+    if engagements:
+        await session.execute(upsert(session, Engagement).on_conflict_do_nothing(), engagements)
 
 
 @handles()
@@ -598,7 +614,7 @@ async def on_like(tx: Tx, act: Received) -> None:
     if target is None or target.deleted_at is not None:
         _skip(act, f"{act.object_id} is not a post we have")
         return
-    await _engage(tx, act, "reaction" if emoji else "like", target.uri, emoji)
+    tx.engage(act, "reaction" if emoji else "like", target.uri, emoji)
     if act.type == "Like" and target.actor_uri:  # (Misskey's reactions are Likes: favourites)
         tx.notify(Notice(target.actor_uri, "favourite", act.actor, act.id, target))
 
@@ -639,7 +655,7 @@ async def on_announce(tx: Tx, act: Received) -> None:
     if not may_announce(target, act.actor):
         raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
                         "be boosted, except by their author")  # fmt: skip
-    await _engage(tx, act, "announce", target.uri, "")
+    tx.engage(act, "announce", target.uri)
     tx.notify(Notice(author, "reblog", act.actor, act.id, target))
     announce = await tx.session.get(Object, act.row_id)
     if announce is not None:
@@ -673,6 +689,7 @@ async def undo_follow(tx: Tx, act: Received) -> None:
 async def undo_engagement(tx: Tx, act: Received) -> None:
     """Undo a Like, an EmojiReact or an Announce (the boost also leaves the feeds)."""
     _check_own(act)
+    pending = tx.drop_engagements(act.actor, act.object_id or "")
     result = await tx.session.execute(delete(Engagement).where(
         Engagement.actor_uri == act.actor, Engagement.activity_uri == act.object_id
     ))  # fmt: skip
@@ -682,7 +699,7 @@ async def undo_engagement(tx: Tx, act: Received) -> None:
             .where(Object.uri == act.object_id, Object.actor_uri == act.actor)
             .values(deleted_at=utcnow())
         )
-    if not getattr(result, "rowcount", 0):
+    if not pending and not getattr(result, "rowcount", 0):
         _skip(act, f"{act.object_id} is no like, reaction or boost we have")
     if act.object_id:
         await tx.withdraw(actor=act.actor, key=act.object_id)

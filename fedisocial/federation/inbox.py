@@ -66,7 +66,15 @@ from fedisocial.errors import (
     Forbidden,
 )
 from fedisocial.federation.backpressure import Backpressure
-from fedisocial.federation.handlers import HANDLERS, Handler, Received, Services, Tx, handler_for
+from fedisocial.federation.handlers import (
+    HANDLERS,
+    Handler,
+    Received,
+    Services,
+    Tx,
+    handler_for,
+    write_engagements,
+)
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import ClaimedJob, JobQueue, PermanentFailure, RetryPolicy, is_final
 from fedisocial.social.notifications import record
@@ -395,6 +403,7 @@ class Inbox:
                         raise _Redo from exc
                 else:
                     reaches, notices = len(tx.reaches), len(tx.notices)
+                    engagements = list(tx.engagements)  # an Undo may take some back
                     try:
                         async with session.begin_nested():
                             await handler.apply(tx, act)
@@ -402,8 +411,10 @@ class Inbox:
                         failures[job_id] = _failure(act, exc)
                         del tx.reaches[reaches:]
                         del tx.notices[notices:]
+                        tx.engagements[:] = engagements
                         tx.forget()
             try:
+                await write_engagements(session, tx.engagements)
                 await add_all_to_feeds(session, tx.reaches)
                 await record(session, tx.notices)
             except Exception as exc:  # a post that cannot be written shows up here at the latest
