@@ -6,15 +6,19 @@ the person opens it in a browser, signs in, allows, and pastes the code shown
 from toot's output, drives our sign-in and consent pages over HTTP, and types
 the code into toot's prompt. Then toot posts a picture with alt text, follows
 bob on the second instance, and shows the home timeline and notifications,
-where bob's reply arrives.
+where bob's reply arrives; the app's live user stream (with toot's token) gets
+the reply as it comes, in the home timeline and as a mention.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +46,14 @@ class Toot:
         assert done.returncode == 0, f"toot {' '.join(args)}: {done.stdout}\n{done.stderr}"
         return done.stdout
 
+    def token(self) -> str:
+        """The access token toot keeps for its active account (its config file)."""
+        config = json.loads(
+            (Path(self.env["XDG_CONFIG_HOME"]) / "toot" / "config.json").read_text()
+        )
+        token: str = config["users"][config["active_user"]]["access_token"]
+        return token
+
     def login(self, instance: Instance, username: str) -> str:
         """``toot login`` through the browser flow; returns what toot said at the end."""
         process = subprocess.Popen(
@@ -66,6 +78,39 @@ class Toot:
                 process.wait()
         assert process.returncode == 0, "".join(said) + rest
         return rest
+
+
+class UserStream:
+    """An app's user stream (server-sent events), read in a thread: the events it got."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.events: list[tuple[str, str]] = []
+        self._http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=None))
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(token,), daemon=True)
+        self._thread.start()
+        assert self._opened.wait(20), "the user stream did not open"
+
+    def _read(self, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        event = ""
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            self._http.stream("GET", "/api/v1/streaming/user", headers=headers) as answer,
+        ):
+            for line in answer.iter_lines():
+                if line == ":)":  # the server's first line: subscribed from here on
+                    self._opened.set()
+                elif line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    self.events.append((event, line.removeprefix("data: ")))
+
+    def has(self, event: str, text: str) -> bool:
+        return any(kind == event and text in data for kind, data in self.events)
+
+    def close(self) -> None:
+        self._http.close()
 
 
 @pytest.fixture
@@ -110,6 +155,7 @@ def test_toot_logs_in_posts_a_picture_follows_and_sees_a_reply(
         return f"alice@{one.netloc}" in listed.stdout
 
     eventually(bob_has_a_follower, "bob sees alice's follow")
+    stream = UserStream(one.base_url, toot.token())
     reply = other.cli("post", "bob", f"@alice@{one.netloc} lovely colours", "--reply-to",
                       mine["uri"])  # fmt: skip
     assert reply.returncode == 0, reply.stderr
@@ -120,6 +166,12 @@ def test_toot_logs_in_posts_a_picture_follows_and_sees_a_reply(
 
     shown = eventually(reply_in_notifications, "bob's reply is in alice's notifications")
     assert f"bob@{other.netloc}" in shown
+    # and the app's live stream had it too: in the home timeline, and as a mention
+    streamed = eventually(lambda: stream.has("update", "lovely colours")
+                          and stream.has("notification", "lovely colours"),
+                          "bob's reply is streamed to alice")  # fmt: skip
+    assert streamed
+    stream.close()
 
     later = other.cli("post", "bob", "Good morning from the second instance")
     assert later.returncode == 0, later.stderr
