@@ -21,21 +21,45 @@ notified of themselves, of an account they block, or of one they mute with its
 notifications. An Undo of the like, boost or follow withdraws its notification; a
 deleted post's go with it. Reading shows only what the owner may read now
 (:func:`~fedisocial.social.access.readable_by`), never a deleted post.
+
+Groups are Mastodon 4.3's (``Notification::Groups``): likes of one post, boosts of one
+post, and follows, each within the same hour (UTC), share a :func:`group_key`; every other
+notification is a group of its own, ``ungrouped-ID``. The key is computed, never stored:
+:func:`group_key` in Python (the v1 entity, the streams) and :func:`_key_sql` in SQL
+(:func:`grouped_page`, one query a page) are the one rule, and its tests hold them equal.
+Mastodon also stretches a group over up to 12 hours through Redis; we do not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    case,
+    cast,
+    delete,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from fedisocial.ap.vocab import as_list
 from fedisocial.social.access import readable_by
-from fedisocial.social.collections import Listing
+from fedisocial.social.collections import Cursor, Listing, Page
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
@@ -52,16 +76,23 @@ from fedisocial.store.rows import upsert
 __all__ = [
     "FOLLOWS",
     "GENERATION",
+    "GROUPABLE",
     "MASTODON_TYPES",
+    "SAMPLE_ACCOUNTS",
+    "Group",
     "Notice",
     "Shown",
     "clear",
     "dismiss",
+    "dismiss_group",
     "edit_notices",
     "find",
+    "find_group",
     "follow_type",
     "forget_actor",
     "forget_post",
+    "group_key",
+    "grouped_page",
     "listing",
     "post_notices",
     "record",
@@ -77,6 +108,11 @@ MASTODON_TYPES = ("mention", "status", "reblog", "follow", "follow_request", "fa
                   "update")  # fmt: skip
 #: the types of a follow's notification
 FOLLOWS = ("follow", "follow_request")
+#: the types that group (Mastodon's GROUPABLE_NOTIFICATION_TYPES), the default ``grouped_types``
+GROUPABLE = ("favourite", "reblog", "follow")
+#: the accounts a group shows (Mastodon's NotificationGroup::SAMPLE_ACCOUNTS_SIZE)
+SAMPLE_ACCOUNTS = 8
+_UNGROUPED = "ungrouped-"
 
 
 @dataclass(frozen=True)
@@ -244,12 +280,17 @@ def _shown(row: Sequence[Any]) -> Shown:
 
 def listing(
     owner: Actor, *, types: Sequence[str] = (), exclude: Sequence[str] = (),
-    account_id: int | None = None,
+    account_id: int | None = None, group: str | None = None,
 ) -> Listing[Shown]:  # fmt: skip
     """The notifications of ``owner``, newest first (paged by id): of ``types`` (none
-    given: Mastodon's), not of ``exclude``, caused by the account ``account_id``."""
+    given: Mastodon's), not of ``exclude``, caused by the account ``account_id``, of the
+    group ``group`` (any type: its key names it)."""
 
     def query(*columns: Any) -> Select[Any]:
+        if group is not None:
+            every = (*MASTODON_TYPES, GENERATION)
+            found = _filtered(_select(*columns), owner, every, (), None)
+            return found.where(_in_group(group))
         return _filtered(_select(*columns), owner, types, exclude, account_id)
 
     return Listing(Notification, None, query, (Notification, Actor, Object), _shown)
@@ -292,17 +333,216 @@ async def clear(db: Database, owner: Actor) -> None:
 async def unread_count(
     db: Database, owner: Actor, *, limit: int, types: Sequence[str] = (),
     exclude: Sequence[str] = (), account_id: int | None = None,
+    grouped: Collection[str] | None = None,
 ) -> int:  # fmt: skip
     """How many notifications are newer than the ``notifications`` marker (all without
-    one), counting at most ``limit`` (Mastodon 4.3's ``unread_count``)."""
+    one), counting at most ``limit`` (Mastodon 4.3's ``unread_count``); with ``grouped``
+    (the types that group), how many groups (``/api/v2/notifications/unread_count``)."""
     marker = aliased(Marker)
     last_read = (select(marker.last_read_id)
                  .where(marker.owner_id == owner.id, marker.timeline == "notifications")
                  .scalar_subquery())  # fmt: skip
     async with db.session() as session:
         read_up_to = await session.scalar(select(last_read))
-        query = _filtered(_select(Notification.id), owner, types, exclude, account_id)
+        column = Notification.id if grouped is None else _key_sql(grouped).label("key")
+        query = _filtered(_select(column), owner, types, exclude, account_id)
         if read_up_to is not None and str(read_up_to).isdigit():
             query = query.where(Notification.id > int(read_up_to))
+        if grouped is not None:
+            unread = query.subquery("unread")
+            query = select(unread.c.key).group_by(unread.c.key)
         counted = query.limit(limit).subquery()
         return int(await session.scalar(select(func.count()).select_from(counted)) or 0)
+
+
+# -- groups ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group as read: its ``key``, the newest notification of it in reach (``latest``: the
+    type, post and time the group shows), how many it has, the accounts of the newest
+    :data:`SAMPLE_ACCOUNTS`, newest first; ``page_min_id`` the oldest of it in the page."""
+
+    key: str
+    latest: Shown
+    count: int
+    accounts: list[Actor]
+    page_min_id: int
+
+
+def group_key(notification: Notification, grouped: Collection[str] = GROUPABLE) -> str:
+    """Mastodon 4.3's ``group_key``: ``favourite-POST-HOUR``, ``reblog-POST-HOUR``,
+    ``follow-HOUR`` (hours since the epoch, UTC) for the types of ``grouped`` that group,
+    ``ungrouped-ID`` for the others."""
+    kind, post = notification.type, notification.object_id
+    if kind not in grouped or kind not in GROUPABLE or (kind != "follow" and post is None):
+        return f"{_UNGROUPED}{notification.id}"
+    hour = int(notification.created_at.timestamp()) // 3600
+    return f"follow-{hour}" if kind == "follow" else f"{kind}-{post}-{hour}"
+
+
+class _Hour(FunctionElement[int]):
+    """Whole hours since the epoch of a UTC timestamp column."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(_Hour)
+def _hour_postgresql(element: _Hour, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 3600) AS BIGINT)"
+
+
+@compiles(_Hour, "sqlite")
+def _hour_sqlite(element: _Hour, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {column}) AS INTEGER) / 3600)"
+
+
+def _key_sql(grouped: Collection[str]) -> ColumnElement[str]:
+    """:func:`group_key` as an SQL expression (constants inline: the expression is grouped
+    and compared in one statement, and PostgreSQL matches expressions by their text)."""
+    ungrouped = literal_column(f"'{_UNGROUPED}'", String) + cast(Notification.id, String)
+    hour = cast(_Hour(Notification.created_at), String)
+    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = []
+    if "follow" in grouped:
+        whens.append((Notification.type == literal_column("'follow'"),
+                      literal_column("'follow-'", String) + hour))  # fmt: skip
+    for kind in ("favourite", "reblog"):
+        if kind in grouped:
+            whens.append((
+                (Notification.type == literal_column(f"'{kind}'"))
+                & Notification.object_id.is_not(None),
+                literal_column(f"'{kind}-'", String) + cast(Notification.object_id, String)
+                + literal_column("'-'", String) + hour,
+            ))  # fmt: skip
+    return case(*whens, else_=ungrouped) if whens else ungrouped
+
+
+def _grouped_by(key: str) -> tuple[str, ...]:
+    """The ``grouped_types`` under which ``key`` names a group: none for ``ungrouped-ID``."""
+    return () if key.startswith(_UNGROUPED) else GROUPABLE
+
+
+def _in_group(key: str) -> ColumnElement[bool]:
+    """The notifications of the group ``key`` (a key we never make matches none); the
+    type, post or id read from the key let the database use its indexes."""
+    kind, _, rest = key.partition("-")
+    if key.startswith(_UNGROUPED):
+        rest = key.removeprefix(_UNGROUPED)
+        return Notification.id == int(rest) if rest.isdigit() and len(rest) < 19 else false()
+    if kind not in GROUPABLE:
+        return false()
+    narrow = Notification.type == kind
+    post = rest.partition("-")[0]
+    if kind != "follow":
+        if not post.isdigit() or len(post) >= 19:
+            return false()
+        narrow = narrow & (Notification.object_id == int(post))
+    return narrow & (_key_sql(GROUPABLE) == key)
+
+
+def _bounds(query: Select[Any], cursor: Cursor, since_id: int | None) -> Select[Any]:
+    if cursor.max_id is not None:
+        query = query.where(Notification.id < cursor.max_id)
+    if cursor.min_id is not None:
+        query = query.where(Notification.id > cursor.min_id)
+    elif since_id is not None:
+        query = query.where(Notification.id > since_id)
+    return query
+
+
+_NO_END = (1 << 63) - 1
+
+
+async def grouped_page(
+    db: Database, owner: Actor, cursor: Cursor, limit: int, since_id: int | None = None, *,
+    types: Sequence[str] = (), exclude: Sequence[str] = (), account_id: int | None = None,
+    grouped: Collection[str] = GROUPABLE, key: str | None = None,
+) -> Page[Group]:  # fmt: skip
+    """A page of ``owner``'s notification groups (Mastodon 4.3's ``/api/v2/notifications``),
+    in one query: the ``limit`` groups whose newest notification (with ``min_id``: oldest)
+    is in the cursor's window, newest first, each with its numbers up to the page's top.
+
+    The filters are :func:`listing`'s; ``grouped`` the types that group (others are a
+    group each); ``key`` keeps one group only. Groups span pages, as Mastodon's do: a group
+    with notifications on both sides of a page's edge is on both pages, its ``page_min_id``
+    telling which of its notifications this page holds. ``next_max_id`` and
+    ``prev_min_id`` are set whenever the page has a group (Mastodon's ``Link``).
+    """
+    up = cursor.min_id is not None
+    key_sql = _key_sql(grouped)
+
+    def window(*columns: Any) -> Select[Any]:
+        query = _filtered(_select(*columns), owner, types, exclude, account_id)
+        return query.where(_in_group(key)) if key is not None else query
+
+    # the page: one row per group, its newest (going up: oldest) notification in the window
+    inside = _bounds(window(Notification.id.label("id"), key_sql.label("key")),
+                     cursor, since_id).subquery("inside")  # fmt: skip
+    edge = (func.min if up else func.max)(inside.c.id).label("edge")
+    page = (select(inside.c.key, edge).group_by(inside.c.key)
+            .order_by(edge.asc() if up else edge.desc()).limit(limit).cte("page"))  # fmt: skip
+    # the page's range (Mastodon's pagination_range): a full page spans its groups' edges;
+    # one that is not full reaches the end it was going to
+    full = select(func.count()).select_from(page).scalar_subquery() >= limit
+    top: ColumnElement[Any] = select(func.max(page.c.edge)).scalar_subquery()
+    if up:
+        top = case((full, top), else_=cursor.max_id - 1 if cursor.max_id else _NO_END)
+    floor = (cursor.min_id if up else since_id) or 0
+    bottom = case((full, select(func.min(page.c.edge)).scalar_subquery()), else_=floor + 1)
+    # each group's notifications up to the page's top, newest first, with its numbers
+    members = (
+        window(Notification.id.label("id"), key_sql.label("key"),
+               func.row_number().over(partition_by=key_sql, order_by=Notification.id.desc())
+               .label("rank"),
+               func.count().over(partition_by=key_sql).label("count"),
+               func.min(case((Notification.id >= bottom, Notification.id)))
+               .over(partition_by=key_sql).label("first"))
+        .where(key_sql.in_(select(page.c.key)), Notification.id <= top)
+        .subquery("members")
+    )  # fmt: skip
+    query = (
+        select(members.c.key, page.c.edge, members.c.count, members.c.first, Notification,
+               Actor, Object)
+        .select_from(members)
+        .join(page, page.c.key == members.c.key)
+        .join(Notification, Notification.id == members.c.id)
+        .join(Actor, Actor.uri == Notification.actor_uri)
+        .outerjoin(Object, Object.id == Notification.object_id)
+        .where(members.c.rank <= SAMPLE_ACCOUNTS)
+        .order_by(page.c.edge.desc(), members.c.rank)
+    )  # fmt: skip
+    async with db.session() as session:
+        rows = (await session.execute(query)).all()
+    groups: dict[str, Group] = {}
+    edges: list[int] = []
+    for name, at, count, first, notification, actor, post in rows:
+        found = groups.get(name)
+        if found is None:
+            groups[name] = Group(name, Shown(notification, actor, post), int(count),
+                                 [actor], int(first or notification.id))  # fmt: skip
+            edges.append(int(at))
+        else:
+            found.accounts.append(actor)
+    return Page(list(groups.values()), min(edges, default=None), max(edges, default=None))
+
+
+async def find_group(db: Database, owner: Actor, key: str) -> Group | None:
+    """The group ``key`` of ``owner``, whole (any type, its newest notifications)."""
+    found = await grouped_page(db, owner, Cursor(), 1, types=(*MASTODON_TYPES, GENERATION),
+                               grouped=_grouped_by(key), key=key)  # fmt: skip
+    return found.items[0] if found.items else None
+
+
+async def dismiss_group(db: Database, owner: Actor, key: str) -> None:
+    """Dismiss every notification of ``owner``'s group ``key`` (none: nothing to do)."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(Notification)
+            .where(Notification.owner_id == owner.id, Notification.dismissed_at.is_(None),
+                   _in_group(key))
+            .values(dismissed_at=utcnow())
+        )  # fmt: skip

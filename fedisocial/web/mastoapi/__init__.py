@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 from fedisocial.web.mastoapi import (
     accounts,
     apps,
+    grouped_notifications,
     instance,
     media,
     notifications,
@@ -36,5 +37,6 @@ routes: list[BaseRoute] = [
     *media.routes,
     *timelines.routes,
     *notifications.routes,
+    *grouped_notifications.routes,
     *streaming.routes,
 ]

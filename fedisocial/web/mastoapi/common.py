@@ -37,6 +37,7 @@ __all__ = [
     "MAX_LIMIT",
     "Params",
     "json_response",
+    "page_links",
     "page_response",
     "paging",
     "path_id",
@@ -219,11 +220,16 @@ def _link(request: Request, rel: str, **cursor: int) -> str:
     return f'<{request.url.replace(query=query)}>; rel="{rel}"'
 
 
-def page_response(request: Request, page: Page[Any], items: Iterable[Any]) -> Response:
-    """``items`` (the page rendered) with the ``Link`` header of ``page``'s neighbours."""
+def page_links(request: Request, page: Page[Any]) -> dict[str, str]:
+    """The ``Link`` header of ``page``'s neighbours (none: no header)."""
     links = []
     if page.next_max_id is not None:
         links.append(_link(request, "next", max_id=page.next_max_id))
     if page.prev_min_id is not None:
         links.append(_link(request, "prev", min_id=page.prev_min_id))
-    return json_response(list(items), headers={"Link": ", ".join(links)} if links else None)
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def page_response(request: Request, page: Page[Any], items: Iterable[Any]) -> Response:
+    """``items`` (the page rendered) with the ``Link`` header of ``page``'s neighbours."""
+    return json_response(list(items), headers=page_links(request, page))

@@ -22,7 +22,7 @@ from fedisocial.ap import vocab
 from fedisocial.social.bookmarks import bookmarked
 from fedisocial.social.collections import Counts, counts
 from fedisocial.social.content import plain_text
-from fedisocial.social.notifications import GENERATION, Shown
+from fedisocial.social.notifications import GENERATION, Shown, group_key
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Engagement, Follow, Media, Object
 from fedisocial.studio.media import thumbnail_size
@@ -410,7 +410,7 @@ class Entities:
                 entity["status"] = status
             if found.type == GENERATION:
                 entity["generation_id"] = found.key.rpartition(":")[2]
-            entity["group_key"] = _group_key(item, str(item.post.id) if item.post else None)
+            entity["group_key"] = group_key(found)
             out.append(entity)
         return out
 
@@ -426,18 +426,6 @@ def _attachments(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def _size(width: int, height: int) -> dict[str, Any]:
     return {"width": width, "height": height, "size": f"{width}x{height}",
             "aspect": width / height if height else 1.0}  # fmt: skip
-
-
-_GROUPED = frozenset({"favourite", "reblog", "follow"})
-
-
-def _group_key(shown: Shown, status_id: str | None) -> str:
-    found = shown.notification
-    if found.type not in _GROUPED:
-        return f"ungrouped-{found.id}"
-    hour = int(found.created_at.timestamp()) // 3600
-    prefix = found.type if found.type == "follow" else f"{found.type}-{status_id}"
-    return f"{prefix}-{hour}"
 
 
 def _mention_hrefs(doc: dict[str, Any]) -> Iterable[str]:
