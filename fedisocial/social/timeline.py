@@ -15,9 +15,9 @@ import functools
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -45,8 +45,6 @@ from fedisocial.store.models import (
 )
 from fedisocial.store.rows import upsert
 
-T = TypeVar("T")
-
 __all__ = [
     "FeedItem",
     "add_all_to_feeds",
@@ -57,7 +55,6 @@ __all__ = [
     "home_feed",
     "home_page",
     "index_tags",
-    "newer_than",
     "public",
     "tag_name",
     "tagged",
@@ -187,20 +184,6 @@ async def index_tags(session: AsyncSession, posts: Sequence[Object]) -> None:
         await session.execute(upsert(session, PostTag).on_conflict_do_nothing(), rows)
 
 
-def newer_than(listing: Listing[T], since_id: int | None) -> Listing[T]:
-    """``listing`` limited to items newer than ``since_id`` (Mastodon's ``since_id``: the
-    newest page, down to that id). The listing must page by id alone."""
-    if since_id is None:
-        return listing
-    assert listing.sort is None, "since_id needs a listing paged by id"
-    column = listing.model.id
-
-    def query(*columns: Any) -> Select[Any]:
-        return listing.query(*columns).where(column > since_id)
-
-    return Listing(listing.model, None, query, listing.values, listing.item)
-
-
 async def _entry_near(
     session: AsyncSession, owner_id: int, status_id: int, *, newer: bool
 ) -> TimelineEntry | None:
@@ -216,38 +199,27 @@ async def _entry_near(
     return await session.scalar(select(TimelineEntry).where(mine, side).order_by(order).limit(1))
 
 
-def _after(listing: Listing[T], entry: TimelineEntry) -> Listing[T]:
-    """``listing`` (the home feed) limited to entries after ``entry`` in its order."""
-
-    def query(*columns: Any) -> Select[Any]:
-        position = tuple_(TimelineEntry.published, TimelineEntry.id)
-        return listing.query(*columns).where(position > tuple_(entry.published, entry.id))
-
-    return Listing(listing.model, listing.sort, query, listing.values, listing.item)
-
-
 async def home_page(
-    db: Database, owner_id: int, cursor: Cursor = Cursor(), since_id: int | None = None,
-    limit: int = PAGE_SIZE,
-) -> Page[FeedItem]:  # fmt: skip
+    db: Database, owner_id: int, cursor: Cursor = Cursor(), limit: int = PAGE_SIZE
+) -> Page[FeedItem]:
     """A page of :func:`home` whose cursors are post ids (a boost's: its Announce's), as
-    Mastodon apps send and expect them (``since_id``: the newest, down to that post).
+    Mastodon apps send and expect them (:class:`~.collections.Cursor`).
 
     The feed keeps its own order and index (entry time): each id given is turned into its
     entry (or, for a post not in the feed, the nearest by post id), one index lookup.
     """
-    listing, entries = home(owner_id), Cursor()
+    max_id = min_id = since_id = None
     async with db.session() as session:
-        if cursor.min_id is not None:
-            found = await _entry_near(session, owner_id, cursor.min_id, newer=False)
-            entries = Cursor(min_id=found.id if found is not None else 0)
-        elif cursor.max_id is not None:
+        if cursor.max_id is not None:  # none newer: everything is older
             found = await _entry_near(session, owner_id, cursor.max_id, newer=True)
-            entries = Cursor(max_id=found.id) if found is not None else Cursor()
-        if since_id is not None and cursor.min_id is None:
-            since = await _entry_near(session, owner_id, since_id, newer=False)
-            listing = _after(listing, since) if since is not None else listing
-    page = await read_page(db, listing, entries, limit)
+            max_id = found.id if found is not None else None
+        if cursor.min_id is not None:  # none older: everything is newer
+            found = await _entry_near(session, owner_id, cursor.min_id, newer=False)
+            min_id = found.id if found is not None else 0
+        elif cursor.since_id is not None:
+            found = await _entry_near(session, owner_id, cursor.since_id, newer=False)
+            since_id = found.id if found is not None else None
+    page = await read_page(db, home(owner_id), Cursor(max_id, min_id, since_id), limit)
     items = page.items
     if not items:
         return Page(items)

@@ -311,7 +311,7 @@ async def _accounts(request: Request, kind: str) -> Response:
     viewer = await _reader(request, "read:accounts")
     row = await _post(request, viewer)
     context = get_context(request)
-    cursor, limit, _since = paging(await read_params(request))
+    cursor, limit = paging(await read_params(request))
     page = await read_page(context.db, engagers(kind, row.uri), cursor, limit)
     async with context.db.session() as session:
         found = {a.uri: a for a in await session.scalars(

@@ -41,9 +41,7 @@ async def read_listing(request: Request, params: Params, listing: Listing[T],
     Newer items are always linked (``rel="prev"``) when a page has any, as Mastodon
     links them: apps ask there for what is new.
     """
-    cursor, limit, since_id = paging(params, *(() if default is None else (default,)))
-    if since_id is not None and cursor.min_id is None:
-        listing = timeline.newer_than(listing, since_id)
+    cursor, limit = paging(params, *(() if default is None else (default,)))
     keyed = Listing(listing.model, listing.sort, listing.query, listing.values,
                     lambda row: (row[0], listing.item(row)))  # fmt: skip
     page = await read_page(get_context(request).db, keyed, cursor, limit)
@@ -70,8 +68,8 @@ def _object(item: Any) -> Object:
 
 async def home(request: Request) -> Response:
     viewer = await require_user(request, "read:statuses")
-    cursor, limit, since_id = paging(await read_params(request))
-    page = await timeline.home_page(get_context(request).db, viewer.id, cursor, since_id, limit)
+    cursor, limit = paging(await read_params(request))
+    page = await timeline.home_page(get_context(request).db, viewer.id, cursor, limit)
     return await _statuses(request, viewer, page, lambda item: item.object)
 
 
