@@ -202,7 +202,9 @@ async def create(request: Request) -> Response:
     )  # fmt: skip
     attached = await _attach(request, actor, _media_ids(params), None)
     key = request.headers.get("idempotency-key")
-    row = await statuses.create(get_context(request).outbox, actor, composed, attached, key)
+    grant = await auth.token_grant(request)  # the app posting (none with a password)
+    row = await statuses.create(get_context(request).outbox, actor, composed, attached, key,
+                                grant.client_id if grant is not None else None)  # fmt: skip
     return await _answer(request, actor, row)
 
 
