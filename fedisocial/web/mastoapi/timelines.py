@@ -7,8 +7,8 @@ bookmarks page by the like's and the bookmark's id, as Mastodon's (apps follow
 their ``Link``). What a viewer may not read is never listed (the listings of
 :mod:`fedisocial.social.timeline` filter in the query). Lists are not kept: a
 list's timeline is 404, as for a list that does not exist.
-
-Not done: the tag timeline's ``any[]``, ``all[]`` and ``none[]`` (more tags).
+The tag timeline takes ``any[]``, ``all[]`` and ``none[]`` (more tags), as Mastodon's
+``TagFeed``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,14 @@ async def tag(request: Request) -> Response:
     viewer = await _anyone(request)
     params = await read_params(request)
     name = request.path_params["hashtag"]
-    listing = timeline.tagged(name, viewer, **_where(params))
+    listing = timeline.tagged(
+        name,
+        viewer,
+        **_where(params),
+        any_of=params.strings("any"),
+        all_of=params.strings("all"),
+        none_of=params.strings("none"),
+    )
     page = await read_listing(request, params, listing)
     return await _statuses(request, viewer, page, _object)
 
