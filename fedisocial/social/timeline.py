@@ -31,17 +31,15 @@ from fedisocial.social.collections import (
     liked,
     read_page,
 )
-from fedisocial.social.mutes import hides
+from fedisocial.social.mutes import hides_posts
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
     Bookmark,
     Engagement,
-    Mute,
     Object,
     PostTag,
     TimelineEntry,
-    utcnow,
 )
 from fedisocial.store.rows import upsert
 
@@ -116,7 +114,8 @@ def home(owner_id: int) -> Listing[FeedItem]:
 
     Deleted posts, withdrawn boosts, boosts of deleted posts and whatever the
     owner may not read (or whose author it blocks) are left out, and so are the
-    posts and boosts of accounts it mutes and boosts of their posts (:mod:`.mutes`).
+    posts and boosts of accounts it mutes, boosts of their posts, replies to them and
+    posts that mention them (:func:`.mutes.hides_posts`).
     """
     boosted, owner, shown = _feed_joins()
 
@@ -128,7 +127,7 @@ def home(owner_id: int) -> Listing[FeedItem]:
             .join(Object, Object.id == TimelineEntry.object_id)
             .outerjoin(boosted, (Object.type == "Announce") & (boosted.uri == Object.object_uri))
             .where(TimelineEntry.owner_id == owner_id, shown)
-            .where(~hides(owner_id, Object.actor_uri, boosted.actor_uri))
+            .where(~hides_posts(owner_id, owner.uri, Object, boosted))
         )
 
     # a boost's row comes with the post it boosts (joined above): one query a page
@@ -234,15 +233,11 @@ def _post(row: Sequence[Any]) -> Object:
 
 
 def _shown_to(viewer: Actor | None) -> ColumnElement[bool]:
-    """Neither blocked (either way) nor muted by ``viewer`` (None: anyone is shown all)."""
+    """Neither blocked (either way) nor muted by ``viewer`` (by, replying to or mentioning
+    someone it mutes: :func:`.mutes.hides_posts`; None: anyone is shown all)."""
     if viewer is None:
         return true()
-    muted = exists().where(
-        Mute.owner_id == viewer.id,
-        Mute.muted_uri == Object.actor_uri,
-        or_(Mute.expires_at.is_(None), Mute.expires_at > utcnow()),
-    )
-    return and_(in_feed_of(viewer.uri, Object), ~muted)
+    return and_(in_feed_of(viewer.uri, Object), ~hides_posts(viewer.id, viewer.uri, Object))
 
 
 def _public_posts(viewer: Actor | None, *, local: bool, remote: bool,
