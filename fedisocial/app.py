@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,6 +37,7 @@ from fedisocial.federation.inbox import PROCESS, PROCESS_BATCH, PROCESS_RETRY, I
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobKind, JobQueue, Worker
 from fedisocial.social.accounts import ensure_instance_actor
+from fedisocial.social.housekeeping import prune as prune_old_rows
 from fedisocial.social.outbox import Outbox
 from fedisocial.social.streaming import StreamHub
 from fedisocial.store.db import Database, require_current_schema
@@ -49,7 +50,14 @@ from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.cors import Cors
 from fedisocial.web.headers import SecurityHeaders
 
-__all__ = ["Context", "app_from_environment", "build_context", "create_app", "job_handlers"]
+__all__ = [
+    "Context",
+    "app_from_environment",
+    "build_context",
+    "create_app",
+    "housekeeping",
+    "job_handlers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +109,16 @@ def job_handlers(context: Context) -> dict[str, JobKind]:
         ),
         GENERATE: JobKind(context.studio.run, GENERATE_RETRY, gave_up=context.studio.gave_up),
     }
+
+
+def housekeeping(context: Context) -> Callable[[], Awaitable[Mapping[str, int]]]:
+    """What the workers prune besides finished jobs (:mod:`fedisocial.social.housekeeping`)."""
+    db = context.db
+
+    async def prune() -> Mapping[str, int]:
+        return await prune_old_rows(db)
+
+    return prune
 
 
 async def build_context(settings: Settings, database: Database | None = None) -> Context:
@@ -188,7 +206,7 @@ def create_app(
             loader=PackageLoader("fedisocial.web", "templates"), autoescape=select_autoescape()
         )
         worker_task = None
-        worker = Worker(context.queue, job_handlers(context))
+        worker = Worker(context.queue, job_handlers(context), housekeeping=housekeeping(context))
         if run_worker:
             worker_task = asyncio.create_task(worker.run())
         try:

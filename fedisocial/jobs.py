@@ -572,7 +572,8 @@ class Worker:
 
     ``handlers`` maps a job kind to its :class:`JobKind` (or a bare handler, with
     the default retry policy). Every ``prune_interval`` seconds the loop also
-    prunes finished jobs past their retention (:meth:`JobQueue.prune`).
+    prunes finished jobs past their retention (:meth:`JobQueue.prune`) and runs
+    ``housekeeping`` (the app's other rows past their use; it returns counts by table).
     """
 
     def __init__(
@@ -583,8 +584,10 @@ class Worker:
         concurrency: int = 16,
         poll_interval: float = 0.2,
         prune_interval: float = 60.0,
+        housekeeping: Callable[[], Awaitable[Mapping[str, int]]] | None = None,
     ) -> None:
         self.queue = queue
+        self.housekeeping = housekeeping
         self.kinds = {
             name: kind if isinstance(kind, JobKind) else JobKind(kind)
             for name, kind in handlers.items()
@@ -694,6 +697,15 @@ class Worker:
             return
         if pruned:
             log.info("pruned %d finished jobs", pruned)
+        if self.housekeeping is None:
+            return
+        try:
+            done = await self.housekeeping()
+        except Exception as exc:  # as above: tried again at the next prune
+            log.warning("could not prune old rows: %s", exc)
+            return
+        if any(done.values()):
+            log.info("pruned %s", ", ".join(f"{n} {table}" for table, n in done.items() if n))
 
     @asynccontextmanager
     async def _heartbeat(self) -> AsyncIterator[None]:

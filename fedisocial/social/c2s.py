@@ -69,6 +69,8 @@ class ClientOutbox:
     outbox: Outbox
     db: Database
     media: Attacher
+    #: the OAuth client the requests come through: posts record it (Mastodon's ``application``)
+    application_id: int | None = None
 
     async def submit(self, actor: Actor, doc: dict[str, Any]) -> Object:
         """Do what ``doc`` asks; returns the stored activity (with its minted id)."""
@@ -160,7 +162,8 @@ async def _create(c2s: ClientOutbox, actor: Actor, doc: dict[str, Any]) -> Objec
             await attached.link(session, row, draft.hidden)
 
     _, create = await outbox.publish(actor, note, hidden=draft.hidden,
-                                     deliver=not attached.pending, within=within)  # fmt: skip
+                                     deliver=not attached.pending, within=within,
+                                     application_id=c2s.application_id)  # fmt: skip
     return create
 
 

@@ -1,7 +1,8 @@
 """Reads behind our collections and pages: paging and counts.
 
 Every collection pages the way Mastodon's do: newest first, :data:`PAGE_SIZE`
-items a page, ``max_id`` to go back in time and ``min_id`` to come forward.
+items a page, ``max_id`` to go back in time and ``min_id`` to come forward
+(``since_id``: the newest items down to it, as Mastodon's ``since_id``).
 Cursors are row ids of the table a collection reads (opaque to clients); the
 order is a keyset on (time column, row id), so any page is one index range
 scan, however deep. A :class:`Listing` says what one collection selects; the
@@ -63,10 +64,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a page starts: before ``max_id`` (older), or after ``min_id`` (newer)."""
+    """Where a page starts and ends (Mastodon's ``Paginable``): before ``max_id`` (older);
+    ``min_id``: the items immediately newer (the oldest of them, shown newest first);
+    ``since_id``: the newest items, down to (not including) it. ``max_id`` bounds either;
+    ``since_id`` is ignored beside ``min_id``. They differ when more than a page is newer.
+    """
 
     max_id: int | None = None
     min_id: int | None = None
+    since_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,22 +140,23 @@ async def read_page(
     """One page of ``listing``, newest first, with the cursors of its neighbours."""
     model, sort = listing.model, listing.sort
     query = listing.query(model.id, *listing.values)
-    if cursor.min_id is not None:
-        query = query.where(_beyond(model, sort, cursor.min_id, older=False))
-        query = query.order_by(*_order(model, sort, newest_first=False))
-    else:
-        if cursor.max_id is not None:
-            query = query.where(_beyond(model, sort, cursor.max_id, older=True))
-        query = query.order_by(*_order(model, sort, newest_first=True))
+    upward = cursor.min_id is not None
+    if cursor.max_id is not None:
+        query = query.where(_beyond(model, sort, cursor.max_id, older=True))
+    newer_than = cursor.min_id if upward else cursor.since_id
+    if newer_than is not None:
+        query = query.where(_beyond(model, sort, newer_than, older=False))
+    query = query.order_by(*_order(model, sort, newest_first=not upward))
     async with db.session() as session:
         rows = list((await session.execute(query.limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    if cursor.min_id is not None:
+    bounded = cursor.max_id is not None and bool(rows)  # what is beyond max_id is newer
+    if upward:
         rows.reverse()
-        newer, older = more, bool(rows)  # the row at min_id is older than this page
+        newer, older = more or bounded, bool(rows)  # the row at min_id is older than this page
     else:
-        newer, older = cursor.max_id is not None and bool(rows), more
+        newer, older = bounded, more
     return Page(
         items=[listing.item(row) for row in rows],
         next_max_id=rows[-1][0] if older else None,

@@ -33,7 +33,15 @@ from fedisocial.social.content import MentionTarget, Rendered, find_mentions, re
 from fedisocial.social.timeline import add_to_feeds
 from fedisocial.social.versions import record as record_version
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
+from fedisocial.store.models import (
+    Actor,
+    Block,
+    Engagement,
+    Follow,
+    Object,
+    PostApplication,
+    utcnow,
+)
 from fedisocial.store.rows import object_columns
 from fedisocial.urls import Urls, new_id
 
@@ -245,13 +253,15 @@ class Outbox:
         hidden: Sequence[str] = (),
         deliver: bool = True,
         within: Callable[[AsyncSession, Object], Awaitable[None]] | None = None,
+        application_id: int | None = None,
     ) -> tuple[Object, Object]:
         """Store a Note already made (by :meth:`post`, or by a C2S client) and its Create.
 
         The Create copies the Note's addressing; ``hidden`` recipients (``bto``/``bcc``)
         are delivered to but never written down. ``deliver=False`` keeps it back until
         :meth:`release` (a post waiting for its generated image). ``within`` runs in the
-        same transaction, after the rows are added. Returns (Note, Create).
+        same transaction, after the rows are added. ``application_id``: the OAuth client
+        it is posted through (Mastodon's ``application``). Returns (Note, Create).
         """
         create = self._activity(actor, "Create", note, to=note.get("to", ()),
                                 cc=note.get("cc", ()))  # fmt: skip
@@ -263,6 +273,8 @@ class Outbox:
                          **object_columns(note, actor.followers_url))  # fmt: skip
             session.add(row)
             await session.flush()
+            if application_id is not None:
+                session.add(PostApplication(object_id=row.id, client_id=application_id))
             activity = await self._store(session, actor, create, recipients=recipients,
                                          ref=note["id"])  # fmt: skip
             if deliver:

@@ -99,9 +99,11 @@ async def _idempotent(db: Database, owner_id: int, key: str) -> Object | None:
 
 
 async def create(
-    outbox: Outbox, actor: Actor, composed: Composed, attached: Attached, key: str | None
-) -> Object:
-    """Post ``composed`` with ``attached`` media; a repeated ``key`` gives the first post."""
+    outbox: Outbox, actor: Actor, composed: Composed, attached: Attached, key: str | None,
+    application_id: int | None = None,
+) -> Object:  # fmt: skip
+    """Post ``composed`` with ``attached`` media (through the app ``application_id``, if
+    any); a repeated ``key`` gives the first post."""
     if key:
         earlier = await _idempotent(outbox.db, actor.id, key)
         if earlier is not None:
@@ -124,7 +126,8 @@ async def create(
             session.add(IdempotencyKey(owner_id=actor.id, key=hashed, object_id=row.id))
 
     try:
-        row, _create = await outbox.publish(actor, note, within=within)
+        row, _create = await outbox.publish(actor, note, within=within,
+                                            application_id=application_id)  # fmt: skip
     except IntegrityError:
         # the same key, at the same moment, from another request: that one posted
         earlier = await _idempotent(outbox.db, actor.id, key) if key else None

@@ -48,6 +48,7 @@ __all__ = [
     "OAuthCode",
     "OAuthToken",
     "Object",
+    "PostApplication",
     "PostTag",
     "PostVersion",
     "StreamEvent",
@@ -590,4 +591,19 @@ class PostTag(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     object_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class PostApplication(Base):
+    """The app (OAuth client) a local post was made through: Mastodon's ``application`` of a
+    status. Posts made otherwise (the web pages, the command line) have none; an app
+    removed takes its rows along."""
+
+    __tablename__ = "post_applications"
+
+    object_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
     )

@@ -62,9 +62,10 @@ async def _owner(request: Request) -> Actor:
     return await auth.require_owner(request, owner, "posts through this outbox")
 
 
-def _client_outbox(request: Request) -> ClientOutbox:
+def _client_outbox(request: Request, application_id: int | None = None) -> ClientOutbox:
     context = get_context(request)
-    return ClientOutbox(context.outbox, context.db, StudioAttacher(context.studio))
+    return ClientOutbox(context.outbox, context.db, StudioAttacher(context.studio),
+                        application_id)  # fmt: skip
 
 
 def _check_json(request: Request) -> None:
@@ -85,7 +86,8 @@ async def post_outbox(request: Request) -> Response:
     doc = parse_json_object(
         await read_body(request, context.settings.max_inbox_bytes, what="an activity")
     )
-    c2s = _client_outbox(request)
+    grant = await auth.token_grant(request)
+    c2s = _client_outbox(request, grant.client_id if grant is not None else None)
     await auth.require_scope(request, await c2s.scope(actor, doc))
     activity = await c2s.submit(actor, doc)
     stored = {"@context": OBJECT_CONTEXT, **activity.data}

@@ -61,11 +61,8 @@ async def target(request: Request) -> Actor:
 
 
 def window(params: Params) -> tuple[Cursor, int]:
-    """A listing's cursor and limit; ``since_id`` reads as ``min_id`` (the page just newer)."""
-    cursor, limit, since_id = paging(params)
-    if since_id is not None and cursor.min_id is None and cursor.max_id is None:
-        cursor = Cursor(min_id=since_id)
-    return cursor, limit
+    """A listing's cursor and limit (:func:`~.common.paging`)."""
+    return paging(params)
 
 
 async def account_page(

@@ -203,14 +203,15 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
     return params
 
 
-def paging(params: Params, default: int = DEFAULT_LIMIT) -> tuple[Cursor, int, int | None]:
-    """The cursor and limit of a listing request, and its ``since_id`` (newer than, newest
-    first: the caller reads newest first and stops at it). ``limit`` is at most twice
-    ``default``, as Rails' ``limit_param`` has it (notifications: 40, at most 80)."""
+def paging(params: Params, default: int = DEFAULT_LIMIT) -> tuple[Cursor, int]:
+    """The cursor (``max_id``, ``min_id``, ``since_id``) and limit of a listing request;
+    ``limit`` is at most twice ``default``, as Rails' ``limit_param`` has it
+    (notifications: 40, at most 80)."""
     limit = params.number("limit", default) or default
     limit = max(1, min(limit, 2 * default))
-    max_id, min_id = params.number("max_id"), params.number("min_id")
-    return Cursor(max_id=max_id, min_id=min_id), limit, params.number("since_id")
+    cursor = Cursor(max_id=params.number("max_id"), min_id=params.number("min_id"),
+                    since_id=params.number("since_id"))  # fmt: skip
+    return cursor, limit
 
 
 def _link(request: Request, rel: str, **cursor: int) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap import vocab
 from fedisocial.social.bookmarks import bookmarked
@@ -24,7 +25,15 @@ from fedisocial.social.collections import Counts, counts
 from fedisocial.social.content import plain_text
 from fedisocial.social.notifications import GENERATION, Shown, group_key
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Engagement, Follow, Media, Object
+from fedisocial.store.models import (
+    Actor,
+    Engagement,
+    Follow,
+    Media,
+    OAuthClient,
+    Object,
+    PostApplication,
+)
 from fedisocial.studio.media import thumbnail_size
 from fedisocial.urls import Urls
 
@@ -73,6 +82,8 @@ class _Loaded:
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ids of the posts the viewer bookmarked
     bookmarks: set[int] = field(default_factory=set)
+    #: local posts made through an app: post id → Mastodon's Application (name, website)
+    applications: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Entities:
@@ -208,6 +219,9 @@ class Entities:
             if local:
                 files = select(Media).where(Media.note_uri.in_(local))
                 loaded.media = {media.path: media for media in await session.scalars(files)}
+                loaded.applications = await _applications(
+                    session, [row.id for row in posts if row.local]
+                )
         if self.viewer is not None:
             ids = [row.id for row in posts if row.type != "Announce"]
             loaded.bookmarks = await bookmarked(self.db, self.viewer.id, ids)
@@ -298,7 +312,7 @@ class Entities:
                     "created_at": iso_time(post.published), "account": account, "reblog": inner,
                     "content": "", "media_attachments": [], "mentions": [], "tags": [],
                     "spoiler_text": "", "sensitive": False, "in_reply_to_id": None,
-                    "in_reply_to_account_id": None, "edited_at": None,
+                    "in_reply_to_account_id": None, "edited_at": None, "application": None,
                     "visibility": visibility_name(post.visibility)}  # fmt: skip
         doc = post.data
         parent = loaded.objects.get(post.in_reply_to or "")
@@ -325,7 +339,8 @@ class Entities:
             "media_attachments": [
                 self._attachment(post, i, item, loaded.media) for i, item in enumerate(attachments)
             ],
-            "application": None,
+            # Mastodon shows it to anyone (its ``show_application`` setting is on by default)
+            "application": loaded.applications.get(post.id),
             "mentions": self._mentions(post, loaded),
             "tags": self._tags(post),
             "emojis": [],
@@ -413,6 +428,17 @@ class Entities:
             entity["group_key"] = group_key(found)
             out.append(entity)
         return out
+
+
+async def _applications(session: AsyncSession, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The Application of each of the local posts ``ids`` made through an app (one query)."""
+    query = (
+        select(PostApplication.object_id, OAuthClient.name, OAuthClient.website)
+        .join(OAuthClient, OAuthClient.id == PostApplication.client_id)
+        .where(PostApplication.object_id.in_(ids))
+    )
+    return {post_id: {"name": name, "website": website or None}
+            for post_id, name, website in await session.execute(query)}  # fmt: skip
 
 
 def _attachments(doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -202,7 +202,9 @@ async def create(request: Request) -> Response:
     )  # fmt: skip
     attached = await _attach(request, actor, _media_ids(params), None)
     key = request.headers.get("idempotency-key")
-    row = await statuses.create(get_context(request).outbox, actor, composed, attached, key)
+    grant = await auth.token_grant(request)  # the app posting (none with a password)
+    row = await statuses.create(get_context(request).outbox, actor, composed, attached, key,
+                                grant.client_id if grant is not None else None)  # fmt: skip
     return await _answer(request, actor, row)
 
 
@@ -311,7 +313,7 @@ async def _accounts(request: Request, kind: str) -> Response:
     viewer = await _reader(request, "read:accounts")
     row = await _post(request, viewer)
     context = get_context(request)
-    cursor, limit, _since = paging(await read_params(request))
+    cursor, limit = paging(await read_params(request))
     page = await read_page(context.db, engagers(kind, row.uri), cursor, limit)
     async with context.db.session() as session:
         found = {a.uri: a for a in await session.scalars(

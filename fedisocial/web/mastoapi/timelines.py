@@ -7,8 +7,8 @@ bookmarks page by the like's and the bookmark's id, as Mastodon's (apps follow
 their ``Link``). What a viewer may not read is never listed (the listings of
 :mod:`fedisocial.social.timeline` filter in the query). Lists are not kept: a
 list's timeline is 404, as for a list that does not exist.
-
-Not done: the tag timeline's ``any[]``, ``all[]`` and ``none[]`` (more tags).
+The tag timeline takes ``any[]``, ``all[]`` and ``none[]`` (more tags), as Mastodon's
+``TagFeed``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ async def read_listing(request: Request, params: Params, listing: Listing[T],
     Newer items are always linked (``rel="prev"``) when a page has any, as Mastodon
     links them: apps ask there for what is new.
     """
-    cursor, limit, since_id = paging(params, *(() if default is None else (default,)))
-    if since_id is not None and cursor.min_id is None:
-        listing = timeline.newer_than(listing, since_id)
+    cursor, limit = paging(params, *(() if default is None else (default,)))
     keyed = Listing(listing.model, listing.sort, listing.query, listing.values,
                     lambda row: (row[0], listing.item(row)))  # fmt: skip
     page = await read_page(get_context(request).db, keyed, cursor, limit)
@@ -70,8 +68,8 @@ def _object(item: Any) -> Object:
 
 async def home(request: Request) -> Response:
     viewer = await require_user(request, "read:statuses")
-    cursor, limit, since_id = paging(await read_params(request))
-    page = await timeline.home_page(get_context(request).db, viewer.id, cursor, since_id, limit)
+    cursor, limit = paging(await read_params(request))
+    page = await timeline.home_page(get_context(request).db, viewer.id, cursor, limit)
     return await _statuses(request, viewer, page, lambda item: item.object)
 
 
@@ -99,7 +97,14 @@ async def tag(request: Request) -> Response:
     viewer = await _anyone(request)
     params = await read_params(request)
     name = request.path_params["hashtag"]
-    listing = timeline.tagged(name, viewer, **_where(params))
+    listing = timeline.tagged(
+        name,
+        viewer,
+        **_where(params),
+        any_of=params.strings("any"),
+        all_of=params.strings("all"),
+        none_of=params.strings("none"),
+    )
     page = await read_listing(request, params, listing)
     return await _statuses(request, viewer, page, _object)
 

@@ -1,0 +1,78 @@
+"""The workers' periodic pruning deletes rows past their use, on SQLite and PostgreSQL.
+
+Ended mutes (every read ignores them already), stream events older than ten minutes
+(streams read only new ones) and Idempotency-Key records older than their hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from fedisocial.app import Context, housekeeping, job_handlers
+from fedisocial.jobs import Worker
+from fedisocial.social import mutes
+from fedisocial.social.housekeeping import prunable, prune
+from fedisocial.store.models import IdempotencyKey, Mute, StreamEvent, utcnow
+from tests.c2s_helpers import Person, person
+
+
+async def _rows(context: Context, model: type) -> int:
+    async with context.db.session() as session:
+        return await session.scalar(select(func.count()).select_from(model)) or 0
+
+
+async def _given_old_and_new_rows(context: Context, alice: Person) -> None:
+    """Two mutes (one ended), two stream events and two idempotency keys (one old each)."""
+    me = await context.outbox.actor_of("alice")
+    for name in ("bob", "dave"):
+        await person(context, name)
+    ended = await mutes.mute(context.db, me, await context.outbox.actor_of("bob"), duration=60)
+    await mutes.mute(context.db, me, await context.outbox.actor_of("dave"), duration=3600)
+    post = await context.outbox.post(me, "hello")
+    long_ago = utcnow() - timedelta(hours=2)
+    async with context.db.transaction() as session:
+        await session.execute(update(Mute).where(Mute.id == ended.id)
+                              .values(expires_at=utcnow() - timedelta(seconds=1)))  # fmt: skip
+        session.add_all([
+            StreamEvent(kind="delete", object_id=post.id, created_at=long_ago),
+            StreamEvent(kind="delete", object_id=post.id),
+            IdempotencyKey(owner_id=me.id, key="old", object_id=post.id, created_at=long_ago),
+            IdempotencyKey(owner_id=me.id, key="new", object_id=post.id),
+        ])  # fmt: skip
+
+
+async def test_prune_deletes_ended_mutes_old_stream_events_and_idempotency_keys(
+    context: Context, alice: Person
+) -> None:
+    await _given_old_and_new_rows(context, alice)
+    assert await prunable(context.db) == {"mutes": 1, "stream_events": 1, "idempotency_keys": 1}
+    # When pruned
+    assert await prune(context.db) == {"mutes": 1, "stream_events": 1, "idempotency_keys": 1}
+    # Then the fresh rows stay, and pruning again finds nothing
+    assert [await _rows(context, m) for m in (Mute, StreamEvent, IdempotencyKey)] == [1, 1, 1]
+    assert await prune(context.db) == {"mutes": 0, "stream_events": 0, "idempotency_keys": 0}
+    # ten minutes on, the fresh stream event goes too (keys last an hour, the mute its hour)
+    later = await prune(context.db, utcnow() + timedelta(minutes=11))
+    assert later == {"mutes": 0, "stream_events": 1, "idempotency_keys": 0}
+
+
+async def test_the_worker_loop_prunes_them(context: Context, alice: Person) -> None:
+    # Given old rows and the worker the app runs, with its housekeeping
+    await _given_old_and_new_rows(context, alice)
+    worker = Worker(context.queue, job_handlers(context), housekeeping=housekeeping(context),
+                    poll_interval=0.05)  # fmt: skip
+    # When its loop runs a moment
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if await _rows(context, StreamEvent) == 1 and await _rows(context, Mute) == 1:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await running
+    # Then the ended mute, the old event and the old key are gone
+    assert [await _rows(context, m) for m in (Mute, StreamEvent, IdempotencyKey)] == [1, 1, 1]
