@@ -59,11 +59,13 @@ async def feed_texts(context: Context, owner: Actor) -> list[str]:
 
 
 async def hidden(context: Context, owner: Actor, author: Actor) -> tuple[bool, bool]:
-    """Whether ``owner`` mutes ``author``: (posts, notifications), as SQL conditions say."""
+    """Whether ``owner`` mutes ``author``: (posts, notifications), by its active mute."""
+    muting = select(Mute.notifications).where(
+        Mute.owner_id == owner.id, Mute.muted_uri == author.uri, mutes.active()
+    )
     async with context.db.session() as session:
-        posts = await session.scalar(select(mutes.hides(owner.id, author.uri)))
-        told = await session.scalar(select(mutes.hides(owner.id, author.uri, notifications=True)))
-    return bool(posts), bool(told)
+        found = (await session.execute(muting)).first()
+    return found is not None, bool(found and found[0])
 
 
 # -- follows ------------------------------------------------------------------------------------

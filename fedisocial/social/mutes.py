@@ -27,7 +27,7 @@ from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Mute, Object, utcnow
 from fedisocial.store.rows import upsert
 
-__all__ = ["active", "expire", "hides", "hides_posts", "mute", "muted", "mutes_of", "unmute"]
+__all__ = ["active", "expire", "hides_posts", "mute", "muted", "mutes_of", "unmute"]
 
 #: the longest mute with a duration Mastodon's apps offer is 7 days; we allow a year
 _MAX_DURATION = 365 * 24 * 3600
@@ -37,14 +37,6 @@ def active(now: datetime | None = None) -> ColumnElement[bool]:
     """A mute row that has not expired (at ``now``: default, the moment of the call)."""
     moment = now or utcnow()
     return or_(Mute.expires_at.is_(None), Mute.expires_at > moment)
-
-
-def hides(owner_id: Any, *authors: Any, notifications: bool = False) -> ColumnElement[bool]:
-    """Whether the local actor ``owner_id`` (a value or column) mutes any of ``authors``
-    (actor id columns or values; a NULL one matches nothing). ``notifications``: only mutes
-    that hide notifications too (what a notification list asks)."""
-    muting = exists().where(Mute.owner_id == owner_id, Mute.muted_uri.in_(authors), active())
-    return muting.where(Mute.notifications.is_(True)) if notifications else muting
 
 
 def hides_posts(owner_id: Any, owner_uri: Any, *posts: Any) -> ColumnElement[bool]:

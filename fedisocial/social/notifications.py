@@ -444,13 +444,13 @@ def _in_group(key: str) -> ColumnElement[bool]:
     return narrow & (_key_sql(GROUPABLE) == key)
 
 
-def _bounds(query: Select[Any], cursor: Cursor, since_id: int | None) -> Select[Any]:
+def _bounds(query: Select[Any], cursor: Cursor) -> Select[Any]:
     if cursor.max_id is not None:
         query = query.where(Notification.id < cursor.max_id)
     if cursor.min_id is not None:
         query = query.where(Notification.id > cursor.min_id)
-    elif since_id is not None:
-        query = query.where(Notification.id > since_id)
+    elif cursor.since_id is not None:
+        query = query.where(Notification.id > cursor.since_id)
     return query
 
 
@@ -458,7 +458,7 @@ _NO_END = (1 << 63) - 1
 
 
 async def grouped_page(
-    db: Database, owner: Actor, cursor: Cursor, limit: int, since_id: int | None = None, *,
+    db: Database, owner: Actor, cursor: Cursor, limit: int, *,
     types: Sequence[str] = (), exclude: Sequence[str] = (), account_id: int | None = None,
     grouped: Collection[str] = GROUPABLE, key: str | None = None,
 ) -> Page[Group]:  # fmt: skip
@@ -481,7 +481,7 @@ async def grouped_page(
 
     # the page: one row per group, its newest (going up: oldest) notification in the window
     inside = _bounds(window(Notification.id.label("id"), key_sql.label("key")),
-                     cursor, since_id).subquery("inside")  # fmt: skip
+                     cursor).subquery("inside")  # fmt: skip
     edge = (func.min if up else func.max)(inside.c.id).label("edge")
     page = (select(inside.c.key, edge).group_by(inside.c.key)
             .order_by(edge.asc() if up else edge.desc()).limit(limit).cte("page"))  # fmt: skip
@@ -491,7 +491,7 @@ async def grouped_page(
     top: ColumnElement[Any] = select(func.max(page.c.edge)).scalar_subquery()
     if up:
         top = case((full, top), else_=cursor.max_id - 1 if cursor.max_id else _NO_END)
-    floor = (cursor.min_id if up else since_id) or 0
+    floor = (cursor.min_id if up else cursor.since_id) or 0
     bottom = case((full, select(func.min(page.c.edge)).scalar_subquery()), else_=floor + 1)
     # each group's notifications up to the page's top, newest first, with its numbers
     members = (

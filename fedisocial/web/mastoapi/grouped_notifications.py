@@ -124,9 +124,9 @@ async def index(request: Request) -> Response:
     viewer = await require_user(request, "read:notifications")
     params = await read_params(request)
     expand = _expand(params)
-    cursor, limit, since_id = paging(params, _PAGE)
+    cursor, limit = paging(params, _PAGE)
     page = await notifications.grouped_page(get_context(request).db, viewer, cursor, limit,
-                                            since_id, **_filters(params))  # fmt: skip
+                                            **_filters(params))  # fmt: skip
     results = await _results(request, viewer, page.items, expand=expand)
     return json_response(results, headers=page_links(request, page))
 
