@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,9 +19,10 @@ from starlette.routing import Route
 from fedisocial.federation.remote import store_actor
 from fedisocial.store.db import Database
 from fedisocial.store.models import Follow, Job
-from tests.conftest import POSTGRES_URL, postgres_unavailable
 from tests.instances import FEDISOCIAL, Instance, make_instance
 from tests.loopback import serve_in_thread
+from tests.mastoclient import BACKENDS
+from tests.mastoclient import database_url as fresh_database
 
 FOLLOWERS = 300
 
@@ -88,31 +86,10 @@ async def _unfinished_jobs(database_url: str) -> list[tuple[str, str]]:
         await db.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
-        return
-    reason = asyncio.run(postgres_unavailable())
-    if reason and os.environ.get("FEDISOCIAL_REQUIRE_POSTGRES") == "1":
-        pytest.fail(reason)
-    if reason:
-        pytest.skip(reason)
-    name = f"fedisocial_crash_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-    async def execute(statement: str) -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database(request.param, tmp_path / "db") as url:
+        yield url
 
 
 def _start_worker(instance: Instance) -> subprocess.Popen[bytes]:
