@@ -35,6 +35,7 @@ __all__ = [
     "OTHER_TYPES_KEY",
     "POST_TYPES",
     "PUBLIC_ALIASES",
+    "STATUS_TYPES",
     "RemoteActor",
     "WebfingerResult",
     "accepts_activity_json",
@@ -48,6 +49,7 @@ __all__ = [
     "http_url",
     "is_activity_media_type",
     "load_json",
+    "mention_hrefs",
     "normalize",
     "parse_handle",
     "parse_json_object",
@@ -67,6 +69,8 @@ LD_JSON_PROFILE = f'{LD_JSON}; profile="{AS_CONTEXT}"'
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 #: object types shown as posts (what a Create may carry to appear in feeds)
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question", "Event", "Video"})
+#: what apps are shown as statuses (posts, and Pixelfed's and PeerTube's media objects)
+STATUS_TYPES = POST_TYPES | {"Image"}
 #: Deepest nesting of JSON objects and arrays we read; real documents stay near 10.
 MAX_JSON_DEPTH = 64
 #: Key under which ``normalize`` keeps the non-AS2 entries of a type array.
@@ -179,6 +183,13 @@ def get_id(value: Any) -> str | None:
             if found_id:
                 return found_id
     return None
+
+
+def mention_hrefs(doc: Mapping[str, Any]) -> list[str]:
+    """The actor ids a document's ``tag`` mentions, in order."""
+    return [tag["href"] for tag in as_list(doc.get("tag"))
+            if isinstance(tag, dict) and tag.get("type") == "Mention"
+            and isinstance(tag.get("href"), str)]  # fmt: skip
 
 
 def first(value: Any) -> Any:

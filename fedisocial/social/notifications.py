@@ -57,7 +57,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from fedisocial.ap.vocab import as_list
+from fedisocial.ap.vocab import mention_hrefs
 from fedisocial.social.access import readable_by
 from fedisocial.social.collections import Cursor, Listing, Page
 from fedisocial.store.db import Database
@@ -177,16 +177,10 @@ async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
         await session.execute(upsert(session, Notification).on_conflict_do_nothing(), rows)
 
 
-def _mentioned(post: Object) -> set[str]:
-    return {str(tag["href"]) for tag in as_list(post.data.get("tag"))
-            if isinstance(tag, dict) and tag.get("type") == "Mention"
-            and isinstance(tag.get("href"), str)}  # fmt: skip
-
-
 def post_notices(post: Object, replied_to: str | None) -> list[Notice]:
     """What a new post tells: a ``mention`` to each account it mentions and to the author
     of the post it replies to (``replied_to``)."""
-    told = _mentioned(post) | ({replied_to} if replied_to else set())
+    told = set(mention_hrefs(post.data)) | ({replied_to} if replied_to else set())
     author = post.actor_uri or ""
     return [Notice(uri, "mention", author, post.uri, post) for uri in sorted(told)]
 
@@ -197,7 +191,7 @@ async def edit_notices(session: AsyncSession, post: Object, key: str) -> list[No
     boosters = await session.scalars(select(Engagement.actor_uri).where(
         Engagement.kind == "announce", Engagement.object_uri == post.uri
     ))  # fmt: skip
-    told = set(boosters) | _mentioned(post)
+    told = set(boosters) | set(mention_hrefs(post.data))
     author = post.actor_uri or ""
     return [Notice(uri, "update", author, key, post) for uri in sorted(told)]
 

@@ -52,12 +52,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, as_list, get_id, normalize
+from fedisocial.ap.vocab import ACTOR_TYPES, POST_TYPES, get_id, normalize
 from fedisocial.errors import FedisocialError
 from fedisocial.federation.remote import fetch_object
 from fedisocial.social.access import addressed_to, ensure_readable, in_feed_of, readable_by
 from fedisocial.social.content import plain_text
 from fedisocial.social.outbox import Outbox
+from fedisocial.social.timeline import hashtags
 from fedisocial.store.db import Database
 from fedisocial.store.models import (
     Actor,
@@ -337,7 +338,7 @@ class Search:
                 Object.id.in_(ids), readable_by(viewer.uri if viewer else None)
             )
             for data in await session.scalars(readable):
-                names = {name for name in _hashtags(data) if name.startswith(prefix)}
+                names = {name for name in hashtags(data) if name.startswith(prefix)}
                 used.update(names)
         ranked = sorted(used, key=lambda name: (name != prefix, -used[name], name))
         return ranked[offset : offset + limit]
@@ -413,13 +414,3 @@ def _has_words(doc: dict[str, Any], words: Sequence[str]) -> bool:
     shown = " ".join(plain_text(str(doc.get(key) or "")) for key in ("summary", "content"))
     shown = shown.casefold()
     return all(word.casefold() in shown for word in words)
-
-
-def _hashtags(doc: dict[str, Any]) -> list[str]:
-    names = []
-    for tag in as_list(doc.get("tag")):
-        if isinstance(tag, dict) and tag.get("type") == "Hashtag":
-            name = str(tag.get("name") or "").lstrip("#").strip().lower()
-            if name:
-                names.append(name)
-    return names

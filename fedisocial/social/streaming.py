@@ -35,13 +35,23 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from fedisocial.ap.vocab import STATUS_TYPES
 from fedisocial.errors import BadRequest
 from fedisocial.social.access import readable_by
-from fedisocial.social.timeline import home
+from fedisocial.social.timeline import hashtags, home, tag_name
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Notification, Object, StreamEvent, TimelineEntry
 
-__all__ = ["POLL_SECONDS", "STREAMS", "Delivery", "Inbox", "StreamHub", "Subscription", "new_inbox"]
+__all__ = [
+    "POLL_SECONDS",
+    "STREAMS",
+    "USER_STREAMS",
+    "Delivery",
+    "Inbox",
+    "StreamHub",
+    "Subscription",
+    "new_inbox",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +61,14 @@ POLL_SECONDS = 0.5
 _MARGIN = 500
 #: events a subscriber may fall behind by before it is dropped (it reconnects)
 _QUEUE = 1000
-_POST_TYPES = ("Note", "Article", "Question", "Page", "Image", "Video", "Event")
 STREAMS = frozenset({
     "user", "user:notification",
     "public", "public:local", "public:remote",
     "public:media", "public:local:media", "public:remote:media",
     "hashtag", "hashtag:local",
 })  # fmt: skip
-_USER_STREAMS = frozenset({"user", "user:notification"})
+#: the streams of a signed-in user's own (home feed, notifications)
+USER_STREAMS = frozenset({"user", "user:notification"})
 CHANNEL = "fedisocial_changes"
 
 
@@ -103,10 +113,10 @@ class Subscription:
         if self.stream.startswith("hashtag"):
             if not self.tag or not self.tag.strip().lstrip("#"):
                 raise BadRequest("a hashtag stream needs a tag")
-            self.tag = self.tag.strip().lstrip("#").lower()
+            self.tag = tag_name(self.tag)
         elif self.tag is not None:
             self.tag = None
-        if self.stream in _USER_STREAMS and self.viewer is None:
+        if self.stream in USER_STREAMS and self.viewer is None:
             raise BadRequest(f"the {self.stream} stream is a signed-in user's")
 
     def offer(self, delivery: Delivery) -> None:
@@ -133,7 +143,7 @@ class Subscription:
     def wants_post(self, post: Object, *, self_reply: bool = False) -> bool:
         """Whether a public stream shows ``post`` (the read rule is checked in the query);
         ``self_reply``: it answers its own author (a thread, which public streams show)."""
-        if post.type not in _POST_TYPES or post.visibility != "public":
+        if post.type not in STATUS_TYPES or post.visibility != "public":
             return False
         if post.in_reply_to is not None and not self_reply:
             return False
@@ -144,7 +154,7 @@ class Subscription:
         if self.stream.endswith(":media") and not _has_media(post.data):
             return False
         if self.tag is not None:
-            return self.tag in _hashtags(post.data)
+            return self.tag in hashtags(post.data)
         return True
 
 
@@ -152,13 +162,6 @@ def _has_media(doc: dict[str, Any]) -> bool:
     found = doc.get("attachment")
     items = found if isinstance(found, list) else [found] if found else []
     return any(isinstance(item, dict) and item.get("type") != "PropertyValue" for item in items)
-
-
-def _hashtags(doc: dict[str, Any]) -> set[str]:
-    found = doc.get("tag")
-    items = found if isinstance(found, list) else [found] if found else []
-    tags = [item for item in items if isinstance(item, dict) and item.get("type") == "Hashtag"]
-    return {str(tag.get("name") or "").lstrip("#").lower() for tag in tags}
 
 
 class _Cursor:
@@ -271,7 +274,7 @@ class StreamHub:
 
     async def _look(self) -> None:
         subscriptions = [s for s in self._subscriptions if not s.overflowed]
-        owners = {s.viewer.id: s.viewer for s in subscriptions if s.stream in _USER_STREAMS
+        owners = {s.viewer.id: s.viewer for s in subscriptions if s.stream in USER_STREAMS
                   and s.viewer is not None}  # fmt: skip
         await self._feed_entries(subscriptions, owners)
         await self._public_posts(subscriptions)
@@ -333,11 +336,7 @@ class StreamHub:
             ).order_by(Notification.id)  # fmt: skip
             for note in await session.scalars(query):
                 for sub in subs:
-                    if (
-                        sub.stream in _USER_STREAMS
-                        and sub.viewer
-                        and sub.viewer.id == note.owner_id
-                    ):
+                    if sub.stream in USER_STREAMS and sub.viewer and sub.viewer.id == note.owner_id:
                         sub.offer(Delivery("notification", notification=note))
 
     async def _changes(self, subs: Sequence[Subscription]) -> None:

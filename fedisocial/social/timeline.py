@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "add_to_feeds",
     "bookmarks",
     "favourites",
+    "hashtags",
     "home",
     "home_feed",
     "home_page",
@@ -162,8 +163,10 @@ def tag_name(name: str) -> str:
     return unicodedata.normalize("NFKC", name.strip().lstrip("#")).lower()[:255]
 
 
-def _hashtags(post: Object) -> set[str]:
-    names = {tag_name(str(tag.get("name") or "")) for tag in as_list(post.data.get("tag"))
+def hashtags(doc: Mapping[str, Any]) -> set[str]:
+    """The hashtags of a post document (its ``tag`` array's ``Hashtag`` names), as
+    :func:`tag_name` has them."""
+    names = {tag_name(str(tag.get("name") or "")) for tag in as_list(doc.get("tag"))
              if isinstance(tag, dict) and tag.get("type") == "Hashtag"}  # fmt: skip
     return {name for name in names if name}
 
@@ -179,7 +182,7 @@ async def index_tags(session: AsyncSession, posts: Sequence[Object]) -> None:
         return
     await session.execute(delete(PostTag).where(PostTag.object_id.in_({p.id for p in posts})))
     rows = [{"name": name, "object_id": post.id} for post in {p.id: p for p in posts}.values()
-            if post.deleted_at is None for name in sorted(_hashtags(post))]  # fmt: skip
+            if post.deleted_at is None for name in sorted(hashtags(post.data))]  # fmt: skip
     if rows:
         await session.execute(upsert(session, PostTag).on_conflict_do_nothing(), rows)
 

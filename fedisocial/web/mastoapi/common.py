@@ -34,7 +34,6 @@ from fedisocial.web.context import get_context
 
 __all__ = [
     "DEFAULT_LIMIT",
-    "MAX_LIMIT",
     "Params",
     "json_response",
     "page_links",
@@ -45,7 +44,6 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT = 20
-MAX_LIMIT = 40
 #: a JSON or urlencoded parameter body (media come as multipart, with their own cap)
 _PARAMS_CAP = 1 << 20
 _FALSE = frozenset({"0", "f", "false", "off", "n", "no"})
@@ -178,7 +176,6 @@ async def read_params(request: Request, *, files: int = 0) -> Params:
     if kind == "multipart/form-data":
         cap = get_context(request).settings.media_max_bytes
         form = await request.form(max_files=files, max_fields=_MAX_FIELDS, max_part_size=cap)
-        request.state.mastoapi_form = form
         _add_form(params, form)
     elif kind == "application/x-www-form-urlencoded":
         body = await read_body(request, _PARAMS_CAP, what="a form")

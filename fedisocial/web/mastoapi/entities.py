@@ -11,7 +11,7 @@ milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,6 @@ __all__ = ["Entities", "iso_time", "visibility_name"]
 #: our visibility → Mastodon's
 _VISIBILITY = {"public": "public", "unlisted": "unlisted", "followers": "private",
                "direct": "direct"}  # fmt: skip
-_POST_TYPES = ("Note", "Article", "Question", "Page", "Image", "Video", "Event")
 _MEDIA_KINDS = {"image": "image", "video": "video", "audio": "audio"}
 
 
@@ -106,7 +105,7 @@ class Entities:
                      .where(Follow.follower_uri.in_(uris), accepted)
                      .group_by(Follow.follower_uri))  # fmt: skip
         posts = (select(Object.actor_uri, func.count(), func.max(Object.published))
-                 .where(Object.actor_uri.in_(uris), Object.type.in_(_POST_TYPES),
+                 .where(Object.actor_uri.in_(uris), Object.type.in_(vocab.STATUS_TYPES),
                         Object.deleted_at.is_(None), Object.visibility.in_(("public", "unlisted")))
                  .group_by(Object.actor_uri))  # fmt: skip
         async with self.db.session() as session:
@@ -205,7 +204,7 @@ class Entities:
             posts = list(loaded.objects.values())
             wanted = {row.actor_uri for row in posts if row.actor_uri}
             for post in posts:
-                wanted.update(_mention_hrefs(post.data))
+                wanted.update(vocab.mention_hrefs(post.data))
             if wanted:
                 query = select(Actor).where(Actor.uri.in_(wanted))
                 loaded.actors = {actor.uri: actor for actor in await session.scalars(query)}
@@ -283,7 +282,7 @@ class Entities:
 
     def _mentions(self, post: Object, loaded: _Loaded) -> list[dict[str, Any]]:
         out = []
-        for href in _mention_hrefs(post.data):
+        for href in vocab.mention_hrefs(post.data):
             actor = loaded.actors.get(href)
             if actor is not None:
                 out.append({"id": str(actor.id), "username": actor.username,
@@ -452,16 +451,6 @@ def _attachments(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def _size(width: int, height: int) -> dict[str, Any]:
     return {"width": width, "height": height, "size": f"{width}x{height}",
             "aspect": width / height if height else 1.0}  # fmt: skip
-
-
-def _mention_hrefs(doc: dict[str, Any]) -> Iterable[str]:
-    for tag in vocab.as_list(doc.get("tag")):
-        if (
-            isinstance(tag, dict)
-            and tag.get("type") == "Mention"
-            and isinstance(tag.get("href"), str)
-        ):
-            yield tag["href"]
 
 
 def _text_url(value: Any) -> str | None:

@@ -34,7 +34,8 @@ from fedisocial.auth.tokens import Grant, authenticate_bearer, require_scopes
 from fedisocial.errors import BadRequest, FedisocialError, Unauthorized
 from fedisocial.social import notifications
 from fedisocial.social.notifications import MASTODON_TYPES
-from fedisocial.social.streaming import Delivery, Inbox, Subscription, new_inbox
+from fedisocial.social.streaming import USER_STREAMS, Delivery, Inbox, Subscription, new_inbox
+from fedisocial.social.timeline import tag_name
 from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
 from fedisocial.web.mastoapi.entities import Entities
@@ -45,7 +46,6 @@ _HEARTBEAT_SECONDS = 15.0
 #: the scopes each stream needs of a token (Mastodon's streaming server); others read:statuses
 _SCOPES = {"user": ("read:statuses", "read:notifications"),
            "user:notification": ("read:notifications",)}  # fmt: skip
-_USER_STREAMS = frozenset(_SCOPES)
 
 
 def _token(connection: HTTPConnection) -> str | None:
@@ -70,7 +70,7 @@ async def _viewer(connection: HTTPConnection) -> Actor | None:
 def _subscription(connection: HTTPConnection, viewer: Actor | None, stream: str,
                   tag: str | None, queue: Inbox) -> Subscription:  # fmt: skip
     """A subscription the viewer's token allows (401 without one for a user stream)."""
-    if viewer is None and stream in _USER_STREAMS:
+    if viewer is None and stream in USER_STREAMS:
         raise Unauthorized("the user stream needs a user's access token")
     if hasattr(connection.state, "streaming_grant"):
         require_scopes(connection.state.streaming_grant, _SCOPES.get(stream, ("read:statuses",)))
@@ -158,7 +158,7 @@ class _Socket:
             self.subscriptions[key] = await self.hub.subscribe(subscription)
 
     def unsubscribe(self, stream: str, tag: str | None) -> None:
-        key = (stream, tag.strip().lstrip("#").lower() if tag else None)
+        key = (stream, tag_name(tag) if tag else None)
         found = self.subscriptions.pop(key, None)
         if found is not None:
             self.hub.unsubscribe(found)
