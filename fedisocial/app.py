@@ -173,8 +173,8 @@ async def _error_response(
     request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     if _wants_html(request) and hasattr(request.app.state, "context"):
-        response = pages.render_page(request, "error.html", status, status=status,
-                                     message=message)  # fmt: skip
+        response = await pages.page(request, "error.html", status, status=status,
+                                    message=message)  # fmt: skip
     else:
         body = orjson.dumps({"error": message})
         response = Response(body, status_code=status, media_type="application/json")
@@ -185,6 +185,11 @@ async def _error_response(
 async def _on_fedisocial_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FedisocialError)
     return await _error_response(request, exc.status, exc.message, exc.headers)
+
+
+async def _on_sign_in_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, pages.SignInRequired)
+    return pages.sign_in_redirect(request, exc)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
@@ -234,7 +239,11 @@ def create_app(
         ],
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders, base_url=settings.base_url), Middleware(Cors)],
-        exception_handlers={FedisocialError: _on_fedisocial_error, HTTPException: _on_http_error},
+        exception_handlers={
+            pages.SignInRequired: _on_sign_in_required,
+            FedisocialError: _on_fedisocial_error,
+            HTTPException: _on_http_error,
+        },
     )
 
 

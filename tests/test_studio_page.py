@@ -85,10 +85,13 @@ async def test_the_signed_in_user_gets_the_composer(
     assert "#AIGenerated" in html
 
 
-async def test_every_page_links_to_the_studio(client: httpx.AsyncClient, context: Context) -> None:
+async def test_signed_out_pages_offer_sign_in_instead_of_the_composer(
+    client: httpx.AsyncClient, context: Context
+) -> None:
     response = await client.get("/", headers={"Accept": BROWSER})
     assert response.status_code == 200
-    assert '<a href="/studio">Image studio</a>' in response.text
+    assert '/auth/sign_in" class="nav-sign-in"' in response.text
+    assert 'href="/compose"' not in response.text
 
 
 async def test_the_script_is_served(client: httpx.AsyncClient, context: Context) -> None:

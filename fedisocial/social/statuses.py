@@ -34,7 +34,7 @@ from fedisocial.social.access import readable_by
 from fedisocial.social.c2s import Attached
 from fedisocial.social.outbox import Outbox, check_length
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, IdempotencyKey, Media, Object, utcnow
+from fedisocial.store.models import Actor, Engagement, IdempotencyKey, Media, Object, utcnow
 
 __all__ = [
     "CONTEXT_LIMIT",
@@ -46,9 +46,15 @@ __all__ = [
     "delete_status",
     "descendants",
     "edit",
+    "engagement",
+    "favourite",
     "pin",
     "readable_status",
     "readable_statuses",
+    "reblog",
+    "target_of",
+    "unfavourite",
+    "unreblog",
 ]
 
 #: how long an Idempotency-Key gives back the first post (Mastodon: one hour)
@@ -200,6 +206,46 @@ async def pin(outbox: Outbox, actor: Actor, row: Object, *, pinned: bool) -> Obj
     return await _reload(outbox.db, row)
 
 
+# -- favourites and boosts (acting twice is not an error, as on Mastodon) ------------------
+
+
+async def engagement(db: Database, actor: Actor, kind: str, row: Object) -> str | None:
+    """The id of the actor's ``kind`` ("like", "announce") of ``row``, if any."""
+    async with db.session() as session:
+        return await session.scalar(select(Engagement.activity_uri).where(
+            Engagement.kind == kind, Engagement.actor_uri == actor.uri,
+            Engagement.object_uri == row.uri))  # fmt: skip
+
+
+async def favourite(outbox: Outbox, actor: Actor, row: Object) -> None:
+    if await engagement(outbox.db, actor, "like", row) is None:
+        await outbox.like(actor, row.uri)
+
+
+async def unfavourite(outbox: Outbox, actor: Actor, row: Object) -> None:
+    if await engagement(outbox.db, actor, "like", row) is not None:
+        await outbox.unlike(actor, row.uri)
+
+
+async def reblog(outbox: Outbox, actor: Actor, row: Object, visibility: Visibility) -> Object:
+    """Boost ``row`` (public, unlisted or followers); the boost, new or the one made before."""
+    if visibility == "direct":
+        raise Unprocessable("Validation failed: a boost is public, unlisted or private")
+    existing = await engagement(outbox.db, actor, "announce", row)
+    if existing is None:
+        return await outbox.boost(actor, row.uri, visibility)
+    async with outbox.db.session() as session:
+        boost = await session.scalar(select(Object).where(Object.uri == existing))
+    if boost is None:
+        raise NotFound("Record not found")
+    return boost
+
+
+async def unreblog(outbox: Outbox, actor: Actor, row: Object) -> None:
+    if await engagement(outbox.db, actor, "announce", row) is not None:
+        await outbox.unboost(actor, row.uri)
+
+
 async def _reload(db: Database, row: Object) -> Object:
     async with db.session() as session:
         return await session.get_one(Object, row.id)
@@ -232,6 +278,17 @@ async def readable_statuses(db: Database, ids: Sequence[int], viewer: str | None
     async with db.session() as session:
         found = {row.id: row for row in await session.scalars(query)}
     return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+
+async def target_of(db: Database, row: Object) -> Object:
+    """``row``; a boost stands for the post it boosts (what one favourites or replies to)."""
+    if row.type != "Announce":
+        return row
+    async with db.session() as session:
+        target = await session.scalar(select(Object).where(Object.uri == row.object_uri))
+    if target is None:
+        raise NotFound("Record not found")
+    return target
 
 
 async def readable_status(db: Database, status_id: int, viewer: str | None) -> Object:

@@ -23,13 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedisocial.ap import render as as2
 from fedisocial.ap.jsonld import FEDISOCIAL_NS, OBJECT_CONTEXT
 from fedisocial.ap.vocab import as_list, get_id
-from fedisocial.errors import BadRequest, NotFound
+from fedisocial.errors import BadRequest, NotFound, Unprocessable
 from fedisocial.social.c2s import Attached
 from fedisocial.store.models import Actor, Media, Object
 from fedisocial.studio.generation import MAX_ATTACHMENTS, Studio, attachment, check_prompt
 from fedisocial.studio.media import check_alt_text
 
-__all__ = ["PROMPT", "StudioAttacher", "alt_of", "image_document", "upload_object"]
+__all__ = [
+    "PROMPT",
+    "StudioAttacher",
+    "alt_of",
+    "attach_uploads",
+    "image_document",
+    "upload_object",
+]
 
 #: the property of an attached ``Image`` that asks for a generated picture
 PROMPT = f"{FEDISOCIAL_NS}prompt"
@@ -146,3 +153,34 @@ class StudioAttacher:
         media.description = check_alt_text(alt if alt is not None else media.description,
                                            self.studio.settings.media_max_description)  # fmt: skip
         return media
+
+
+async def attach_uploads(studio: Studio, actor: Actor, ids: list[int],
+                         post: Object | None) -> Attached:  # fmt: skip
+    """The media ``ids`` (in order) for a post: the actor's uploads not yet attached, or
+    (editing) those of ``post``; labeled when a model made any of them. What is wrong is a
+    422 that says what (Mastodon's ``Validation failed``)."""
+    if not ids:
+        return Attached()
+    async with studio.db.session() as session:
+        found = {m.id: m for m in await session.scalars(
+            select(Media).where(Media.id.in_(ids), Media.owner_id == actor.id))}  # fmt: skip
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise Unprocessable(f"Validation failed: no media {', '.join(missing)} of yours")
+    kept = {i for i in ids if post is not None and found[i].note_uri == post.uri}
+    new = [found[i] for i in ids if i not in kept]
+    items = [studio.outbox.urls.media_object(actor.username, m.id) for m in new]
+    try:
+        prepared = await StudioAttacher(studio).prepare(actor, items)
+    except (BadRequest, NotFound) as exc:
+        raise Unprocessable(f"Validation failed: {exc.message}") from exc
+    made = dict(zip((m.id for m in new), prepared.attachments, strict=True))
+    docs = [made[i] if i in made else attachment(found[i], studio.store.url(found[i].path))
+            for i in ids]  # fmt: skip
+    models = sorted({model for i in ids if (model := found[i].ai_model)})
+
+    def finish(note: dict[str, Any]) -> dict[str, Any]:
+        return studio.label(note, models) if models else note
+
+    return Attached(docs, finish=finish, link=prepared.link)

@@ -23,7 +23,7 @@ from fedisocial.social.accounts import find_local_actor, render_actor
 from fedisocial.social.avatars import default_avatar_png, default_header_png
 from fedisocial.web.auth import require_signature
 from fedisocial.web.context import get_context
-from fedisocial.web.pages import profile_page
+from fedisocial.web.pages.public import profile_page
 
 __all__ = ["routes"]
 

@@ -40,7 +40,7 @@ from fedisocial.web import session as web_session
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
 from fedisocial.web.headers import page_policy
-from fedisocial.web.pages import render_page
+from fedisocial.web.pages.base import render_page
 
 __all__ = ["SCOPE_TEXT", "routes"]
 

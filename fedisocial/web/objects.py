@@ -59,7 +59,7 @@ from fedisocial.urls import Urls
 from fedisocial.web import auth
 from fedisocial.web.context import get_context
 from fedisocial.web.federation import wants_activity_json
-from fedisocial.web.pages import activity_page, deleted_page, post_page
+from fedisocial.web.pages.public import activity_page, deleted_page, post_page
 
 if TYPE_CHECKING:
     from fedisocial.app import Context

@@ -28,7 +28,7 @@ from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.web import auth
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
-from fedisocial.web.pages import render_page
+from fedisocial.web.pages.base import render_page
 
 __all__ = ["routes"]
 

@@ -25,14 +25,13 @@ from starlette.routing import BaseRoute, Route
 from fedisocial.ap.addressing import Visibility
 from fedisocial.errors import BadRequest, NotFound, Unprocessable
 from fedisocial.social import bookmarks, statuses
-from fedisocial.social.c2s import Attached
 from fedisocial.social.collections import engagers, read_page
 from fedisocial.social.content import plain_text
 from fedisocial.social.statuses import Composed, readable_status
 from fedisocial.social.versions import history, source_text
-from fedisocial.store.models import Actor, Engagement, Media, Object
-from fedisocial.studio.attachments import StudioAttacher
-from fedisocial.studio.generation import MAX_ATTACHMENTS, attachment
+from fedisocial.store.models import Actor, Media, Object
+from fedisocial.studio.attachments import attach_uploads
+from fedisocial.studio.generation import MAX_ATTACHMENTS
 from fedisocial.web import auth
 from fedisocial.web.context import get_context
 from fedisocial.web.mastoapi.common import (
@@ -78,15 +77,7 @@ async def _status(request: Request, viewer: Actor | None) -> Object:
 
 async def _post(request: Request, viewer: Actor | None) -> Object:
     """:func:`_status`; a boost stands for the post it boosts (what one favourites)."""
-    row = await _status(request, viewer)
-    if row.type != "Announce":
-        return row
-    context = get_context(request)
-    async with context.db.session() as session:
-        target = await session.scalar(select(Object).where(Object.uri == row.object_uri))
-    if target is None:
-        raise NotFound("Record not found")
-    return target
+    return await statuses.target_of(get_context(request).db, await _status(request, viewer))
 
 
 async def _own(request: Request, actor: Actor) -> Object:
@@ -137,36 +128,6 @@ def _media_ids(params: Params) -> list[int]:
     return list(dict.fromkeys(int(i) for i in ids))
 
 
-async def _attach(request: Request, actor: Actor, ids: list[int], post: Object | None) -> Attached:
-    """The media ``ids`` (in order): the actor's uploads not yet attached, or (editing) those
-    of ``post``; labeled when a model made any of them."""
-    if not ids:
-        return Attached()
-    context = get_context(request)
-    async with context.db.session() as session:
-        found = {m.id: m for m in await session.scalars(
-            select(Media).where(Media.id.in_(ids), Media.owner_id == actor.id))}  # fmt: skip
-    missing = [str(i) for i in ids if i not in found]
-    if missing:
-        raise Unprocessable(f"Validation failed: no media {', '.join(missing)} of yours")
-    kept = {i for i in ids if post is not None and found[i].note_uri == post.uri}
-    new = [found[i] for i in ids if i not in kept]
-    items = [context.urls.media_object(actor.username, m.id) for m in new]
-    try:
-        prepared = await StudioAttacher(context.studio).prepare(actor, items)
-    except (BadRequest, NotFound) as exc:
-        raise Unprocessable(f"Validation failed: {exc.message}") from exc
-    made = dict(zip((m.id for m in new), prepared.attachments, strict=True))
-    docs = [made[i] if i in made else attachment(found[i], context.studio.store.url(found[i].path))
-            for i in ids]  # fmt: skip
-    models = sorted({model for i in ids if (model := found[i].ai_model)})
-
-    def finish(note: dict[str, Any]) -> dict[str, Any]:
-        return context.studio.label(note, models) if models else note
-
-    return Attached(docs, finish=finish, link=prepared.link)
-
-
 async def _parent(request: Request, actor: Actor, params: Params) -> Object | None:
     raw = params.text("in_reply_to_id")
     if not raw:
@@ -200,7 +161,7 @@ async def create(request: Request) -> Response:
         summary=(params.text("spoiler_text") or "").strip() or None,
         sensitive=params.flag("sensitive"), language=_language(params),
     )  # fmt: skip
-    attached = await _attach(request, actor, _media_ids(params), None)
+    attached = await attach_uploads(get_context(request).studio, actor, _media_ids(params), None)
     key = request.headers.get("idempotency-key")
     grant = await auth.token_grant(request)  # the app posting (none with a password)
     row = await statuses.create(get_context(request).outbox, actor, composed, attached, key,
@@ -237,7 +198,7 @@ async def update(request: Request) -> Response:
         language=_language(params) if "language" in params else language,
     )  # fmt: skip
     ids = _media_ids(params) if "media_ids" in params else await _current_media(request, row)
-    attached = await _attach(request, actor, ids, row)
+    attached = await attach_uploads(get_context(request).studio, actor, ids, row)
     edited = await statuses.edit(get_context(request).outbox, actor, row, composed, attached)
     return await _answer(request, actor, edited)
 
@@ -334,27 +295,17 @@ async def reblogged_by(request: Request) -> Response:
 # -- acting on a status ----------------------------------------------------------------------
 
 
-async def _engagement(request: Request, actor: Actor, kind: str, row: Object) -> str | None:
-    """The id of the actor's like or boost of ``row``, if any."""
-    async with get_context(request).db.session() as session:
-        return await session.scalar(select(Engagement.activity_uri).where(
-            Engagement.kind == kind, Engagement.actor_uri == actor.uri,
-            Engagement.object_uri == row.uri))  # fmt: skip
-
-
 async def favourite(request: Request) -> Response:
     actor = await auth.require_user(request, "write:favourites")
     row = await _post(request, actor)
-    if await _engagement(request, actor, "like", row) is None:
-        await get_context(request).outbox.like(actor, row.uri)
+    await statuses.favourite(get_context(request).outbox, actor, row)
     return await _answer(request, actor, row)
 
 
 async def unfavourite(request: Request) -> Response:
     actor = await auth.require_user(request, "write:favourites")
     row = await _post(request, actor)
-    if await _engagement(request, actor, "like", row) is not None:
-        await get_context(request).outbox.unlike(actor, row.uri)
+    await statuses.unfavourite(get_context(request).outbox, actor, row)
     return await _answer(request, actor, row)
 
 
@@ -362,26 +313,15 @@ async def reblog(request: Request) -> Response:
     """``POST /:id/reblog``: the boost (a Status whose ``reblog`` is the post)."""
     actor = await auth.require_user(request, "write:statuses")
     row = await _post(request, actor)
-    params = await read_params(request)
-    visibility = _visibility(params)
-    if visibility == "direct":
-        raise Unprocessable("Validation failed: a boost is public, unlisted or private")
-    context = get_context(request)
-    existing = await _engagement(request, actor, "announce", row)
-    if existing is None:
-        return await _answer(request, actor, await context.outbox.boost(actor, row.uri, visibility))
-    async with context.db.session() as session:
-        boost = await session.scalar(select(Object).where(Object.uri == existing))
-    if boost is None:
-        raise NotFound("Record not found")
+    visibility = _visibility(await read_params(request))
+    boost = await statuses.reblog(get_context(request).outbox, actor, row, visibility)
     return await _answer(request, actor, boost)
 
 
 async def unreblog(request: Request) -> Response:
     actor = await auth.require_user(request, "write:statuses")
     row = await _post(request, actor)
-    if await _engagement(request, actor, "announce", row) is not None:
-        await get_context(request).outbox.unboost(actor, row.uri)
+    await statuses.unreblog(get_context(request).outbox, actor, row)
     return await _answer(request, actor, row)
 
 

@@ -13,10 +13,8 @@ from typing import Any
 
 import nh3
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from fedisocial import __version__
 from fedisocial.ap.vocab import as_list, get_id, http_url
 from fedisocial.errors import BadRequest
 from fedisocial.social.accounts import find_local_actor, list_users, usage
@@ -24,18 +22,18 @@ from fedisocial.social.collections import Counts, Cursor, counts, featured, prof
 from fedisocial.social.content import sanitize
 from fedisocial.store.models import Actor, Object
 from fedisocial.web import auth
-from fedisocial.web.context import get_context, get_templates
+from fedisocial.web.context import get_context
+from fedisocial.web.pages.base import render_page
 
 __all__ = [
     "AttachmentView",
     "PostView",
     "activity_page",
     "deleted_page",
+    "home",
     "post_page",
     "post_view",
     "profile_page",
-    "render_page",
-    "routes",
 ]
 
 #: how an activity reads in a sentence: "Alice <verb> <object>"
@@ -51,18 +49,6 @@ _VERBS = {
     "Create": "posted",
     "Update": "edited",
 }
-
-
-def render_page(
-    request: Request, template: str, status_code: int = 200, **values: object
-) -> Response:
-    context = get_context(request)
-    page = (
-        get_templates(request)
-        .get_template(template)
-        .render(settings=context.settings, urls=context.urls, version=__version__, **values)
-    )
-    return HTMLResponse(page, status_code=status_code)
 
 
 # -- view models -----------------------------------------------------------------------------
@@ -224,6 +210,3 @@ async def home(request: Request) -> Response:
     context = get_context(request)
     people = [actor for _, actor in await list_users(context.db)]
     return render_page(request, "home.html", people=people, usage=await usage(context.db))
-
-
-routes = [Route("/", home), Route("/about", home)]
