@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -127,6 +128,8 @@ class Actor(Base):
     manually_approves_followers: Mapped[bool] = mapped_column(Boolean, default=False)
     discoverable: Mapped[bool] = mapped_column(Boolean, default=True)
     indexable: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: the account opted out of AI use of its posts and images (FEP-5e53 ``noai``)
+    noai: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: profile fields: [{"name": ..., "value": ...}] (PropertyValue attachments)
     fields: Mapped[list[dict[str, str]]] = mapped_column(JSONDocument, default=list)
     #: the document as last fetched (remote actors)
@@ -155,6 +158,8 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     #: false while a sign-up waits for an admin (registrations = "approval")
     approved: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: why the person asked to join (registrations = "approval"), for the admins
+    sign_up_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
 
