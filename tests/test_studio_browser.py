@@ -8,8 +8,6 @@ FEDISOCIAL_REQUIRE_BROWSER=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,33 +16,17 @@ from typing import Any
 import pytest
 
 from fedisocial.studio.ai.local import LOCAL_MODEL
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, keep_policy_violations, require_browser
 from tests.instances import Instance, make_instance
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 PASSWORD = "a lighthouse keeper's password"
 PROMPT = "a lighthouse at dawn, watercolor"
 ALT = "A watercolor lighthouse on a cliff, pink dawn sky behind it"
 
 
-def _why_no_browser() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing: `apt-get install chromium` to run the browser test"
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed: `pip install -e '.[test]'`"
-    return None
-
-
 @pytest.fixture
 def browser_ready() -> None:
-    reason = _why_no_browser()
-    if reason and os.environ.get("FEDISOCIAL_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (FEDISOCIAL_REQUIRE_BROWSER=1)")
-    if reason:
-        pytest.skip(reason)
+    require_browser()
 
 
 @pytest.fixture
@@ -77,7 +59,7 @@ def test_a_new_user_generates_reviews_and_publishes_an_image(
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("response", lambda response: _keep_failures(errors, response))
-            page.on("console", lambda message: _keep_policy_violations(errors, message))
+            page.on("console", lambda message: keep_policy_violations(errors, message))
 
             # Given alice signed in to the studio of a fresh instance with no API key
             page.goto(f"{instance.base_url}/studio")
@@ -141,9 +123,3 @@ def _keep_failures(errors: list[str], response: Any) -> None:
     challenge = response.status == 401 and response.url.endswith("/studio")
     if response.status >= 400 and not challenge and not response.url.endswith("/favicon.ico"):
         errors.append(f"{response.status} {response.url}")
-
-
-def _keep_policy_violations(errors: list[str], message: Any) -> None:
-    """What our Content-Security-Policy blocked: the page must work within it."""
-    if "Content Security Policy" in message.text:
-        errors.append(message.text)
