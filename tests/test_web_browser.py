@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +225,6 @@ def check_pages(j: Journey, browser: Browser, signed_in: BrowserContext, axe: st
                     for signed in (True, False)}  # fmt: skip
         try:
             for name, path, signed in main_pages(j):
-                began = time.monotonic()
                 page = contexts[signed].new_page()
                 watch(page, j.errors)
                 page.goto(f"{j.one.base_url}{path}")
@@ -238,7 +236,6 @@ def check_pages(j: Journey, browser: Browser, signed_in: BrowserContext, axe: st
                     problems.append(f"{name} ({size_name}): {overflow} px wider than the screen")
                 problems += [f"{name} ({size_name}) {p}" for p in axe_problems(page, axe)]
                 page.close()
-                print(f"{name} {size_name}: {time.monotonic() - began:.1f} s")
         finally:
             for context in contexts.values():
                 context.close()
@@ -293,7 +290,6 @@ def test_a_day_in_the_web_app_across_two_instances(instances: tuple[Instance, In
 
     one, two = instances
     axe = AXE.read_text()
-    started = time.monotonic()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -306,6 +302,5 @@ def test_a_day_in_the_web_app_across_two_instances(instances: tuple[Instance, In
             context.close()
         finally:
             browser.close()
-    print(f"journey and pages in {time.monotonic() - started:.1f} s")
     assert journey.errors == []
     assert problems == [], "\n".join(problems)

@@ -17,6 +17,7 @@ import pytest
 from fedisocial.app import Context
 from fedisocial.auth.sessions import SessionStore
 from fedisocial.errors import BadRequest, Unauthorized
+from fedisocial.social.mutes import mute
 from fedisocial.web.pages.live import Reader, events, streams_of
 from tests.instances import Instance, make_instance
 from tests.oauthflow import PASSWORD, Browser
@@ -88,6 +89,25 @@ async def test_a_public_feed_is_open_to_anyone_and_hears_only_what_it_lists(
     assert await _next(local) == ("update", {"id": str(shown.id)})
     for stream in (cats, local):
         await stream.aclose()
+
+
+async def test_a_public_feed_leaves_out_whom_the_reader_muted_or_blocked(
+    context: Context,
+) -> None:
+    # Given alice, who muted bob and blocked carol, on the local feed (a new query: both backends)
+    alice, bob, carol, dan = [await _actor(context, n) for n in ("alice", "bob", "carol", "dan")]
+    await mute(context.db, alice, bob)
+    await context.outbox.block(alice, carol.uri)
+    _cookie, session = await SessionStore(context.db).start(alice)
+    stream = events(context, streams_of("local", alice), Reader(alice, session.id))
+    assert await anext(stream) == b":)\n\n"
+
+    # When bob, carol and then dan post in public, she hears of dan's post only
+    await context.outbox.post(bob, "muted news")
+    await context.outbox.post(carol, "blocked news")
+    seen = await context.outbox.post(dan, "news from dan")
+    assert await _next(stream) == ("update", {"id": str(seen.id)})
+    await stream.aclose()
 
 
 @SQLITE
