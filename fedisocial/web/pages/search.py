@@ -22,7 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from fedisocial.errors import BadRequest, BlockedAddress, FedisocialError, NotFound
+from fedisocial.errors import (
+    BadRequest,
+    BlockedAddress,
+    FedisocialError,
+    NotFound,
+    RemoteStatus,
+)
 from fedisocial.social import relations
 from fedisocial.social.search import Query, Results, Search
 from fedisocial.store.models import Actor
@@ -65,9 +71,12 @@ def _problem(text: str, results: Results, signed_in: bool) -> str | None:
     if isinstance(failure, BlockedAddress):
         return ("That address couldn't be fetched: this server does not fetch from private, "
                 "local or plain-http addresses.")  # fmt: skip
-    if handle and (failure is None or isinstance(failure, NotFound)):
+    gone = isinstance(failure, NotFound) or (
+        isinstance(failure, RemoteStatus) and failure.status_code in (404, 410)
+    )
+    if handle and (failure is None or gone):
         return f"No account {text if text.startswith('@') else '@' + text} could be found."
-    if url and failure is None:
+    if url and (failure is None or gone):
         return ("Nothing at that address can be shown here: "
                 "it is not a post or an account you may see.")  # fmt: skip
     what = "That account's server" if handle else "That address"
