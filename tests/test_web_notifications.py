@@ -167,3 +167,44 @@ async def _state(context: Context, follower: Actor, followee: Actor) -> str | No
             .where(Follow.follower_uri == follower.uri, Follow.followee_uri == followee.uri)
         )
     return None if row is None else str(row)
+
+
+async def test_notifications_page_with_load_more_and_a_finished_image_links_to_the_composer(
+    app: Starlette, context: Context
+) -> None:
+    async with signed_in_browser(app, context, "alice") as alice:
+        me = await _actor(context, "alice")
+        bob = await _actor(context, "bob")
+        # Given an image alice asked for, made, and then 22 mentions of her
+        async with context.db.transaction() as session:
+            made = notifications.Notice(me.uri, notifications.GENERATION, me.uri, "generation:7",
+                                        None, own=True)  # fmt: skip
+            await notifications.record(session, [made])
+        for n in range(22):
+            await context.outbox.post(bob, f"@alice number {n}")
+        # When she opens the page, 20 entries and a link to the next ones
+        first = await alice.get("/notifications")
+        assert len(_entries(first.text)) == 20
+        more = re.search(r'href="(/notifications\?max_id=\d+)" data-load-more', first.text)
+        assert more is not None
+        # Then "Load more" brings the rest (as a piece of page for the script) and no more link
+        rest = await alice.get(more.group(1) + "&fragment=1")
+        assert "<html" not in rest.text and "data-load-more" not in rest.text
+        entries = _entries(rest.text)
+        assert entries[:2] == [("mention", "bob mentioned you")] * 2
+        assert entries[-1] == (
+            "fedisocial:generation",
+            "Your image is ready. Open the composer to post it: it waits there with your drafts.",
+        )
+        assert 'href="/compose">Open the composer</a>' in rest.text
+        # Paging on the Mentions tab keeps the tab, and an older page does not mark anything
+        mentions = await alice.get("/notifications?filter=mentions")
+        assert 'href="/notifications?filter=mentions&amp;max_id=' in mentions.text
+        bad = await alice.get("/notifications?max_id=abc")
+        assert bad.status_code == 400
+    # Signed out, the page asks to sign in first
+    async with signed_in_browser(app, context, "alice", create=False) as again:
+        csrf = csrf_of((await again.get("/")).text)
+        await again.post("/auth/sign_out", data={"csrf_token": csrf})
+        gone = await again.get("/notifications", follow_redirects=False)
+        assert gone.status_code == 303 and "next=%2Fnotifications" in gone.headers["location"]
