@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.pages import actions, compose, feeds, live
+from fedisocial.web.pages import actions, compose, feeds, live, notifications, search
 from fedisocial.web.pages.base import SignInRequired, page, render_page, sign_in_redirect
 
 __all__ = ["SignInRequired", "page", "render_page", "routes", "sign_in_redirect"]
@@ -23,4 +23,6 @@ routes: list[BaseRoute] = [
     *compose.routes,
     *actions.routes,
     *live.routes,
+    *notifications.routes,
+    *search.routes,
 ]
