@@ -312,6 +312,7 @@
     form.addEventListener("composer:posted", () => {
       chosen.replaceChildren();
       say(uploadMessage, "");
+      say(generateMessage, "");
       refresh();
     });
     refresh();
