@@ -17,6 +17,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from fedisocial.app import Context
+from fedisocial.auth.tokens import create_personal_token
 from fedisocial.social.accounts import create_user
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -65,7 +66,7 @@ def assert_inert(response: httpx.Response) -> None:
     assert policy["frame-ancestors"] == "'none'"
 
 
-@pytest.mark.parametrize("path", ["/", "/users/alice", "/studio", "/no/such/page"])
+@pytest.mark.parametrize("path", ["/", "/users/alice", "/auth/sign_in", "/no/such/page"])
 async def test_pages_get_a_strict_policy_and_may_not_be_framed(
     client: httpx.AsyncClient, context: Context, path: str
 ) -> None:
@@ -75,11 +76,11 @@ async def test_pages_get_a_strict_policy_and_may_not_be_framed(
     assert_page_headers(response)
 
 
-async def test_the_sign_in_challenge_page_has_the_headers(
+async def test_the_sign_in_page_the_composer_leads_to_has_the_headers(
     client: httpx.AsyncClient, context: Context
 ) -> None:
-    response = await client.get("/studio", headers={"Accept": BROWSER})
-    assert response.status_code == 401
+    response = await client.get("/studio", headers={"Accept": BROWSER}, follow_redirects=True)
+    assert response.status_code == 200 and response.url.path == "/auth/sign_in"
     assert_page_headers(response)
 
 
@@ -89,8 +90,9 @@ async def test_media_files_are_never_sniffed_and_run_nothing(
     # Given an uploaded image
     out = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 40, 40)).save(out, "PNG")
+    token, _ = await create_personal_token(context.db, "alice", "write")
     uploaded = await client.post(
-        "/api/studio/media", headers=signed_in("application/json"),
+        "/api/studio/media", headers={"Authorization": f"Bearer {token}"},
         files={"file": ("red.png", out.getvalue(), "image/png")},
         data={"description": "a red rectangle"},
     )  # fmt: skip
@@ -118,7 +120,7 @@ async def test_json_and_activitystreams_are_not_sniffed(
 
 
 async def test_static_files_are_not_sniffed(client: httpx.AsyncClient, context: Context) -> None:
-    for path in ("/static/studio.js", "/static/style.css"):
+    for path in ("/static/composer.js", "/static/style.css"):
         response = await client.get(path)
         assert response.status_code == 200
         assert response.headers["x-content-type-options"] == "nosniff"
