@@ -166,11 +166,12 @@ async def test_limits_and_bad_requests_get_clear_errors(
     assert five.status_code == 400 and "at most 4" in five.json()["error"]
 
 
+@pytest.mark.parametrize("settings", [{"FEDISOCIAL_AI_IMAGES_PER_HOUR": "3"}], indirect=True)
 async def test_per_hour_limit(client: httpx.AsyncClient, context: Context) -> None:
-    for n in range(20):
+    for n in range(3):
         await generate(client, context, f"picture {n}")
-    over = await client.post("/api/studio/generations", json={"prompt": "21"}, headers=ALICE)
-    assert over.status_code == 429 and "20 per hour" in over.json()["error"]
+    over = await client.post("/api/studio/generations", json={"prompt": "4"}, headers=ALICE)
+    assert over.status_code == 429 and "3 per hour" in over.json()["error"]
 
 
 async def test_only_signed_in_users_and_our_own_pages(
