@@ -124,7 +124,8 @@ def housekeeping(context: Context) -> Callable[[], Awaitable[Mapping[str, int]]]
 async def build_context(settings: Settings, database: Database | None = None) -> Context:
     """Open the database, check its schema, load the instance key, build the client."""
     urls = Urls(settings.base_url)
-    db = database or Database(settings.effective_database_url)
+    db = database or Database(settings.effective_database_url,
+                              pool_size=settings.database_pool_size)  # fmt: skip
     try:
         await require_current_schema(db)
     except ConfigError:

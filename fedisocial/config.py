@@ -91,6 +91,13 @@ class Settings:
         "FEDISOCIAL_DATABASE_URL",
         secret=True,
     )
+    database_pool_size: int = _setting(
+        20,
+        "PostgreSQL connections each process (web process or worker) keeps open; it may open "
+        "half as many more for a burst. All processes together must stay below the "
+        "server's max_connections (100 by default): 3 processes at 20 open at most 90.",
+        "FEDISOCIAL_DATABASE_POOL_SIZE",
+    )
     allow_private_networks: bool = _setting(
         False,
         "Let the server fetch from and deliver to loopback and private addresses. Keep it "
@@ -480,7 +487,7 @@ def _validate(settings: Settings) -> None:
                 "job_failed_retention_hours", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
                 "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
-                "media_max_description",
+                "media_max_description", "database_pool_size",
                 "sign_in_free_attempts",
                 "sign_in_max_wait")  # fmt: skip
     for name in positive:
