@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.pages import actions, compose, feeds
+from fedisocial.web.pages import accounts, actions, compose, feeds, settings
 from fedisocial.web.pages.base import SignInRequired, page, render_page, sign_in_redirect
 
 __all__ = ["SignInRequired", "page", "render_page", "routes", "sign_in_redirect"]
@@ -22,4 +22,6 @@ routes: list[BaseRoute] = [
     *feeds.routes,
     *compose.routes,
     *actions.routes,
+    *accounts.routes,
+    *settings.routes,
 ]
