@@ -61,6 +61,8 @@ class Limit:
 
     free: int
     max_wait: float
+    #: the first wait (seconds); each further attempt doubles it, up to ``max_wait``
+    first_wait: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,11 @@ def registration_key(host: str) -> ThrottleKey:
 
 
 def backoff(failures: int, limit: Limit) -> float:
-    """Seconds to wait after ``failures`` charged attempts: 0, then 1, 2, 4 … ``max_wait``."""
+    """Seconds to wait after ``failures`` charged attempts: 0, then 1, 2, 4 … ``max_wait``
+    (from ``first_wait`` instead of 1 when the limit says so)."""
     if failures < limit.free:
         return 0.0
-    return float(min(limit.max_wait, 2 ** min(failures - limit.free, 62)))
+    return float(min(limit.max_wait, limit.first_wait * 2 ** min(failures - limit.free, 62)))
 
 
 class Throttle:
@@ -249,9 +252,9 @@ def registration_throttle(db: Database) -> Throttle:
     return Throttle(db, {"registration": REGISTRATIONS}, action="client registrations")
 
 
-#: accounts an address may make before it waits (Mastodon allows 5 sign-ups per 30 minutes
-#: and address), and the longest wait: 30 minutes
-SIGN_UPS = Limit(5, 1800.0)
+#: accounts an address may make at once (Mastodon allows 5 sign-ups per 30 minutes and
+#: address); then one every 30 minutes, until the address leaves it alone for a day
+SIGN_UPS = Limit(5, 1800.0, first_wait=1800.0)
 
 
 def sign_up_key(host: str) -> ThrottleKey:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from fedisocial.ap import httpsig
@@ -283,9 +283,8 @@ async def reject(db: Database, username: str) -> User:
     ever federated: it could not sign in), so the name is free again."""
     async with db.transaction() as session:
         user = await _pending(session, username)
-        actor = await session.get_one(Actor, user.actor_id)
-        await session.delete(user)
-        await session.delete(actor)
+        # the user row goes with its actor (ON DELETE CASCADE)
+        await session.execute(delete(Actor).where(Actor.id == user.actor_id))
     return user
 
 
