@@ -4,6 +4,7 @@ throttle, and the admins' queue of sign-ups that wait for approval."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +12,13 @@ from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
 from fedisocial.app import Context
+from fedisocial.cli.instance import with_db
+from fedisocial.config import load_settings
+from fedisocial.social.accounts import create_user
+from fedisocial.store.db import Database
 from fedisocial.store.models import User
+from fedisocial.urls import Urls
+from tests.instances import make_instance
 from tests.oauthflow import PASSWORD, Browser
 from tests.webapp import browser, csrf_of, signed_in_browser
 
@@ -183,3 +190,25 @@ async def test_sign_ups_are_throttled_per_address(app: Starlette, context: Conte
         assert 'value="person5"' in answer.text
     async with context.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 5
+
+
+def test_the_command_line_approves_and_rejects_sign_ups(tmp_path: Path) -> None:
+    # Given an instance where dora and erin signed up and wait
+    site = make_instance(tmp_path / "site")
+    settings = load_settings(site.root / "fedisocial.toml", environ={})
+
+    async def ask(db: Database) -> None:
+        for name in ("dora", "erin"):
+            await create_user(db, Urls(settings.base_url), name, PASSWORD, approved=False,
+                              sign_up_reason=f"{name} likes\nplants")  # fmt: skip
+
+    with_db(settings, ask)
+    # When the admin lists them, approves dora and rejects erin
+    listed = site.cli("user", "list", "--pending")
+    assert listed.returncode == 0, listed.stderr
+    assert "dora" in listed.stdout and "why: dora likes plants" in listed.stdout
+    assert site.cli("user", "approve", "dora").returncode == 0
+    assert site.cli("user", "reject", "erin").returncode == 0
+    # Then dora is an account and erin is gone
+    everyone = site.cli("user", "list").stdout
+    assert "dora" in everyone and "waits" not in everyone and "erin" not in everyone
