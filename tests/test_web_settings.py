@@ -177,11 +177,16 @@ async def test_sessions_are_listed_and_ended_and_idle_ones_expire(
         signed_in_browser(app, context, "alice", create=False) as phone,
         signed_in_browser(app, context, "alice", create=False) as tablet,
     ):
+        async with context.db.transaction() as session:
+            ids = list(await session.scalars(select(WebSession.id).order_by(WebSession.id)))
+            hostile = '<img src=x onerror="alert(1)">Evil/1.0'
+            await session.execute(update(WebSession).where(WebSession.id == ids[2]).values(
+                user_agent=hostile))  # fmt: skip
         page = await here.get("/settings/sessions")
         assert page.text.count('class="auth-app"') == 3 and "This browser" in page.text
-        assert page.text.count("python-httpx") == 3
-        async with context.db.session() as session:
-            ids = list(await session.scalars(select(WebSession.id).order_by(WebSession.id)))
+        assert page.text.count("python-httpx") == 2
+        assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;Evil/1.0" in page.text
+        assert "<img src=x" not in page.text
         # When she signs out the phone from here
         ended = await here.post(f"/settings/sessions/{ids[1]}/end",
                                 data={"csrf_token": csrf_of(page.text)})  # fmt: skip

@@ -53,17 +53,19 @@ SECTIONS = [
     ("/settings/apps", "Apps"),
     ("/settings/export", "Export"),
 ]
-#: the switches of the profile page: (form field, ProfileChange field, label, hint)
+#: the switches of the profile page: (form field, label, hint)
 SWITCHES = [
-    ("locked", "locked", "Approve followers by hand",
+    ("locked", "Approve followers by hand",
      "People ask to follow you; you accept or refuse each request."),
-    ("discoverable", "discoverable", "Suggest my account to others",
+    ("discoverable", "Suggest my account to others",
      "Your profile may be listed in directories and suggestions."),
-    ("indexable", "indexable", "Let my public posts be found by search",
+    ("indexable", "Let my public posts be found by search",
      "Full-text search here and on other servers may include your public posts."),
-    ("noai", "noai", "Ask that my posts and images not be used for AI",
-     "Your profile, posts and media say “noai” (FEP-5e53 and X-Robots-Tag), here and "
-     "wherever they federate. Honest crawlers and servers respect it; it cannot force them."),
+    ("bot", "This is an automated account",
+     "Your profile says that it posts by itself and may not read replies."),
+    ("noai", "Ask that my posts and images not be used for AI",
+     "Your profile tells other servers “noai” (FEP-5e53), and your pages and media here tell "
+     "crawlers (X-Robots-Tag). Honest crawlers and servers respect it; it cannot force them."),
 ]  # fmt: skip
 _CSV = "text/csv; charset=utf-8"
 
@@ -97,7 +99,7 @@ def _current(actor: Actor) -> dict[str, Any]:
         "display_name": actor.name, "note": plain_text(actor.summary or ""),
         "fields": (fields + [("", "")] * MAX_FIELDS)[:MAX_FIELDS],
         "locked": actor.manually_approves_followers, "discoverable": actor.discoverable,
-        "indexable": actor.indexable, "noai": actor.noai,
+        "indexable": actor.indexable, "noai": actor.noai, "bot": actor.type == "Service",
     }  # fmt: skip
 
 
@@ -155,7 +157,7 @@ async def save_profile(request: Request) -> Response:
         change = ProfileChange(
             name=values["display_name"], note=values["note"], fields=values["fields"],
             locked=values["locked"], discoverable=values["discoverable"],
-            indexable=values["indexable"], noai=values["noai"],
+            indexable=values["indexable"], noai=values["noai"], bot=values["bot"],
             icon_url=await _image(request, form, "avatar"),
             image_url=await _image(request, form, "header"),
         )  # fmt: skip
