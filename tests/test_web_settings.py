@@ -118,6 +118,7 @@ async def test_a_broken_image_or_a_bad_field_changes_nothing(
         assert forged.status_code == 403 and "reload the page" in forged.text
 
 
+@SQLITE_ONLY
 async def test_remote_actors_carry_their_ai_opt_out(context: Context) -> None:
     key = remote_key()
     marked = await store_actor(context.db, actor_doc(
