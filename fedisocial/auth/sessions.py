@@ -148,3 +148,12 @@ class SessionStore:
                 delete(WebSession).where(WebSession.user_id == user_id,
                                          WebSession.id == session_id)
             )  # fmt: skip
+
+    async def end_others(self, user_id: int, keep_id: int | None) -> int:
+        """End every session of a user but ``keep_id`` (this browser's); how many ended."""
+        query = delete(WebSession).where(WebSession.user_id == user_id)
+        if keep_id is not None:
+            query = query.where(WebSession.id != keep_id)
+        async with self.db.transaction() as session:
+            ended = await session.execute(query)
+        return int(getattr(ended, "rowcount", 0) or 0)

@@ -318,6 +318,13 @@ class Studio:
             session.add(media)
         return media
 
+    async def profile_image(self, data: bytes, *, filename: str | None) -> str:
+        """An uploaded avatar or header, checked and cleaned as every image is (InvalidImage,
+        a 400, otherwise), and stored: its URL. Mastodon apps and the settings page use it."""
+        processed = await self.images.process(data, filename=filename)
+        await store_processed(self.store, processed)
+        return self.store.url(processed.key)
+
     async def publish(
         self,
         actor: Actor,

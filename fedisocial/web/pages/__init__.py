@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from fedisocial.web.pages import actions, compose, feeds, live, notifications, search
+from fedisocial.web.pages import (
+    accounts,
+    actions,
+    compose,
+    feeds,
+    live,
+    notifications,
+    search,
+    settings,
+)
 from fedisocial.web.pages.base import SignInRequired, page, render_page, sign_in_redirect
 
 __all__ = ["SignInRequired", "page", "render_page", "routes", "sign_in_redirect"]
@@ -25,4 +34,6 @@ routes: list[BaseRoute] = [
     *live.routes,
     *notifications.routes,
     *search.routes,
+    *accounts.routes,
+    *settings.routes,
 ]
