@@ -25,7 +25,7 @@ from fedisocial.ap.vocab import parse_json_object
 from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge
 from fedisocial.studio.generation import MAX_ATTACHMENTS, MAX_PROMPT
 from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
-from fedisocial.web import auth
+from fedisocial.web import auth, robots
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
 from fedisocial.web.pages.base import render_page
@@ -42,8 +42,8 @@ async def media_file(request: Request) -> Response:
     context = get_context(request)
     key = request.path_params["key"]
     data = await context.media.get(key)
-    return Response(data, media_type=media_type_for_key(key),
-                    headers={"Cache-Control": CACHE_CONTROL})  # fmt: skip
+    headers = {"Cache-Control": CACHE_CONTROL, **await robots.media_headers(request, key)}
+    return Response(data, media_type=media_type_for_key(key), headers=headers)
 
 
 def _same_origin(request: Request) -> None:
