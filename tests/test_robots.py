@@ -63,8 +63,16 @@ async def test_robots_txt_keeps_crawlers_out_of_the_app_and_ai_out_of_opted_out_
     rules = await robots(client)
     # Then every crawler may read public pages, and none the app's private paths
     for agent in ("Googlebot", "GPTBot", "CCBot/2.0", "ClaudeBot"):
-        for path in ("/settings", "/notifications", "/compose", "/api/v1/timelines/home",
-                     "/oauth/authorize", "/auth/sign_in", "/admin/sign_ups", "/live?feed=home"):
+        for path in (
+            "/settings",
+            "/notifications",
+            "/compose",
+            "/api/v1/timelines/home",
+            "/oauth/authorize",
+            "/auth/sign_in",
+            "/admin/sign_ups",
+            "/live?feed=home",
+        ):
             assert not may(rules, agent, path), (agent, path)
         for path in ("/", "/local", "/tags/cats", "/@alicebob", "/users/alicebob/statuses/1"):
             assert may(rules, agent, path), (agent, path)
