@@ -145,21 +145,26 @@ class _Signals:
         self.lock = asyncio.Lock()
 
     async def opted_out_usernames(self, context: Context) -> frozenset[str]:
-        if self.usernames is None or self.usernames[0] <= time.monotonic():
+        cached = self.usernames
+        if cached is None or cached[0] <= time.monotonic():
             async with self.lock:  # one query per expiry, however many requests wait
-                if self.usernames is None or self.usernames[0] <= time.monotonic():
+                cached = self.usernames
+                if cached is None or cached[0] <= time.monotonic():
                     names = await local_opt_outs(context.db, context.urls.netloc,
                                                  HEADER_MAX_ACCOUNTS)  # fmt: skip
                     fresh = frozenset(name.lower() for name in names)
-                    self.usernames = (time.monotonic() + OPT_OUTS_TTL, fresh)
-        return self.usernames[1]
+                    cached = self.usernames = (time.monotonic() + OPT_OUTS_TTL, fresh)
+        return cached[1]
 
     async def robots_txt(self, context: Context) -> bytes:
-        if self.robots is None or self.robots[0] <= time.monotonic():
+        cached = self.robots
+        if cached is None or cached[0] <= time.monotonic():
             async with self.lock:
-                if self.robots is None or self.robots[0] <= time.monotonic():
-                    self.robots = (time.monotonic() + OPT_OUTS_TTL, await _robots_txt(context))
-        return self.robots[1]
+                cached = self.robots
+                if cached is None or cached[0] <= time.monotonic():
+                    body = await _robots_txt(context)
+                    cached = self.robots = (time.monotonic() + OPT_OUTS_TTL, body)
+        return cached[1]
 
 
 def _signals(app: Any) -> _Signals:
