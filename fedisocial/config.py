@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from fedisocial.errors import ConfigError
 
 __all__ = [
+    "AI_CRAWLER_MODES",
     "REGISTRATION_MODES",
     "Settings",
     "config_path",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 REGISTRATION_MODES = ("open", "approval", "closed")
+AI_CRAWLER_MODES = ("allow", "block")
 DEFAULT_CONFIG_FILE = "fedisocial.toml"
 
 
@@ -215,6 +217,14 @@ class Settings:
         "Seconds an OAuth access token stays valid; 0 means until revoked, as on Mastodon "
         "(whose apps never refresh). Clients get a refresh token either way, rotated on use.",
         "FEDISOCIAL_OAUTH_TOKEN_LIFETIME",
+    )
+    ai_crawlers: str = _setting(
+        "allow",
+        "AI crawlers (GPTBot, CCBot, ClaudeBot, Google-Extended...): allow lets them read "
+        "public pages except those of accounts that opted out of AI use (robots.txt lists "
+        "them; their pages and media say X-Robots-Tag: noai, noimageai); block asks them "
+        "to stay away from the whole instance and marks every page and file noai.",
+        "FEDISOCIAL_AI_CRAWLERS",
     )
     ai_hashtag: str = _setting(
         "AIGenerated",
@@ -466,6 +476,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.registrations not in REGISTRATION_MODES:
         raise ConfigError("registrations", f"must be one of {', '.join(REGISTRATION_MODES)}")
+    if settings.ai_crawlers not in AI_CRAWLER_MODES:
+        raise ConfigError("ai_crawlers", f"must be one of {', '.join(AI_CRAWLER_MODES)}")
     url = settings.effective_database_url
     if not url.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
         raise ConfigError(

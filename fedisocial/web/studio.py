@@ -31,7 +31,7 @@ from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthoriz
 from fedisocial.store.models import Actor
 from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.studio.uploads import change, discard
-from fedisocial.web import auth
+from fedisocial.web import auth, robots
 from fedisocial.web import session as web_session
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
@@ -51,8 +51,8 @@ async def media_file(request: Request) -> Response:
     context = get_context(request)
     key = request.path_params["key"]
     data = await context.media.get(key)
-    return Response(data, media_type=media_type_for_key(key),
-                    headers={"Cache-Control": CACHE_CONTROL})  # fmt: skip
+    headers = {"Cache-Control": CACHE_CONTROL, **await robots.media_headers(request, key)}
+    return Response(data, media_type=media_type_for_key(key), headers=headers)
 
 
 def _same_origin(request: Request) -> None:
