@@ -42,6 +42,7 @@ from fedisocial.web import auth
 from fedisocial.web import session as web_session
 from fedisocial.web.context import get_context
 from fedisocial.web.pages.base import done, page, read_form, signed_in
+from fedisocial.web.robots import forget_opt_outs
 
 __all__ = ["SECTIONS", "routes"]
 
@@ -162,6 +163,8 @@ async def save_profile(request: Request) -> Response:
             image_url=await _image(request, form, "header"),
         )  # fmt: skip
         await change_profile(get_context(request).outbox, actor, change)
+        if values["noai"] != actor.noai:
+            forget_opt_outs(request.app)  # this process's pages and files say so at once
     except BadRequest as exc:
         message = exc.message[:1].upper() + exc.message[1:]
         return await _profile_page(request, actor, 422, profile=values, message=message)
