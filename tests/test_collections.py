@@ -257,6 +257,26 @@ async def test_home_feed_has_own_followed_and_boosted_posts(context: Context) ->
     assert await count(context.db, home(alice.id)) == 3
 
 
+async def test_a_boost_of_a_post_the_feed_already_shows_is_left_out(context: Context) -> None:
+    # Given alice follows bob and carol; dave follows carol and erin; bob posts
+    names = ("alice", "bob", "carol", "dave", "erin")
+    alice, bob, carol, dave, erin = [await local_user(context, n) for n in names]
+    for follower, followee in ((alice, "bob"), (alice, "carol"), (dave, "carol"), (dave, "erin")):
+        await context.outbox.follow(follower, followee)
+    post = await context.outbox.post(bob, "worth sharing")
+    # When carol boosts it, and then alice herself does
+    carols = await context.outbox.boost(carol, post.uri)
+    await context.outbox.boost(alice, post.uri)
+    # Then alice's feed shows bob's post once (Mastodon leaves out the reblog of a status
+    # the home feed has), while carol's and dave's feeds have carol's boost
+    assert [i.object.uri for i in (await home_feed(context.db, alice.id)).items] == [post.uri]
+    assert [i.object.uri for i in (await home_feed(context.db, carol.id)).items] == [carols.uri]
+    assert [i.object.uri for i in (await home_feed(context.db, dave.id)).items] == [carols.uri]
+    # and when erin boosts it too, dave's feed still shows it once, as carol's boost
+    await context.outbox.boost(erin, post.uri)
+    assert [i.object.uri for i in (await home_feed(context.db, dave.id)).items] == [carols.uri]
+
+
 async def test_home_feed_pages(context: Context) -> None:
     alice = await local_user(context, "alice")
     posts = [await context.outbox.post(alice, f"post {i}") for i in range(23)]

@@ -84,11 +84,34 @@ async def add_all_to_feeds(session: AsyncSession, reaches: Sequence[Reach]) -> N
     """
     await session.flush()  # rows added but not yet inserted get their ids
     published = {reach.row.id: reach.row.published for reach in reaches}
+    shown = await _already_shown(session, reaches)
     entries = [{"owner_id": owner, "object_id": row_id, "published": published[row_id]}
-               for row_id, owner in await local_audiences(session, reaches)]  # fmt: skip
+               for row_id, owner in await local_audiences(session, reaches)
+               if (owner, row_id) not in shown]  # fmt: skip
     if entries:
         await session.execute(upsert(session, TimelineEntry).on_conflict_do_nothing(), entries)
     await index_tags(session, [reach.boosted or reach.row for reach in reaches])
+
+
+async def _already_shown(session: AsyncSession, reaches: Sequence[Reach]) -> set[tuple[int, int]]:
+    """(owner, boost) pairs to leave out: a boost of a post that the owner's feed already
+    shows, itself or boosted by someone else (as Mastodon's home feed skips the reblog of a
+    status it has). One query, for boosts only."""
+    boosts = {reach.row.id: reach.boosted.uri for reach in reaches if reach.boosted is not None}
+    if not boosts:
+        return set()
+    targets = list(set(boosts.values()))
+    query = (
+        select(TimelineEntry.owner_id, Object.uri, Object.object_uri, Object.type)
+        .join(Object, Object.id == TimelineEntry.object_id)
+        .where(or_(Object.uri.in_(targets),
+                   and_(Object.type == "Announce", Object.object_uri.in_(targets),
+                        Object.id.not_in(list(boosts)))))
+    )  # fmt: skip
+    holders: dict[str, set[int]] = {}
+    for owner, uri, object_uri, kind in await session.execute(query):
+        holders.setdefault(str(object_uri) if kind == "Announce" else uri, set()).add(owner)
+    return {(owner, boost) for boost, target in boosts.items() for owner in holders.get(target, ())}
 
 
 @functools.cache
