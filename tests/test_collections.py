@@ -32,7 +32,7 @@ from fedisocial.social.collections import (
     replies,
     shares,
 )
-from fedisocial.social.timeline import home, home_feed
+from fedisocial.social.timeline import REBLOG_FALLOFF, home, home_feed
 from fedisocial.store.models import Actor, Block, Engagement, Follow, Object, utcnow
 
 T = TypeVar("T")
@@ -275,6 +275,13 @@ async def test_a_boost_of_a_post_the_feed_already_shows_is_left_out(context: Con
     # and when erin boosts it too, dave's feed still shows it once, as carol's boost
     await context.outbox.boost(erin, post.uri)
     assert [i.object.uri for i in (await home_feed(context.db, dave.id)).items] == [carols.uri]
+    # but once 40 newer posts push it down alice's feed (Mastodon's REBLOG_FALLOFF), the
+    # boost of someone she then follows shows again, on top
+    for n in range(REBLOG_FALLOFF):
+        await context.outbox.post(carol, f"more {n}")
+    await context.outbox.follow(alice, "dave")
+    again = await context.outbox.boost(dave, post.uri)
+    assert (await home_feed(context.db, alice.id)).items[0].object.uri == again.uri
 
 
 async def test_home_feed_pages(context: Context) -> None:

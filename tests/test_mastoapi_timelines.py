@@ -57,17 +57,20 @@ async def remote_post(client: httpx.AsyncClient, context: Context, name: str,
 async def test_home_pages_by_status_id_with_links_and_the_ids_apps_send(
     context: Context, client: httpx.AsyncClient, alice: Person, carol: Person
 ) -> None:
-    # Given alice follows carol, who posted five times, and boosted one of alice's
+    # Given alice follows carol, who posted five times, and boosted one of dave's (whom
+    # alice does not follow; a boost of a post her feed has would be left out)
     me, her = await actor(context, "alice"), await actor(context, "carol")
     await context.outbox.follow(me, "carol")
     mine = await context.outbox.post(me, "mine")
     posts = [await context.outbox.post(her, f"post {n}") for n in range(5)]
-    boost = await context.outbox.boost(her, mine.uri)
+    await person(context, "dave")
+    daves = await context.outbox.post(await actor(context, "dave"), "dave's")
+    boost = await context.outbox.boost(her, daves.uri)
     everything = [str(boost.id), *(str(p.id) for p in reversed(posts)), str(mine.id)]
     # When alice reads her home timeline two at a time, following the Link header
     first = await client.get("/api/v1/timelines/home?limit=2", headers=alice.auth)
     assert ids(first) == everything[:2]
-    assert first.json()[0]["reblog"]["id"] == str(mine.id)
+    assert first.json()[0]["reblog"]["id"] == str(daves.id)
     assert links(first) == {"next": f"limit=2&max_id={everything[1]}",
                             "prev": f"limit=2&min_id={everything[0]}"}  # fmt: skip
     second = await client.get(f"/api/v1/timelines/home?{links(first)['next']}", headers=alice.auth)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -93,25 +93,42 @@ async def add_all_to_feeds(session: AsyncSession, reaches: Sequence[Reach]) -> N
     await index_tags(session, [reach.boosted or reach.row for reach in reaches])
 
 
+#: a boost of a post among this many newest entries of a home feed is left out of it
+#: (Mastodon's FeedManager::REBLOG_FALLOFF)
+REBLOG_FALLOFF = 40
+
+
 async def _already_shown(session: AsyncSession, reaches: Sequence[Reach]) -> set[tuple[int, int]]:
-    """(owner, boost) pairs to leave out: a boost of a post that the owner's feed already
-    shows, itself or boosted by someone else (as Mastodon's home feed skips the reblog of a
-    status it has). One query, for boosts only."""
+    """(owner, boost) pairs to leave out: a boost of a post that the owner's feed shows among
+    its :data:`REBLOG_FALLOFF` newest entries, itself or boosted by someone else (as
+    Mastodon's home feed skips such a reblog). For boosts only: a query for the feeds that
+    have the post, and one per such feed for how far down it is."""
     boosts = {reach.row.id: reach.boosted.uri for reach in reaches if reach.boosted is not None}
     if not boosts:
         return set()
     targets = list(set(boosts.values()))
     query = (
-        select(TimelineEntry.owner_id, Object.uri, Object.object_uri, Object.type)
+        select(TimelineEntry.owner_id, TimelineEntry.id, Object.uri, Object.object_uri,
+               Object.type)
         .join(Object, Object.id == TimelineEntry.object_id)
         .where(or_(Object.uri.in_(targets),
                    and_(Object.type == "Announce", Object.object_uri.in_(targets),
                         Object.id.not_in(list(boosts)))))
     )  # fmt: skip
-    holders: dict[str, set[int]] = {}
-    for owner, uri, object_uri, kind in await session.execute(query):
-        holders.setdefault(str(object_uri) if kind == "Announce" else uri, set()).add(owner)
-    return {(owner, boost) for boost, target in boosts.items() for owner in holders.get(target, ())}
+    newest: dict[tuple[int, str], int] = {}
+    for owner, entry, uri, object_uri, kind in await session.execute(query):
+        key = (owner, str(object_uri) if kind == "Announce" else uri)
+        newest[key] = max(newest.get(key, 0), entry)
+    recent = set()
+    for (owner, target), entry in newest.items():
+        above = select(TimelineEntry.id).where(
+            TimelineEntry.owner_id == owner, TimelineEntry.id > entry
+        ).limit(REBLOG_FALLOFF)  # fmt: skip
+        newer = await session.scalar(select(func.count()).select_from(above.subquery()))
+        if (newer or 0) < REBLOG_FALLOFF:
+            recent.add((owner, target))
+    return {(owner, boost) for boost, target in boosts.items()
+            for owner, shown in recent if shown == target}  # fmt: skip
 
 
 @functools.cache
