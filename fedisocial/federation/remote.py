@@ -20,6 +20,7 @@ from fedisocial.ap.vocab import (
     ACTOR_TYPES,
     POST_TYPES,
     RemoteActor,
+    as_list,
     extract_actor,
     get_id,
     http_url,
@@ -36,6 +37,7 @@ from fedisocial.store.rows import check_uri_lengths, object_columns
 __all__ = [
     "fetch_actor",
     "fetch_object",
+    "fetch_recent_posts",
     "lookup",
     "resolve_handle",
     "save_actor",
@@ -207,6 +209,51 @@ async def fetch_object(
         async with db.session() as session:
             return (await session.scalars(select(Object).where(Object.uri == row.uri))).one()
     return row
+
+
+#: posts read from a remote outbox when a profile is first shown, at most (its first page)
+RECENT_POSTS = 20
+
+
+async def fetch_recent_posts(
+    db: Database, client: FederationClient, actor: Actor, *, limit: int = RECENT_POSTS
+) -> list[Object]:
+    """The newest posts of a remote ``actor`` from the first page of its outbox, stored.
+
+    For a profile we know nothing of yet (Mastodon fetches nothing; GoToSocial and
+    Elk show the outbox). Bounded: two GETs (the collection, its ``first`` page)
+    through the guarded client, at most ``limit`` posts. Only ``Create`` items that
+    embed a post by ``actor`` on its own origin are kept, each sanitized and stored
+    as :func:`fetch_object` stores a post (an item already stored stays as it is).
+    """
+    if actor.local or not actor.outbox or not same_origin(actor.outbox, actor.uri):
+        return []
+    collection = normalize(await client.get_json(actor.outbox))
+    first = collection.get("first")
+    if isinstance(first, str):
+        if not same_origin(first, actor.uri):
+            return []
+        first = normalize(await client.get_json(first))
+    page = first if isinstance(first, dict) else collection
+    items = as_list(page.get("orderedItems", page.get("items")))
+    found: list[Object] = []
+    for item in items[:limit]:
+        if not isinstance(item, dict) or normalize(item).get("type") != "Create":
+            continue
+        post = item.get("object")
+        if not isinstance(post, dict):
+            continue
+        doc = normalize(post)
+        uri = get_id(doc.get("id"))
+        if doc.get("type") not in POST_TYPES or not uri or not same_origin(uri, actor.uri):
+            continue
+        if get_id(doc.get("attributedTo")) != actor.uri:
+            continue
+        try:
+            found.append(await fetch_object(db, client, uri, received=post))
+        except InvalidDocument:
+            continue
+    return found
 
 
 async def lookup(db: Database, client: FederationClient, query: str) -> dict[str, Any]:
