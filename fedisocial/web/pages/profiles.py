@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fedisocial.ap.vocab import as_list, http_url
@@ -153,6 +153,10 @@ async def profile_page(request: Request, acct: str) -> Response:
     session = await current_session(request)
     actor = await account(request, acct, fetch=me is not None)
     path = profile_path(acct_of(actor))
+    if acct_of(actor) != acct.removeprefix("@") and not request.url.path.startswith("/users/"):
+        # another spelling (case, a leading @), or a server whose WebFinger named another
+        query = request.url.query
+        return RedirectResponse(path + (f"?{query}" if query else ""), 302)
     max_id = _max_id(request)
     relation: Relationship | None = None
     if session is not None and session.actor.id != actor.id:
