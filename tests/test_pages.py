@@ -149,7 +149,7 @@ async def test_the_profile_lists_recent_public_posts(
     assert older is not None
     second = (await page(client, older.group(1))).text
     assert re.findall(r"post number (\d+)\.", second) == ["1"]
-    assert "Back to the newest posts" in second and "Pinned" not in second
+    assert "Back to the newest" in second and "Pinned" not in second
 
 
 async def test_a_profile_without_posts_says_so(client: httpx.AsyncClient, context: Context) -> None:

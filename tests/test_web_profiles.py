@@ -148,20 +148,38 @@ async def test_following_muting_and_blocking_from_a_profile(
         assert mine.uri  # (her post is public: the visitor saw it above)
 
 
-async def test_a_profile_pages_back_with_load_more(app: Starlette, context: Context) -> None:
-    alice = await _user(context, "alice")
+async def test_a_profile_s_tabs_and_load_more(app: Starlette, context: Context) -> None:
+    # Given alice's 23 posts, a reply of hers to bob and a post with an image
+    alice, bob = await _user(context, "alice"), await _user(context, "bob")
     for number in range(23):
         await context.outbox.post(alice, f"post number {number}")
+    question = await context.outbox.post(bob, "a question")
+    await context.outbox.post(alice, "an answer", in_reply_to=question.uri)
+    await context.outbox.post(alice, "a picture", attachments=[{
+        "type": "Image", "mediaType": "image/png", "url": "https://media.example/a.png",
+        "name": "A picture"}])  # fmt: skip
     async with browser(app) as visitor:
+        # When a visitor opens her profile: her posts, not her replies, 20 at a time
         first = await visitor.get("/@alice")
         assert len(_ids(first.text)) == 20
+        assert "a picture" in first.text and "an answer" not in first.text
+        assert '<a href="/@alice" aria-current="page">Posts</a>' in first.text
         more = re.search(r'href="(/@alice\?max_id=\d+)" data-load-more', first.text)
         assert more is not None
+        # and "Load more" brings the rest, as cards only for the script
         rest = await visitor.get(more.group(1) + "&fragment=1")
-        assert "<html" not in rest.text and len(_ids(rest.text)) == 3
+        assert "<html" not in rest.text and len(_ids(rest.text)) == 4
         assert not set(_ids(rest.text)) & set(_ids(first.text))
+        # The other tabs: with her replies, and only what has media
+        replies = await visitor.get("/@alice/with_replies")
+        assert "an answer" in replies.text and "Posts and replies</a>" in replies.text
+        assert re.search(r'href="/@alice/with_replies\?max_id=\d+" data-load-more', replies.text)
+        media = await visitor.get("/@alice/media")
+        assert "a picture" in media.text and len(_ids(media.text)) == 1
+        # Bad cursors and unknown accounts
         assert (await visitor.get("/@alice?max_id=x")).status_code == 400
         assert (await visitor.get("/@nobody")).status_code == 404
+        assert (await visitor.get("/@nobody/media")).status_code == 404
 
 
 # -- remote profiles --------------------------------------------------------------------------

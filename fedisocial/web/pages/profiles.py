@@ -50,7 +50,7 @@ from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
 from fedisocial.web.mastoapi.entities import Entities
 from fedisocial.web.pages.base import done, page, profile_path, read_form, signed_in, viewer
-from fedisocial.web.pages.cards import cards
+from fedisocial.web.pages.cards import Card, cards
 from fedisocial.web.session import current_session
 
 __all__ = ["profile_page", "routes"]
@@ -124,12 +124,26 @@ def profile_fields(actor: Actor) -> list[dict[str, str]]:
     return shown
 
 
-async def _posts(request: Request, actor: Actor, me: Actor | None, max_id: int | None,
-                 *, backfill: bool) -> tuple[list[Any], list[Any], int | None]:  # fmt: skip
-    """Pinned cards (first page only), the page's cards, and the cursor of the next page."""
+#: the tabs of a profile, as Mastodon's: path suffix → (title, and profile_posts's filters:
+#: boosts, replies, media_only)
+TABS: dict[str, tuple[str, bool, bool, bool]] = {
+    "": ("Posts", True, False, False),
+    "with_replies": ("Posts and replies", True, True, False),
+    "media": ("Media", False, True, True),
+}
+
+
+async def _posts(
+    request: Request, actor: Actor, me: Actor | None, max_id: int | None, tab: str, *,
+    backfill: bool,
+) -> tuple[list[Card], list[Card], int | None]:  # fmt: skip
+    """Pinned cards (first page of the first tab only), the page's cards, and the cursor of
+    the next page."""
     context = get_context(request)
     who = me.uri if me else None
-    listing = profile_posts(actor.uri, who, local=actor.local, boosts=True)
+    _, boosts, replies, media_only = TABS[tab]
+    listing = profile_posts(actor.uri, who, local=actor.local, boosts=boosts, replies=replies,
+                            media_only=media_only)  # fmt: skip
     found = await read_page(context.db, listing, Cursor(max_id=max_id), PAGE_SIZE)
     if backfill and not found.items and max_id is None and not actor.local:
         try:
@@ -139,15 +153,16 @@ async def _posts(request: Request, actor: Actor, me: Actor | None, max_id: int |
             fetched = []
         if fetched:
             found = await read_page(context.db, listing, Cursor(max_id=max_id), PAGE_SIZE)
-    pinned = await featured(context.db, actor.uri, who) if actor.local else []
+    pinned = await featured(context.db, actor.uri, who) if actor.local and tab == "" else []
     pinned_ids = {row.id for row in pinned}
     rows = [row for row in found.items if row.id not in pinned_ids]
     shown_pinned = await cards(context.db, context.urls, me, pinned) if max_id is None else []
     return shown_pinned, await cards(context.db, context.urls, me, rows), found.next_max_id
 
 
-async def profile_page(request: Request, acct: str) -> Response:
-    """A profile with the posts the viewer may read (anyone: public and unlisted ones)."""
+async def profile_page(request: Request, acct: str, tab: str = "") -> Response:
+    """A profile with the posts the viewer may read (anyone: public and unlisted ones);
+    ``tab``: one of :data:`TABS` (replies too, or only posts with media)."""
     context = get_context(request)
     me = await viewer(request)
     session = await current_session(request)
@@ -156,15 +171,17 @@ async def profile_page(request: Request, acct: str) -> Response:
     if acct_of(actor) != acct.removeprefix("@") and not request.url.path.startswith("/users/"):
         # another spelling (case, a leading @), or a server whose WebFinger named another
         query = request.url.query
-        return RedirectResponse(path + (f"?{query}" if query else ""), 302)
+        here = f"{path}/{tab}" if tab else path
+        return RedirectResponse(here + (f"?{query}" if query else ""), 302)
     max_id = _max_id(request)
     relation: Relationship | None = None
     if session is not None and session.actor.id != actor.id:
         (relation,) = await relations.relationships(context.db, session.actor, [actor])
     hidden = relation is not None and relation.blocking
     pinned, shown, older = ([], [], None) if hidden else await _posts(
-        request, actor, me, max_id, backfill=me is not None)  # fmt: skip
-    more = f"{path}?max_id={older}" if older is not None else None
+        request, actor, me, max_id, tab, backfill=me is not None)  # fmt: skip
+    tab_path = f"{path}/{tab}" if tab else path
+    more = f"{tab_path}?max_id={older}" if older is not None else None
     if request.query_params.get("fragment"):
         return await page(request, "_feed_page.html", cards=shown, more=more)
     entity = await Entities(context.db, context.urls, me).account(actor)
@@ -186,6 +203,12 @@ async def profile_page(request: Request, acct: str) -> Response:
         cards=shown,
         more=more,
         paged=max_id is not None,
+        tab=tab,
+        tab_path=tab_path,
+        tabs=[
+            (f"{path}/{name}" if name else path, title, name == tab)
+            for name, (title, *_) in TABS.items()
+        ],
         elsewhere=None if actor.local else (http_url(actor.url) or http_url(actor.uri)),
         canonical=actor.url or actor.uri if actor.local else f"{base}{path}",
         image=entity["avatar"],
@@ -292,7 +315,17 @@ async def act(request: Request) -> Response:
     return done(request, body, back=profile_path(acct_of(other)))
 
 
+async def with_replies_page(request: Request) -> Response:
+    return await profile_page(request, request.path_params["acct"], "with_replies")
+
+
+async def media_page(request: Request) -> Response:
+    return await profile_page(request, request.path_params["acct"], "media")
+
+
 routes: list[BaseRoute] = [
+    Route("/@{acct}/with_replies", with_replies_page, methods=["GET"]),
+    Route("/@{acct}/media", media_page, methods=["GET"]),
     Route("/@{acct}/followers", followers_page, methods=["GET"]),
     Route("/@{acct}/following", following_page, methods=["GET"]),
     Route("/@{acct}/{action}", act, methods=["POST"]),

@@ -74,8 +74,9 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
     # the post it answers, when we do not have it (or may not show it): a link to it
     missing = None
     first = above[0] if above else post
-    if first.in_reply_to and http_url(first.in_reply_to):
-        missing = first.in_reply_to
+    parent = first.in_reply_to
+    if parent and http_url(parent) and not context.urls.is_local(parent):
+        missing = parent  # (one of ours that is not shown is not for this viewer: no link)
     session = await current_session(request)
     composer = None
     if session is not None and focus is not None:
