@@ -294,6 +294,8 @@ async def test_a_remote_profile_is_fetched_on_a_first_visit_and_shown_harmless(
             # When she opens it again, nothing is fetched: we know him and his posts now
             before = len(hits)
             assert (await alice.get(f"/@{acct}")).status_code == 200
+            media = await alice.get(f"/@{acct}/media")  # (none of his posts has media)
+            assert media.status_code == 200 and "No posts with images" in media.text
             assert len(hits) == before
             # and she can follow him: the request waits for his server
             followed = await alice.post(f"/@{acct}/follow", data={"csrf_token": csrf_of(page.text)})

@@ -124,6 +124,14 @@ def profile_fields(actor: Actor) -> list[dict[str, str]]:
     return shown
 
 
+async def _any_post(request: Request, actor: Actor) -> bool:
+    """Whether we have any post of ``actor`` (ours always count: nothing to fetch)."""
+    if actor.local:
+        return True
+    listing = profile_posts(actor.uri, None, local=False, boosts=True)
+    return bool((await read_page(get_context(request).db, listing, Cursor(), 1)).items)
+
+
 #: the tabs of a profile, as Mastodon's: path suffix → (title, and profile_posts's filters:
 #: boosts, replies, media_only)
 TABS: dict[str, tuple[str, bool, bool, bool]] = {
@@ -145,7 +153,7 @@ async def _posts(
     listing = profile_posts(actor.uri, who, local=actor.local, boosts=boosts, replies=replies,
                             media_only=media_only)  # fmt: skip
     found = await read_page(context.db, listing, Cursor(max_id=max_id), PAGE_SIZE)
-    if backfill and not found.items and max_id is None and not actor.local:
+    if backfill and not found.items and max_id is None and not await _any_post(request, actor):
         try:
             fetched = await fetch_recent_posts(context.db, context.client, actor)
         except FedisocialError as exc:  # their server failing shows what we have: nothing
