@@ -311,7 +311,9 @@ async def test_a_remote_profile_is_fetched_on_a_first_visit_and_shown_harmless(
             moved = await alice.get(f"/@Bob@{host.upper()}?max_id=5", follow_redirects=False)
             assert moved.status_code == 302
             assert moved.headers["location"] == f"/@bob@{host.replace(':', '%3A')}?max_id=5"
-        # and now that we know him, a visitor sees his profile from the store
+        # and now that we know him, a visitor sees his profile from the store (at /@, not
+        # at /users/, which is for our own accounts)
         async with browser(app) as visitor:
             known = await visitor.get(f"/@{acct}")
             assert known.status_code == 200 and "latest post" in known.text
+            assert (await visitor.get(f"/users/{acct}")).status_code == 404

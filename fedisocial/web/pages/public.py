@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fedisocial.ap.vocab import POST_TYPES, get_id, http_url
+from fedisocial.errors import NotFound
 from fedisocial.social.access import ensure_readable
 from fedisocial.social.accounts import list_users, usage
 from fedisocial.social.collections import find_object
@@ -41,7 +42,9 @@ _VERBS = {
 
 
 async def profile_page(request: Request, username: str) -> Response:
-    """``/users/NAME`` and ``/@acct`` for browsers: the app's profile page."""
+    """``/users/NAME`` (ours only) and ``/@acct`` for browsers: the app's profile page."""
+    if request.url.path.startswith("/users/") and "@" in username:
+        raise NotFound(f"no user called {username!r} on this instance")
     return await profiles.profile_page(request, username)
 
 
