@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from fedisocial.ap.vocab import AS_PUBLIC, normalize
 from fedisocial.app import Context
 from fedisocial.federation.remote import store_actor
+from fedisocial.social import mutes
 from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.social.content import clean_remote_post
 from fedisocial.store.models import Actor, Object
@@ -91,6 +92,11 @@ async def test_a_thread_shows_what_it_answers_and_its_replies_and_takes_a_reply(
         assert location.startswith(f"/statuses/{reply.id}#post-")
         again = _main((await bob_browser.get(f"/statuses/{reply.id}")).text)
         assert "bring a towel" in again and "2 replies</h2>" in again
+        # and once he mutes carol, her answer is no longer in his threads (as on Mastodon)
+        await mutes.mute(context.db, bob, carol)
+        muted = _main((await bob_browser.get(f"/statuses/{reply.id}")).text)
+        assert "thanks!" not in muted and "bring a towel" in muted
+        await mutes.unmute(context.db, bob, carol)
 
     # A visitor reads the public thread, without a composer, and is told how to reply
     async with browser(app) as visitor:

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisocial.ap.vocab import http_url
 from fedisocial.errors import NotFound
-from fedisocial.social import statuses
+from fedisocial.social import relations, statuses
 from fedisocial.social.content import plain_text, sanitize
 from fedisocial.social.statuses import readable_status
 from fedisocial.store.models import Actor, Object
@@ -65,6 +65,10 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
     who = me.uri if me else None
     above = await statuses.ancestors(context.db, post, who)
     below = await statuses.descendants(context.db, post, who)
+    if me is not None:  # as Mastodon's context: not the posts of whom the viewer blocks, mutes
+        hidden = await _silenced(request, me, [*above, *below])
+        above = [p for p in above if p.actor_uri not in hidden]
+        below = [p for p in below if p.actor_uri not in hidden]
     shown = await cards(context.db, context.urls, me, [*above, post, *below])
     by_id = {card.status["id"]: card for card in shown}
     depth = {post.uri: 0}
@@ -99,6 +103,16 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
         partial=partial,
         meta=_meta(focus, partial, context.urls.netloc),
     )
+
+
+async def _silenced(request: Request, me: Actor, posts: list[Object]) -> set[str]:
+    """The authors among ``posts``' that ``me`` blocks or mutes."""
+    db = get_context(request).db
+    authors = await relations.actors_by_uri(
+        db, list(dict.fromkeys(p.actor_uri for p in posts if p.actor_uri and p.actor_uri != me.uri))
+    )
+    found = await relations.relationships(db, me, authors)
+    return {a.uri for a, r in zip(authors, found, strict=True) if r.blocking or r.muting}
 
 
 def _meta(focus: Card | None, partial: dict[str, str | None] | None,
