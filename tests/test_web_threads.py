@@ -7,9 +7,13 @@ Mastodon API's context tests), so these run on SQLite only.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from fedisocial.ap.vocab import AS_PUBLIC, normalize
 from fedisocial.app import Context
@@ -19,6 +23,7 @@ from fedisocial.social.accounts import create_user, find_local_actor
 from fedisocial.social.content import clean_remote_post
 from fedisocial.store.models import Actor, Object
 from fedisocial.store.rows import object_columns
+from tests.loopback import serve
 from tests.oauthflow import PASSWORD
 from tests.webapp import browser, csrf_of, signed_in_browser
 
@@ -203,3 +208,73 @@ async def _remote_post(context: Context, uri: str, author: str, extra: dict[str,
     async with context.db.transaction() as session:
         session.add(row)
     return row
+
+
+def _thread_server(hits: list[str]) -> Starlette:
+    """carl's server: his actor, the first post of his thread and his reply to it."""
+
+    async def route(request: Request) -> Response:
+        hits.append(request.url.path)
+        base = f"http://{request.headers['host']}"
+        carl = f"{base}/users/carl"
+        docs: dict[str, dict[str, Any]] = {
+            "/users/carl": {
+                "id": carl, "type": "Person", "preferredUsername": "carl", "name": "Carl",
+                "inbox": f"{carl}/inbox",
+                "publicKey": {"id": f"{carl}#main-key", "owner": carl, "publicKeyPem": "x"},
+            },
+            "/users/carl/notes/1": {
+                "id": f"{carl}/notes/1", "type": "Note", "attributedTo": carl,
+                "to": [AS_PUBLIC], "published": "2026-01-01T10:00:00Z",
+                "content": "<p>the beginning<script>alert(1)</script></p>",
+            },
+            "/users/carl/notes/2": {
+                "id": f"{carl}/notes/2", "type": "Note", "attributedTo": carl,
+                "to": [AS_PUBLIC], "published": "2026-01-01T11:00:00Z",
+                "inReplyTo": f"{carl}/notes/1", "content": "<p>the middle</p>",
+            },
+        }  # fmt: skip
+        doc = docs.get(request.url.path)
+        if doc is None:
+            return JSONResponse({"error": "gone"}, status_code=404)
+        return JSONResponse(doc, media_type="application/activity+json")
+
+    return Starlette(routes=[Route("/{path:path}", route)])
+
+
+async def test_a_signed_in_visit_fetches_the_beginning_of_a_remote_thread(
+    app: Starlette, context: Context
+) -> None:
+    hits: list[str] = []
+    async with serve(_thread_server(hits)) as base:
+        # Given carl's reply to the middle of his thread, whose beginning we never received,
+        # and another reply of his to a post his server no longer has
+        carl = f"{base}/users/carl"
+        await store_actor(context.db, {
+            "id": carl, "type": "Person", "preferredUsername": "carl", "inbox": f"{carl}/inbox",
+            "publicKey": {"id": f"{carl}#main-key", "owner": carl, "publicKeyPem": "x"},
+        })  # fmt: skip
+        end = await _remote_post(context, f"{carl}/notes/3", carl, {
+            "inReplyTo": f"{carl}/notes/2", "content": "<p>the end</p>"})  # fmt: skip
+        lost = await _remote_post(context, f"{carl}/notes/5", carl, {
+            "inReplyTo": f"{carl}/notes/4", "content": "<p>an answer to nothing</p>"})  # fmt: skip
+        # When a visitor opens the end: nothing is fetched, it links to what it answers
+        async with browser(app) as visitor:
+            page = _main((await visitor.get(f"/statuses/{end.id}")).text)
+            assert f'href="{carl}/notes/2"' in page and "the middle" not in page
+        assert hits == []
+        # When alice, signed in, opens it
+        async with signed_in_browser(app, context, "alice") as alice:
+            page = _main((await alice.get(f"/statuses/{end.id}")).text)
+            # Then the thread's beginning is fetched, stored and shown above, harmless
+            assert hits == ["/users/carl/notes/2", "/users/carl/notes/1"]
+            assert page.index("the beginning") < page.index("the middle") < page.index("the end")
+            assert "<script>" not in page and "open it on its server" not in page
+            assert len(_ids(page)) == 3
+            # and it is not fetched again
+            await alice.get(f"/statuses/{end.id}")
+            assert len(hits) == 2
+            # A parent its server does not have: the post shows, with the link to it
+            orphan = await alice.get(f"/statuses/{lost.id}")
+            assert orphan.status_code == 200 and "an answer to nothing" in orphan.text
+            assert f'href="{carl}/notes/4"' in orphan.text and hits[-1] == "/users/carl/notes/4"

@@ -28,7 +28,7 @@ from fedisocial.ap.vocab import (
     parse_handle,
     same_origin,
 )
-from fedisocial.errors import InvalidDocument, NotFound
+from fedisocial.errors import FedisocialError, InvalidDocument, NotFound
 from fedisocial.social.content import clean_remote_post, sanitize
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
@@ -37,6 +37,7 @@ from fedisocial.store.rows import check_uri_lengths, object_columns
 __all__ = [
     "fetch_actor",
     "fetch_object",
+    "fetch_parents",
     "fetch_recent_posts",
     "lookup",
     "resolve_handle",
@@ -253,6 +254,44 @@ async def fetch_recent_posts(
             found.append(await fetch_object(db, client, uri, received=post))
         except InvalidDocument:
             continue
+    return found
+
+
+#: posts a thread's page fetches above a remote reply whose parent we miss, at most
+PARENTS = 8
+#: and the posts it looks at going up (those we have are stepped over), at most
+_MAX_STEPS = 64
+
+
+async def fetch_parents(
+    db: Database, client: FederationClient, row: Object, *, max_age: timedelta,
+    limit: int = PARENTS,
+) -> list[Object]:  # fmt: skip
+    """Fetch and store the posts ``row`` replies to that we miss, going up the thread.
+
+    Mastodon's ``ThreadResolveWorker``, done when someone opens the thread: each parent
+    through the guarded client (signed), with its author (so it shows as a post), at most
+    ``limit`` of them; stops at the first that fails or is no post. Those we have are
+    stepped over.
+    """
+    found: list[Object] = []
+    uri, seen = row.in_reply_to, {row.uri}
+    while uri and uri not in seen and len(found) < limit and len(seen) <= _MAX_STEPS:
+        seen.add(uri)
+        async with db.session() as session:
+            stored = await session.scalar(select(Object).where(Object.uri == uri))
+        if stored is None:
+            if http_url(uri) is None:
+                break
+            try:
+                stored = await fetch_object(db, client, uri)
+                if stored.type not in POST_TYPES or not stored.actor_uri:
+                    break
+                await fetch_actor(db, client, stored.actor_uri, max_age=max_age)
+            except FedisocialError:  # gone, refused, unreachable: the thread shows what we have
+                break
+            found.append(stored)
+        uri = stored.in_reply_to
     return found
 
 

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisocial.ap.vocab import http_url
 from fedisocial.errors import NotFound
+from fedisocial.federation.remote import fetch_parents
 from fedisocial.social import relations, statuses
 from fedisocial.social.content import plain_text, sanitize
 from fedisocial.social.statuses import readable_status
@@ -64,6 +65,14 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
     context = get_context(request)
     who = me.uri if me else None
     above = await statuses.ancestors(context.db, post, who)
+    top = above[0] if above else post
+    session = await current_session(request)
+    if session is not None and _is_remote(request, top.in_reply_to):
+        # someone signed in opens a thread whose beginning we miss: fetch it (bounded)
+        found = await fetch_parents(context.db, context.client, top,
+                                    max_age=context.outbox.actor_max_age)  # fmt: skip
+        if found:
+            above = await statuses.ancestors(context.db, post, who)
     below = await statuses.descendants(context.db, post, who)
     if me is not None:  # as Mastodon's context: not the posts of whom the viewer blocks, mutes
         hidden = await _silenced(request, me, [*above, *below])
@@ -76,12 +85,9 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
         depth[reply.uri] = min(depth.get(reply.in_reply_to or "", 0) + 1, _MAX_DEPTH)
     focus = by_id.get(str(post.id))
     # the post it answers, when we do not have it (or may not show it): a link to it
-    missing = None
     first = above[0] if above else post
-    parent = first.in_reply_to
-    if parent and http_url(parent) and not context.urls.is_local(parent):
-        missing = parent  # (one of ours that is not shown is not for this viewer: no link)
-    session = await current_session(request)
+    # (one of ours that is not shown is not for this viewer: no link)
+    missing = first.in_reply_to if _is_remote(request, first.in_reply_to) else None
     composer = None
     if session is not None and focus is not None:
         composer = await composer_values(request, session.actor, post)
@@ -103,6 +109,10 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
         partial=partial,
         meta=_meta(focus, partial, context.urls.netloc),
     )
+
+
+def _is_remote(request: Request, uri: str | None) -> bool:
+    return bool(uri and http_url(uri) and not get_context(request).urls.is_local(uri))
 
 
 async def _silenced(request: Request, me: Actor, posts: list[Object]) -> set[str]:
