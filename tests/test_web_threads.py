@@ -121,6 +121,7 @@ async def test_a_thread_shows_what_it_answers_and_its_replies_and_takes_a_reply(
         assert '<meta property="og:description" content="Where is the sea? #travel">' in head
         assert '<meta property="og:image" content="https://media.example/sea.png">' in head
         assert '<meta name="twitter:card" content="summary_large_image">' in head
+        assert 'name="robots"' not in head  # (alice is indexable; remote posts are not)
         # A post the visitor may not read is not there at all, nor a post we do not have
         for missing in (f"/statuses/{reply.id + 100}", "/statuses/abc", "/statuses/9" * 3):
             assert (await visitor.get(missing)).status_code == 404, missing
@@ -189,6 +190,7 @@ async def test_a_remote_thread_shows_what_we_have_and_nothing_that_could_run(
         assert "<p>hi" in main and "spoilers" in main
         assert "open it on its server" in main and f'href="{REMOTE}/users/other/notes/1"' in main
         assert "Open the original on its server" in main
+        assert '<meta name="robots" content="noindex">' in page.text
         # and none of the markup or addresses that could run
         for bad in ("<script>", "<img src=x", 'onerror="', "javascript:", "<b>spoilers"):
             assert bad not in page.text, bad
