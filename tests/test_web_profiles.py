@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,7 +23,7 @@ from starlette.routing import Route
 from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context
 from fedisocial.social.accounts import create_user, find_local_actor, set_locked
-from fedisocial.store.models import Actor
+from fedisocial.store.models import Actor, utcnow
 from tests.loopback import serve
 from tests.oauthflow import PASSWORD
 from tests.webapp import browser, csrf_of, signed_in_browser
@@ -306,6 +308,13 @@ async def test_a_remote_profile_is_fetched_on_a_first_visit_and_shown_harmless(
             assert listed.status_code == 200 and "Only the accounts this server knows of" in (
                 listed.text
             )
+            # Once our copy of him is old, her next visit fetches his actor again
+            async with context.db.transaction() as session:
+                row = await session.scalar(select(Actor).where(Actor.uri.like("%/users/bob")))
+                assert row is not None and not row.local
+                row.fetched_at = utcnow() - timedelta(days=30)
+            assert (await alice.get(f"/@{acct}")).status_code == 200
+            assert hits.count("/users/bob") == 2
             # An account its server does not have is not found; other spellings lead to his
             assert (await alice.get(f"/@carol@{host}")).status_code == 404
             moved = await alice.get(f"/@Bob@{host.upper()}?max_id=5", follow_redirects=False)

@@ -84,7 +84,8 @@ def acct_of(actor: Actor) -> str:
 
 async def account(request: Request, acct: str, *, fetch: bool) -> Actor:
     """The account of a handle: a local one, a remote one we know, or (``fetch``) one found
-    by WebFinger now; NotFound otherwise."""
+    by WebFinger now; NotFound otherwise. With ``fetch``, a remote one we know is refreshed
+    when our copy is stale (:meth:`Outbox.actor_of`)."""
     context = get_context(request)
     name, _, host = acct.strip().removeprefix("@").partition("@")
     host = host.lower()
@@ -93,11 +94,19 @@ async def account(request: Request, acct: str, *, fetch: bool) -> Actor:
     if not host or host == context.urls.netloc:
         return await find_local_actor(context.db, context.urls, name)
     try:
-        return await relations.lookup(context.db, context.urls, f"{name}@{host}")
+        known = await relations.lookup(context.db, context.urls, f"{name}@{host}")
     except NotFound:
         if not fetch:
             raise NotFound(f"This server does not know @{name}@{host} yet: sign in to look "
                            "them up, or visit their server") from None  # fmt: skip
+    else:
+        if not fetch:
+            return known
+        try:  # fetched again once our copy is older than the actor cache keeps them
+            return await context.outbox.actor_of(known.uri)
+        except FedisocialError as exc:
+            log.info("profile: could not refresh %s: %s", known.uri, exc.message)
+            return known
     try:
         return await context.outbox.actor_of(f"{name}@{host}")
     except FedisocialError as exc:
