@@ -238,7 +238,7 @@ async def profile_page(request: Request, acct: str, tab: str = "") -> Response:
 async def _follows_page(request: Request, *, of_followers: bool) -> Response:
     context = get_context(request)
     me = await viewer(request)
-    actor = await account(request, request.path_params["acct"], fetch=False)
+    actor = await account(request, request.path_params["acct"], fetch=me is not None)
     blocked_by = False
     if me is not None and me.id != actor.id:
         (found,) = await relations.relationships(context.db, me, [actor])
