@@ -37,4 +37,7 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== import layers"
 .venv/bin/lint-imports
-echo "== pytest"; exec .venv/bin/pytest "$@"
+# Two pytest workers (pytest-xdist), each test file on one of them (its module fixtures,
+# such as live instances, start once): the suite waits on subprocesses and servers much of
+# the time. `./test.sh -n 0` runs in one process.
+echo "== pytest"; exec .venv/bin/pytest -n 2 --dist loadfile "$@"

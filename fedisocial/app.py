@@ -45,7 +45,18 @@ from fedisocial.studio.ai.images import image_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
-from fedisocial.web import c2s, federation, mastoapi, oauth, objects, pages, studio, wellknown
+from fedisocial.web import (
+    c2s,
+    federation,
+    mastoapi,
+    oauth,
+    objects,
+    pages,
+    robots,
+    studio,
+    syndication,
+    wellknown,
+)
 from fedisocial.web import inbox as inbox_routes
 from fedisocial.web.cors import Cors
 from fedisocial.web.headers import SecurityHeaders
@@ -124,7 +135,8 @@ def housekeeping(context: Context) -> Callable[[], Awaitable[Mapping[str, int]]]
 async def build_context(settings: Settings, database: Database | None = None) -> Context:
     """Open the database, check its schema, load the instance key, build the client."""
     urls = Urls(settings.base_url)
-    db = database or Database(settings.effective_database_url)
+    db = database or Database(settings.effective_database_url,
+                              pool_size=settings.database_pool_size)  # fmt: skip
     try:
         await require_current_schema(db)
     except ConfigError:
@@ -226,6 +238,8 @@ def create_app(
     static = StaticFiles(directory=Path(__file__).parent / "web" / "static")
     return Starlette(
         routes=[
+            *syndication.routes,  # before /users/{username} and /tags/{name}
+            *robots.routes,
             *wellknown.routes,
             *federation.routes,
             *inbox_routes.routes,
@@ -238,7 +252,11 @@ def create_app(
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, base_url=settings.base_url), Middleware(Cors)],
+        middleware=[
+            Middleware(SecurityHeaders, base_url=settings.base_url),
+            Middleware(Cors),
+            Middleware(robots.RobotsSignals),
+        ],
         exception_handlers={
             pages.SignInRequired: _on_sign_in_required,
             FedisocialError: _on_fedisocial_error,

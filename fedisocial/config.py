@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from fedisocial.errors import ConfigError
 
 __all__ = [
+    "AI_CRAWLER_MODES",
     "REGISTRATION_MODES",
     "Settings",
     "config_path",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 REGISTRATION_MODES = ("open", "approval", "closed")
+AI_CRAWLER_MODES = ("allow", "block")
 DEFAULT_CONFIG_FILE = "fedisocial.toml"
 
 
@@ -90,6 +92,13 @@ class Settings:
         "sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB.",
         "FEDISOCIAL_DATABASE_URL",
         secret=True,
+    )
+    database_pool_size: int = _setting(
+        20,
+        "PostgreSQL connections each process (web process or worker) keeps open; it may open "
+        "half as many more for a burst. All processes together must stay below the "
+        "server's max_connections (100 by default): 3 processes at 20 open at most 90.",
+        "FEDISOCIAL_DATABASE_POOL_SIZE",
     )
     allow_private_networks: bool = _setting(
         False,
@@ -208,6 +217,14 @@ class Settings:
         "Seconds an OAuth access token stays valid; 0 means until revoked, as on Mastodon "
         "(whose apps never refresh). Clients get a refresh token either way, rotated on use.",
         "FEDISOCIAL_OAUTH_TOKEN_LIFETIME",
+    )
+    ai_crawlers: str = _setting(
+        "allow",
+        "AI crawlers (GPTBot, CCBot, ClaudeBot, Google-Extended...): allow lets them read "
+        "public pages except those of accounts that opted out of AI use (robots.txt lists "
+        "them; their pages and media say X-Robots-Tag: noai, noimageai); block asks them "
+        "to stay away from the whole instance and marks every page and file noai.",
+        "FEDISOCIAL_AI_CRAWLERS",
     )
     ai_hashtag: str = _setting(
         "AIGenerated",
@@ -459,6 +476,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.registrations not in REGISTRATION_MODES:
         raise ConfigError("registrations", f"must be one of {', '.join(REGISTRATION_MODES)}")
+    if settings.ai_crawlers not in AI_CRAWLER_MODES:
+        raise ConfigError("ai_crawlers", f"must be one of {', '.join(AI_CRAWLER_MODES)}")
     url = settings.effective_database_url
     if not url.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
         raise ConfigError(
@@ -480,7 +499,7 @@ def _validate(settings: Settings) -> None:
                 "job_failed_retention_hours", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
                 "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
-                "media_max_description",
+                "media_max_description", "database_pool_size",
                 "sign_in_free_attempts",
                 "sign_in_max_wait")  # fmt: skip
     for name in positive:

@@ -99,6 +99,14 @@ class Urls:
     def hashtag(self, tag: str) -> str:
         return f"{self.base_url}/tags/{quote(tag.lower())}"
 
+    def profile_feed(self, username: str) -> str:
+        """The Atom feed of a local account's public posts."""
+        return f"{self.base_url}/users/{username}.atom"
+
+    def hashtag_feed(self, tag: str) -> str:
+        """The Atom feed of the public posts with a hashtag."""
+        return f"{self.base_url}/tags/{quote(tag.lower())}.atom"
+
     def media(self, key: str) -> str:
         """Where a stored media file is served (no authentication: servers fetch it)."""
         return f"{self.base_url}/media/{key}"

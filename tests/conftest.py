@@ -82,7 +82,10 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The test instance's settings; a test may add environment settings with
+    ``@pytest.mark.parametrize("settings", [{"FEDISOCIAL_…": "…"}], indirect=True)``."""
+    extra: dict[str, str] = getattr(request, "param", {})
     return load_settings(
         tmp_path / "none.toml",
         environ={
@@ -90,6 +93,7 @@ def settings(tmp_path: Path) -> Settings:
             "FEDISOCIAL_DATA_DIR": str(tmp_path),
             "FEDISOCIAL_ALLOW_PRIVATE_NETWORKS": "true",
             "FEDISOCIAL_INSTANCE_NAME": "Test Social",
+            **extra,
         },
     )
 

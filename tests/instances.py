@@ -89,7 +89,7 @@ class Instance:
                 self.serve_command(*extra), env=self.env, cwd=self.root, stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: a busy CI machine starts slowly
         verify = self.verify
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

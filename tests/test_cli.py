@@ -13,7 +13,8 @@ from tests.instances import FEDISOCIAL, make_instance
 
 COMMANDS = [
     [], ["init"], ["migrate"], ["config"], ["status"], ["serve"], ["worker"], ["user"],
-    ["user", "create"], ["user", "list"], ["user", "set"], ["lookup"], ["post"], ["edit"],
+    ["user", "create"], ["user", "list"], ["user", "set"], ["user", "approve"],
+    ["user", "reject"], ["lookup"], ["post"], ["edit"],
     ["delete"], ["follow"], ["unfollow"], ["block"], ["unblock"], ["like"], ["unlike"],
     ["boost"], ["unboost"], ["accept"], ["reject"], ["feed"], ["followers"], ["following"],
 ]  # fmt: skip

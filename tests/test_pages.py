@@ -61,8 +61,8 @@ async def test_a_post_page_shows_the_post_and_what_resonated(
     assert 'src="https://media.example/cat.png" alt="A cat asleep on a keyboard"' in html
     # and when it was posted, its counts and the reply below it
     assert f'<time datetime="{post.data["published"]}"' in html
-    assert re.search(r"🔁</span> 1<span class=\"sr-only\"> boosts", html)
-    assert re.search(r"★</span> 1<span class=\"sr-only\"> likes", html)
+    assert re.search(r"> 1<span class=\"sr-only\"> boosts", html)
+    assert re.search(r"> 1<span class=\"sr-only\"> likes", html)
     assert "1 reply</h2>" in html and "cute!" in html
     # and link previews say only the warning, with the avatar rather than the hidden image
     assert '<meta property="og:description" content="Content warning: cat pictures">' in html

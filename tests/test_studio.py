@@ -1,4 +1,5 @@
-"""The image studio end to end over HTTP: ask, wait, review, publish (SQLite and PostgreSQL)."""
+"""The image studio API end to end, as an app with a token uses it: ask, wait, review,
+publish (SQLite and PostgreSQL). The web composer's use of it is in test_web_compose.py."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from starlette.applications import Starlette
 
 from fedisocial.ap.render import TRAINED_ALGORITHMIC_MEDIA
 from fedisocial.app import Context, create_app, job_handlers
+from fedisocial.auth.tokens import create_personal_token
 from fedisocial.config import Settings
 from fedisocial.jobs import Worker
 from fedisocial.social.accounts import create_user, find_local_actor
@@ -40,7 +42,23 @@ def basic(name: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-ALICE = basic("alice")
+#: each account's Bearer token (an app's), made by the fixtures for the test running
+TOKENS: dict[str, str] = {}
+#: alice's Authorization header, for the test running
+ALICE: dict[str, str] = {}
+
+
+async def person(context: Context, name: str) -> None:
+    """``name``, with an app's token (the studio API takes tokens, or our pages' session)."""
+    await create_user(context.db, context.urls, name, PASSWORD)
+    TOKENS[name], _ = await create_personal_token(context.db, name, "read write")
+    if name == "alice":
+        ALICE.clear()
+        ALICE.update(bearer("alice"))
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
 
 
 def validate_note(note: dict[str, Any]) -> None:
@@ -52,8 +70,8 @@ def validate_note(note: dict[str, Any]) -> None:
 @pytest.fixture
 async def context(app: Starlette) -> Context:
     ctx: Context = app.state.context
-    await create_user(ctx.db, ctx.urls, "alice", PASSWORD)
-    await create_user(ctx.db, ctx.urls, "bob", PASSWORD)
+    await person(ctx, "alice")
+    await person(ctx, "bob")
     return ctx
 
 
@@ -136,9 +154,9 @@ async def test_limits_and_bad_requests_get_clear_errors(
     assert third.status_code == 429 and "at most 2 at once" in third.json()["error"]
     # nobody else reads or publishes alice's drafts
     await run_jobs(context)
-    status = await client.get("/api/studio/generations/1", headers=basic("bob"))
+    status = await client.get("/api/studio/generations/1", headers=bearer("bob"))
     assert status.status_code == 404
-    theft = await client.post("/api/studio/posts", headers=basic("bob"),
+    theft = await client.post("/api/studio/posts", headers=bearer("bob"),
                               json={"text": "mine", "media_ids": [1]})  # fmt: skip
     assert theft.status_code == 404 and "no draft image 1" in theft.json()["error"]
     none = await client.post("/api/studio/posts", headers=ALICE, json={"text": "x"})
@@ -148,11 +166,12 @@ async def test_limits_and_bad_requests_get_clear_errors(
     assert five.status_code == 400 and "at most 4" in five.json()["error"]
 
 
+@pytest.mark.parametrize("settings", [{"FEDISOCIAL_AI_IMAGES_PER_HOUR": "3"}], indirect=True)
 async def test_per_hour_limit(client: httpx.AsyncClient, context: Context) -> None:
-    for n in range(20):
+    for n in range(3):
         await generate(client, context, f"picture {n}")
-    over = await client.post("/api/studio/generations", json={"prompt": "21"}, headers=ALICE)
-    assert over.status_code == 429 and "20 per hour" in over.json()["error"]
+    over = await client.post("/api/studio/generations", json={"prompt": "4"}, headers=ALICE)
+    assert over.status_code == 429 and "3 per hour" in over.json()["error"]
 
 
 async def test_only_signed_in_users_and_our_own_pages(
@@ -160,10 +179,11 @@ async def test_only_signed_in_users_and_our_own_pages(
 ) -> None:
     anonymous = await client.post("/api/studio/generations", json={"prompt": "x"})
     assert anonymous.status_code == 401
-    assert anonymous.headers["www-authenticate"].startswith("Basic")
-    wrong = await client.post("/api/studio/generations", json={"prompt": "x"},
-                              headers=basic("nobody"))  # fmt: skip
-    assert wrong.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    # a password (HTTP Basic) is not taken here, even the right one: browsers resend it
+    password = await client.post("/api/studio/generations", json={"prompt": "x"},
+                                 headers=basic("alice"))  # fmt: skip
+    assert password.status_code == 401
     forged = await client.post(
         "/api/studio/generations", json={"prompt": "x"},
         headers={**ALICE, "Origin": "https://evil.example"},
@@ -230,7 +250,7 @@ async def with_model(
         app = create_app(configured, database=db)
         async with app.router.lifespan_context(app):
             ctx: Context = app.state.context
-            await create_user(ctx.db, ctx.urls, "alice", PASSWORD)
+            await person(ctx, "alice")
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
                 yield fake, ctx, client

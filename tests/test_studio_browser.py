@@ -1,4 +1,5 @@
-"""The image studio in a real browser, as a new user on a fresh instance would use it.
+"""The composer's images in a real browser, as a new user on a fresh instance would use them:
+sign in, generate, watch it being made, preview, edit the alt text, keep, post.
 
 A real ``fedisocial serve`` (no API key: the local renderer answers, the
 job worker process beside it runs the job) and Debian's Chromium driven by Playwright.
@@ -8,43 +9,26 @@ FEDISOCIAL_REQUIRE_BROWSER=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from fedisocial.studio.ai.local import LOCAL_MODEL
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, keep_policy_violations, require_browser
 from tests.instances import Instance, make_instance
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 PASSWORD = "a lighthouse keeper's password"
 PROMPT = "a lighthouse at dawn, watercolor"
 ALT = "A watercolor lighthouse on a cliff, pink dawn sky behind it"
 
 
-def _why_no_browser() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing: `apt-get install chromium` to run the browser test"
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed: `pip install -e '.[test]'`"
-    return None
-
-
 @pytest.fixture
 def browser_ready() -> None:
-    reason = _why_no_browser()
-    if reason and os.environ.get("FEDISOCIAL_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (FEDISOCIAL_REQUIRE_BROWSER=1)")
-    if reason:
-        pytest.skip(reason)
+    require_browser()
 
 
 @pytest.fixture
@@ -68,82 +52,78 @@ def test_a_new_user_generates_reviews_and_publishes_an_image(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(
-                http_credentials={"username": "alice", "password": PASSWORD},
-                viewport={"width": 1100, "height": 900},
-            )
+            context = browser.new_context(viewport={"width": 1100, "height": 900})
             page = context.new_page()
             page.set_default_timeout(30_000)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("response", lambda response: _keep_failures(errors, response))
-            page.on("console", lambda message: _keep_policy_violations(errors, message))
+            page.on("console", lambda message: keep_policy_violations(errors, message))
 
-            # Given alice signed in to the studio of a fresh instance with no API key
+            # Given alice, who opens the studio: she signs in and is at the composer
             page.goto(f"{instance.base_url}/studio")
-            expect(page.get_by_role("heading", name="Image studio")).to_be_visible()
-            expect(page.locator("#studio-provider")).to_contain_text(f"{LOCAL_MODEL} (local)")
+            page.get_by_label("Username").fill("alice")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page).to_have_url(re.compile(r"/compose$"))
+            # She posts from her home page, where the post appears in place
+            page.goto(f"{instance.base_url}/")
+            composer = page.locator("form.composer")
 
-            # When she asks for an image
-            page.get_by_label("Describe the image you want").fill(PROMPT)
-            page.get_by_role("button", name="Generate").click()
+            # When she asks for an image (no API key: the offline renderer answers)
+            composer.locator("summary", has_text="Generate").click()
+            expect(composer).to_contain_text(f"{LOCAL_MODEL} (local)")
+            composer.get_by_label("Describe the image you want").fill(PROMPT)
+            composer.get_by_role("button", name="Generate").click()
 
-            # Then a card shows it waiting, then the image, made by the local model
-            card = page.locator(".studio-card").first
-            expect(card.locator(".studio-prompt")).to_have_text(f"“{PROMPT}”")
-            expect(card.locator(".studio-state")).to_have_text(
-                re.compile(r"Sending|Queued|Being made")
+            # Then it shows it is being made, then a preview with the AI description
+            expect(composer.locator(".composer-pending")).to_contain_text(PROMPT)
+            preview = composer.locator("[data-generated] .composer-image")
+            expect(preview).to_be_visible(timeout=60_000)
+            page.wait_for_function(
+                "document.querySelector('[data-generated] .composer-image img').naturalWidth > 0"
             )
-            image = card.locator(".studio-frame img")
-            expect(image).to_be_visible(timeout=60_000)
-            page.wait_for_function("document.querySelector('.studio-frame img').naturalWidth > 0")
-            expect(card.locator(".studio-credit")).to_have_text(f"AI made by {LOCAL_MODEL} (local)")
-            expect(card.locator(".studio-badge")).to_have_text("AI")
-            expect(page.locator("#studio-announce")).to_contain_text("Image ready")
-
-            # And the alt text defaults to the prompt, and she makes it better
-            alt = card.get_by_label("Alt text")
+            expect(preview.locator(".composer-ai")).to_contain_text(LOCAL_MODEL)
+            alt = preview.get_by_label("Alt text")
             expect(alt).to_have_value(re.compile(re.escape(PROMPT)))
+            expect(alt).to_be_focused()
+
+            # When she makes the alt text better (saved on the draft) and keeps the image
             alt.fill(ALT)
-            expect(image).to_have_attribute("alt", ALT)
-            expect(card.get_by_label("Include in post")).to_be_checked()
-            expect(page.locator("#studio-chosen")).to_have_text("1 of 4 images chosen.")
+            preview.get_by_role("button", name="Keep").click()
+            chosen = composer.locator("[data-chosen] .composer-image")
+            expect(chosen).to_have_count(1)
+            expect(chosen.get_by_label("Alt text")).to_have_value(ALT)
+            expect(chosen.get_by_role("button", name="Remove")).to_be_focused()
+            expect(composer.locator("[data-images-count]")).to_have_text(
+                "1 of 4 images in this post."
+            )
 
-            # When she writes the post and publishes it
-            page.get_by_label("Text", exact=True).fill("Morning sketch from the studio")
-            page.screenshot(path=tmp_path / "studio.png", full_page=True)
-            page.get_by_role("button", name="Publish").click()
+            # and writes the post and posts it
+            composer.get_by_label("What\u2019s on your mind?").fill("Morning sketch")
+            page.screenshot(path=tmp_path / "composer.png", full_page=True)
+            composer.get_by_role("button", name="Post", exact=True).click()
 
-            # Then she gets a link to the post, and the composer is reset
-            link = page.get_by_role("link", name="See your post")
-            expect(link).to_be_visible()
-            expect(link).to_be_focused()
-            expect(page.locator(".studio-card")).to_have_count(0)
-            expect(page.get_by_label("Text", exact=True)).to_have_value("")
-
-            # And the post shows the image with her alt text and the AI label line
-            link.click()
-            expect(page).to_have_url(re.compile(r"/users/alice/statuses/"))
-            posted = page.locator(".attachments img")
-            expect(posted).to_have_attribute("alt", ALT)
-            content = page.locator(".post-content")
-            expect(content).to_contain_text("Morning sketch from the studio")
+            # Then it is on her home feed with the image, her alt text and the AI label line,
+            # and the composer is empty again
+            expect(composer.locator("[data-message]")).to_have_text("Posted.")
+            post = page.locator("article.post").first
+            expect(post.locator(".attachments img")).to_have_attribute("alt", ALT)
+            content = post.locator(".post-content")
+            expect(content).to_contain_text("Morning sketch")
             expect(content).to_contain_text(f"Image generated by AI ({LOCAL_MODEL})")
             expect(content).to_contain_text("#AIGenerated")
-            page.screenshot(path=tmp_path / "post.png", full_page=True)
+            expect(composer.locator("[data-chosen] .composer-image")).to_have_count(0)
+            expect(composer.get_by_label("What\u2019s on your mind?")).to_have_value("")
+            page.screenshot(path=tmp_path / "posted.png", full_page=True)
             assert errors == []
         finally:
             browser.close()
 
 
 def _keep_failures(errors: list[str], response: Any) -> None:
-    """Failed requests, but the favicon (none yet) and the first 401 (the sign-in challenge)."""
-    challenge = response.status == 401 and response.url.endswith("/studio")
-    if response.status >= 400 and not challenge and not response.url.endswith("/favicon.ico"):
+    """Failed requests, but the favicon and the home feed's live stream (``/live``: app.js
+    opens it on the home page; it has its own tests)."""
+    path = urlsplit(response.url).path
+    if response.status >= 400 and path not in ("/favicon.ico", "/live"):
         errors.append(f"{response.status} {response.url}")
-
-
-def _keep_policy_violations(errors: list[str], message: Any) -> None:
-    """What our Content-Security-Policy blocked: the page must work within it."""
-    if "Content Security Policy" in message.text:
-        errors.append(message.text)

@@ -1,16 +1,19 @@
-"""The image studio page (/studio), server side: who may open it and what it is made of.
+"""The studio's part of the composer, server side: who may open it, what it is made of,
+and the studio API as the composer's script calls it (the browser's session, with the
+page's CSRF value in ``X-CSRF-Token``).
 
-The page itself is driven by static/studio.js; tests/test_studio_browser.py
-runs it in a real browser. Each test here runs on SQLite and on PostgreSQL.
+static/composer.js drives it; tests/test_studio_browser.py runs it in a real browser,
+and tests/test_web_compose.py follows a whole post. Each test here runs on SQLite and on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,10 @@ from fedisocial.app import Context
 from fedisocial.social.accounts import create_user
 from fedisocial.store.models import Media, Object
 from fedisocial.studio.ai.local import LOCAL_MODEL
+from tests.oauthflow import PASSWORD
+from tests.webapp import csrf_of, signed_in_browser
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-PASSWORD = "long enough password"
 
 
 @pytest.fixture
@@ -36,51 +40,44 @@ async def context(app: Starlette) -> Context:
     return ctx
 
 
-def basic(username: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}", "Accept": BROWSER}
+@pytest.fixture
+async def alice(app: Starlette, context: Context) -> AsyncIterator[httpx.AsyncClient]:
+    """Alice's browser, signed in, sending the page's CSRF value as the composer's script does."""
+    async with signed_in_browser(app, context, "alice", create=False) as http:
+        http.headers["X-CSRF-Token"] = csrf_of((await http.get("/compose")).text)
+        yield http
 
 
-async def test_the_studio_asks_a_browser_to_sign_in(
+async def test_the_studio_leads_a_signed_out_browser_to_sign_in(
     client: httpx.AsyncClient, context: Context
 ) -> None:
-    # Given a browser with no credentials
-    # When it opens the studio
-    response = await client.get("/studio", headers={"Accept": BROWSER})
-    # Then 401 with a Basic challenge, so the browser shows its sign-in dialog
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Basic ")
-    assert response.headers["content-type"].startswith("text/html")
-    assert "sign in" in response.text
-
-
-async def test_a_wrong_password_is_asked_again(client: httpx.AsyncClient, context: Context) -> None:
-    response = await client.get("/studio", headers=basic("alice", "not the password"))
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Basic ")
+    # Given a browser with no session, When it opens the studio
+    response = await client.get("/studio", headers={"Accept": BROWSER}, follow_redirects=True)
+    # Then it is on the sign-in page, which leads back to the composer
+    assert response.status_code == 200
+    assert response.url.path == "/auth/sign_in" and response.url.params["next"] == "/compose"
 
 
 async def test_the_signed_in_user_gets_the_composer(
-    client: httpx.AsyncClient, context: Context
+    alice: httpx.AsyncClient, context: Context
 ) -> None:
     # Given alice on a fresh instance: no API key, so the local renderer answers
-    # When she opens the studio with her password
-    response = await client.get("/studio", headers=basic("alice", PASSWORD))
+    # When she opens the studio, she is at the composer
+    response = await alice.get("/studio", follow_redirects=True)
     html = response.text
-    # Then the composer names her, the provider and model, and the limits
-    assert response.status_code == 200
+    # Then it names the provider and model, and the limits
+    assert response.status_code == 200 and response.url.path == "/compose"
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["cache-control"] == "no-store"
-    assert "@alice@127.0.0.1:8000" in html
     assert f"<strong>{LOCAL_MODEL}</strong> (local)" in html
     assert "up to 20 an hour" in html
     # And it has every control, each with its label, and loads the script
-    for control in ("studio-prompt", "studio-file", "studio-upload-alt", "studio-text",
-                    "studio-cw", "studio-visibility"):  # fmt: skip
+    for control in ("composer-prompt", "composer-file", "composer-file-alt", "composer-text",
+                    "composer-cw", "composer-visibility", "composer-language"):  # fmt: skip
         assert f'<label for="{control}"' in html, control
     for visibility in ("public", "unlisted", "followers", "direct"):
         assert f'<option value="{visibility}"' in html
-    assert '<script src="/static/studio.js" defer></script>' in html
+    assert '<script src="/static/composer.js" defer></script>' in html
     assert 'data-max-images="4"' in html
     assert "#AIGenerated" in html
 
@@ -95,11 +92,12 @@ async def test_signed_out_pages_offer_sign_in_instead_of_the_composer(
 
 
 async def test_the_script_is_served(client: httpx.AsyncClient, context: Context) -> None:
-    response = await client.get("/static/studio.js")
+    response = await client.get("/static/composer.js")
     assert response.status_code == 200
     assert "javascript" in response.headers["content-type"]
     assert '"/api/studio/generations"' in response.text
-    assert 'credentials: "same-origin"' in response.text
+    assert 'credentials: "same-origin"' in response.text and '"X-CSRF-Token"' in response.text
+    assert (await client.get("/static/studio.js")).status_code == 404
 
 
 # -- the JSON fields of the studio API --------------------------------------------------------
@@ -107,12 +105,12 @@ async def test_the_script_is_served(client: httpx.AsyncClient, context: Context)
 API = {"Accept": "application/json"}
 
 
-async def a_draft(client: httpx.AsyncClient) -> int:
+async def a_draft(alice: httpx.AsyncClient) -> int:
     """Alice's uploaded draft image, ready to publish."""
     out = io.BytesIO()
     Image.new("RGB", (30, 20), (20, 120, 200)).save(out, "PNG")
-    uploaded = await client.post(
-        "/api/studio/media", headers={**basic("alice", PASSWORD), **API},
+    uploaded = await alice.post(
+        "/api/studio/media", headers=API,
         files={"file": ("blue.png", out.getvalue(), "image/png")},
         data={"description": "A blue rectangle"},
     )  # fmt: skip
@@ -146,18 +144,18 @@ BAD_POSTS: dict[str, tuple[dict[str, Any], str]] = {
 
 @pytest.mark.parametrize("case", BAD_POSTS, ids=list(BAD_POSTS))
 async def test_publishing_refuses_fields_of_the_wrong_type(
-    client: httpx.AsyncClient, context: Context, case: str
+    alice: httpx.AsyncClient, context: Context, case: str
 ) -> None:
     # Given a draft image of alice's
-    media_id = await a_draft(client)
+    media_id = await a_draft(alice)
     fields, message = BAD_POSTS[case]
     fields = {k: ({key.format(id=media_id): v for key, v in value.items()}
                   if isinstance(value, dict) and k == "descriptions" else value)
               for k, value in fields.items()}  # fmt: skip
     body = {"text": "Look", "media_ids": [media_id], **fields}
     # When she publishes with a field of the wrong JSON type
-    answer = await client.post("/api/studio/posts", json=body,
-                               headers={**basic("alice", PASSWORD), **API})  # fmt: skip
+    answer = await alice.post("/api/studio/posts", json=body,
+                               headers=API)  # fmt: skip
     # Then 400 says which field and what it must be, and nothing is posted
     assert answer.status_code == 400, answer.text
     assert message.format(id=media_id) in answer.json()["error"]
@@ -166,18 +164,18 @@ async def test_publishing_refuses_fields_of_the_wrong_type(
 
 @pytest.mark.parametrize("prompt", [42, ["a", "cat"], {"text": "a cat"}, False])
 async def test_a_prompt_must_be_text(
-    client: httpx.AsyncClient, context: Context, prompt: Any
+    alice: httpx.AsyncClient, context: Context, prompt: Any
 ) -> None:
-    answer = await client.post("/api/studio/generations", json={"prompt": prompt},
-                               headers={**basic("alice", PASSWORD), **API})  # fmt: skip
+    answer = await alice.post("/api/studio/generations", json={"prompt": prompt},
+                               headers=API)  # fmt: skip
     assert answer.status_code == 400
     assert "prompt must be text (a string)" in answer.json()["error"]
 
 
-async def test_a_text_cw_still_publishes(client: httpx.AsyncClient, context: Context) -> None:
-    media_id = await a_draft(client)
-    answer = await client.post(
-        "/api/studio/posts", headers={**basic("alice", PASSWORD), **API},
+async def test_a_text_cw_still_publishes(alice: httpx.AsyncClient, context: Context) -> None:
+    media_id = await a_draft(alice)
+    answer = await alice.post(
+        "/api/studio/posts", headers=API,
         json={"text": "Look", "media_ids": [media_id], "cw": "eye strain",
               "descriptions": {str(media_id): "A blue rectangle on white"}},
     )  # fmt: skip
@@ -190,11 +188,11 @@ async def test_a_text_cw_still_publishes(client: httpx.AsyncClient, context: Con
 ALT_RULE = "alt text is required"
 
 
-async def upload_with(client: httpx.AsyncClient, data: dict[str, str]) -> httpx.Response:
+async def upload_with(alice: httpx.AsyncClient, data: dict[str, str]) -> httpx.Response:
     out = io.BytesIO()
     Image.new("RGB", (30, 20), (200, 120, 20)).save(out, "PNG")
-    return await client.post(
-        "/api/studio/media", headers={**basic("alice", PASSWORD), **API},
+    return await alice.post(
+        "/api/studio/media", headers=API,
         files={"file": ("orange.png", out.getvalue(), "image/png")}, data=data,
     )  # fmt: skip
 
@@ -206,10 +204,10 @@ async def media_rows(context: Context) -> int:
 
 @pytest.mark.parametrize("data", [{}, {"description": ""}, {"description": "  \n\t "}])
 async def test_an_upload_without_alt_text_is_refused(
-    client: httpx.AsyncClient, context: Context, data: dict[str, str]
+    alice: httpx.AsyncClient, context: Context, data: dict[str, str]
 ) -> None:
     # When alice uploads an image with no alt text, or only blanks
-    answer = await upload_with(client, data)
+    answer = await upload_with(alice, data)
     # Then 400 states the rule, and nothing is stored
     assert answer.status_code == 400
     limit = context.settings.media_max_description
@@ -222,10 +220,10 @@ async def test_an_upload_without_alt_text_is_refused(
 
 
 async def test_alt_text_over_the_configured_length_is_refused_not_cut(
-    client: httpx.AsyncClient, context: Context
+    alice: httpx.AsyncClient, context: Context
 ) -> None:
     limit = context.settings.media_max_description
-    answer = await upload_with(client, {"description": "x" * (limit + 1)})
+    answer = await upload_with(alice, {"description": "x" * (limit + 1)})
     assert answer.status_code == 400
     assert answer.json()["error"] == (
         f"The alt text has {limit + 1} characters; at most {limit} are allowed."
@@ -234,13 +232,13 @@ async def test_alt_text_over_the_configured_length_is_refused_not_cut(
 
 
 async def test_blanking_the_alt_text_when_publishing_is_refused(
-    client: httpx.AsyncClient, context: Context
+    alice: httpx.AsyncClient, context: Context
 ) -> None:
     # Given a draft with alt text
-    media_id = await a_draft(client)
+    media_id = await a_draft(alice)
     # When alice publishes it with its description replaced by blanks
-    answer = await client.post(
-        "/api/studio/posts", headers={**basic("alice", PASSWORD), **API},
+    answer = await alice.post(
+        "/api/studio/posts", headers=API,
         json={"text": "Look", "media_ids": [media_id], "descriptions": {str(media_id): " "}},
     )  # fmt: skip
     # Then the same rule refuses it, and nothing is posted

@@ -201,7 +201,7 @@ def _remote_app(hits: list[str]) -> Starlette:
             "@context": "https://www.w3.org/ns/activitystreams", "id": uri, "type": "Person",
             "preferredUsername": "bob", "name": HOSTILE_NAME, "inbox": f"{uri}/inbox",
             "outbox": f"{uri}/outbox", "followers": f"{uri}/followers",
-            "url": "javascript:alert(2)",
+            "url": "javascript:alert(2)", "xRobotsTag": "noai",
             "summary": "<p>Hello <script>alert(3)</script>" + "long bio " * 5000 + "</p>",
             "icon": {"type": "Image", "url": "javascript:alert(4)"},
             "image": {"type": "Image", "url": "data:image/png;base64,AAAA"},
@@ -291,7 +291,10 @@ async def test_a_remote_profile_is_fetched_on_a_first_visit_and_shown_harmless(
                 f'<a href="http://{host}/users/bob" rel="nofollow noopener noreferrer">See the'
                 in (main)
             )
-            assert '<meta name="robots" content="noindex">' in page.text
+            # and, his server saying he opts out of AI use (FEP-5e53), crawlers are told so
+            assert '<meta name="robots" content="noindex, noai, noimageai">' in page.text
+            assert page.text.count('name="robots"') == 1
+            assert page.headers["x-robots-tag"] == "noai, noimageai"
 
             # When she opens it again, nothing is fetched: we know him and his posts now
             before = len(hits)

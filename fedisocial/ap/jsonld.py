@@ -57,6 +57,8 @@ BUNDLED_CONTEXTS: dict[str, str] = {
 }
 
 _PENDING = "https://purl.archive.org/socialweb/pending#"
+#: FEP-5e53's terms, under the FEP's permanent address
+FEP_5E53 = "https://w3id.org/fep/5e53#"
 
 #: The ``@context`` of our actor documents, Mastodon-style. The term definitions are
 #: copied from Mastodon's ``ContextHelper::CONTEXT_EXTENSION_MAP``
@@ -84,6 +86,8 @@ ACTOR_CONTEXT: list[Any] = [
         # FEP-4ccd (https://purl.archive.org/socialweb/pending), inline
         "pendingFollowers": {"@id": _PENDING + "pendingFollowers", "@type": "@id"},
         "pendingFollowing": {"@id": _PENDING + "pendingFollowing", "@type": "@id"},
+        # FEP-5e53 (opt-out preference signals): the FEP names no namespace of its own yet
+        "xRobotsTag": FEP_5E53 + "xRobotsTag",
     },
 ]
 

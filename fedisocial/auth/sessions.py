@@ -108,6 +108,19 @@ class SessionStore:
         return SignedIn(found.id, user.id, actor, found.csrf_secret, found.user_agent,
                         found.created_at, now)  # fmt: skip
 
+    async def alive(self, session_id: int) -> bool:
+        """Whether the session found earlier goes on (not signed out, not idle too long, its
+        account still approved): for long requests, such as a page's live stream. It does not
+        count as a visit."""
+        query = (
+            select(WebSession.last_seen_at)
+            .join(User, User.id == WebSession.user_id)
+            .where(WebSession.id == session_id, User.approved.is_(True))
+        )
+        async with self.db.session() as session:
+            last_seen = await session.scalar(query)
+        return last_seen is not None and self.clock() - last_seen <= IDLE
+
     async def end(self, cookie: str) -> None:
         """Sign out: the session of this cookie value is gone (and old idle ones with it)."""
         async with self.db.transaction() as session:
@@ -135,3 +148,12 @@ class SessionStore:
                 delete(WebSession).where(WebSession.user_id == user_id,
                                          WebSession.id == session_id)
             )  # fmt: skip
+
+    async def end_others(self, user_id: int, keep_id: int | None) -> int:
+        """End every session of a user but ``keep_id`` (this browser's); how many ended."""
+        query = delete(WebSession).where(WebSession.user_id == user_id)
+        if keep_id is not None:
+            query = query.where(WebSession.id != keep_id)
+        async with self.db.transaction() as session:
+            ended = await session.execute(query)
+        return int(getattr(ended, "rowcount", 0) or 0)

@@ -40,6 +40,8 @@ __all__ = [
     "registration_key",
     "registration_throttle",
     "sign_in_throttle",
+    "sign_up_key",
+    "sign_up_throttle",
     "token_throttle",
 ]
 
@@ -47,7 +49,7 @@ __all__ = [
 FORGET_AFTER = timedelta(days=1)
 #: what a kind of key counts, in a 429's words
 _COUNTS = {"account": "for this account", "address": "from this address",
-           "registration": "from this address"}  # fmt: skip
+           "registration": "from this address", "sign_up": "from this address"}  # fmt: skip
 #: how often a charge is retried when another process changed the counter meanwhile
 _SWAPS = 8
 _MAX_KEY = 255
@@ -59,6 +61,8 @@ class Limit:
 
     free: int
     max_wait: float
+    #: the first wait (seconds); each further attempt doubles it, up to ``max_wait``
+    first_wait: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,11 @@ def registration_key(host: str) -> ThrottleKey:
 
 
 def backoff(failures: int, limit: Limit) -> float:
-    """Seconds to wait after ``failures`` charged attempts: 0, then 1, 2, 4 … ``max_wait``."""
+    """Seconds to wait after ``failures`` charged attempts: 0, then 1, 2, 4 … ``max_wait``
+    (from ``first_wait`` instead of 1 when the limit says so)."""
     if failures < limit.free:
         return 0.0
-    return float(min(limit.max_wait, 2 ** min(failures - limit.free, 62)))
+    return float(min(limit.max_wait, limit.first_wait * 2 ** min(failures - limit.free, 62)))
 
 
 class Throttle:
@@ -245,3 +250,19 @@ def registration_throttle(db: Database) -> Throttle:
     """The throttle of dynamic client registration: every registration is charged, none
     refunded, so one address cannot fill the clients table."""
     return Throttle(db, {"registration": REGISTRATIONS}, action="client registrations")
+
+
+#: accounts an address may make at once (Mastodon allows 5 sign-ups per 30 minutes and
+#: address); then one every 30 minutes, until the address leaves it alone for a day
+SIGN_UPS = Limit(5, 1800.0, first_wait=1800.0)
+
+
+def sign_up_key(host: str) -> ThrottleKey:
+    """The counter of web sign-ups from a client address (IPv6: per /64)."""
+    return ThrottleKey("sign_up", address_key(host).value)
+
+
+def sign_up_throttle(db: Database) -> Throttle:
+    """The throttle of the sign-up page: every well-formed sign-up is charged, none refunded,
+    so one address cannot make accounts by the hundred."""
+    return Throttle(db, {"sign_up": SIGN_UPS}, action="sign-ups")

@@ -87,7 +87,10 @@ async def _generate(context: Context, actor: Actor, prompt: str, alt: str | None
     media = status["media"]
     echo(f"image ready: {media['url']} ({media['width']}x{media['height']})")
     if alt:
-        await studio.describe_media(actor, media["id"], alt)
+        from fedisocial.studio.uploads import change  # Pillow: only when posting images
+
+        await change(context.db, actor, media["id"], description=alt, focus=None,
+                     max_description=context.settings.media_max_description)  # fmt: skip
     media_id: int = media["id"]
     return media_id
 

@@ -95,6 +95,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             proxy_headers=True,
             server_header=False,
+            # open live streams (/live, the streaming API) must not hold a shutdown up
+            timeout_graceful_shutdown=5,
             access_log=settings.log_level == "debug",
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,

@@ -102,7 +102,14 @@ def _users(parent: argparse.ArgumentParser) -> None:
     p.add_argument("--display-name", help="name shown on the profile (default: the username)")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")  # fmt: skip
-    users.add("list", "users:cmd_user_list", "list local accounts")
+    p = users.add("list", "users:cmd_user_list", "list local accounts")
+    p.add_argument("--pending", action="store_true",
+                   help="only the sign-ups waiting for approval, with their reasons")  # fmt: skip
+    p = users.add("approve", "users:cmd_user_approve", "let a waiting sign-up in")
+    p.add_argument("name", help="username")
+    p = users.add("reject", "users:cmd_user_reject",
+                  "refuse a waiting sign-up (its account is deleted)")  # fmt: skip
+    p.add_argument("name", help="username")
     p = users.add("set", "users:cmd_user_set", "change an account's settings")
     p.add_argument("name", help="username")
     locking = p.add_mutually_exclusive_group(required=True)

@@ -1,4 +1,4 @@
-"""Local accounts: user create, user list."""
+"""Local accounts: user create, list, set, and approve or reject waiting sign-ups."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 from fedisocial.cli.instance import in_context, settings_of, with_db
 from fedisocial.cli.output import echo
 from fedisocial.errors import FedisocialError
-from fedisocial.social.accounts import create_user, list_users, set_locked
+from fedisocial.social.accounts import (
+    approve,
+    create_user,
+    list_users,
+    pending_users,
+    reject,
+    set_locked,
+)
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, User
 from fedisocial.urls import Urls
@@ -54,12 +61,39 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    rows: list[tuple[User, Actor]] = with_db(settings_of(args), list_users)
+    pending = getattr(args, "pending", False)
+    rows: list[tuple[User, Actor]] = with_db(settings_of(args),
+                                             pending_users if pending else list_users)  # fmt: skip
     if not rows:
-        echo("No accounts yet: `fedisocial user create NAME --admin` makes the first.")
+        echo("No sign-up waits for approval." if pending else
+             "No accounts yet: `fedisocial user create NAME --admin` makes the first.")  # fmt: skip
     for user, actor in rows:
-        role = "admin" if user.is_admin else "user"
+        role = "admin" if user.is_admin else "user" if user.approved else "waits"
         echo(f"{user.username:<20} {role:<6} {actor.uri}  joined {user.created_at:%Y-%m-%d}")
+        if pending and user.sign_up_reason:
+            echo(f"    why: {' '.join(user.sign_up_reason.split())}")
+    return 0
+
+
+def cmd_user_approve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+
+    async def run(db: Database) -> User:
+        return await approve(db, args.name)
+
+    user = with_db(settings, run)
+    echo(f"@{user.username}@{Urls(settings.base_url).netloc} is approved and can sign in now")
+    return 0
+
+
+def cmd_user_reject(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+
+    async def run(db: Database) -> User:
+        return await reject(db, args.name)
+
+    user = with_db(settings, run)
+    echo(f"The sign-up of @{user.username} is refused; its account is deleted")
     return 0
 
 

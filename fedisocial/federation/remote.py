@@ -47,6 +47,15 @@ __all__ = [
 ]
 
 
+def _opts_out_of_ai(doc: dict[str, Any]) -> bool:
+    """FEP-5e53: the actor's ``xRobotsTag`` (an ``X-Robots-Tag`` value, or a list of them)
+    carries ``noai``."""
+    value = doc.get("xRobotsTag")
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(v, str) and "noai" in {part.strip().lower() for part in v.split(",")}
+               for v in values)  # fmt: skip
+
+
 def _handle_domain(remote: RemoteActor) -> str:
     return urlsplit(remote.id).netloc.lower()
 
@@ -89,6 +98,7 @@ async def save_actor(session: AsyncSession, doc: dict[str, Any]) -> Actor:
     actor.discoverable = remote.discoverable
     # Mastodon's ``indexable``: posts may be found by full-text search only when it says so
     actor.indexable = doc.get("indexable") is True
+    actor.noai = _opts_out_of_ai(doc)
     actor.fields = []
     actor.data = doc
     actor.fetched_at = utcnow()

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from fedisocial.ap import httpsig
@@ -23,16 +23,25 @@ from fedisocial.store.models import Actor, Object, User, utcnow
 from fedisocial.urls import USERNAME_RE, Urls
 
 __all__ = [
+    "MIN_PASSWORD",
+    "NOAI_ROBOTS",
     "RESERVED_USERNAMES",
     "Usage",
+    "UsernameTaken",
+    "approve",
     "authenticate",
+    "check_password_rules",
+    "check_username",
     "create_user",
     "ensure_instance_actor",
     "find_local_actor",
     "hash_password",
     "list_users",
+    "pending_users",
+    "reject",
     "render_actor",
     "set_locked",
+    "set_password",
     "usage",
     "verify_password",
 ]
@@ -44,7 +53,37 @@ RESERVED_USERNAMES = frozenset(
      "instance", "system", "postmaster", "webmaster", "abuse", "security"}
 )  # fmt: skip
 
+#: the shortest password an account may have (Mastodon's figure)
+MIN_PASSWORD = 8
+#: the longest: argon2 hashes anything, but a megabyte "password" is only a way to burn CPU
+MAX_PASSWORD = 128
+#: FEP-5e53's ``xRobotsTag`` of an account that opted out of AI use (the ``noai`` signal
+#: DeviantArt introduced, and its companion for images)
+NOAI_ROBOTS = "noai, noimageai"
+
 _hasher = PasswordHasher()
+
+
+class UsernameTaken(BadRequest):
+    """Another account has this name already (names compare case-insensitively)."""
+
+
+def check_username(username: str) -> None:
+    """BadRequest unless ``username`` may be a new account's name."""
+    if not USERNAME_RE.match(username):
+        raise BadRequest(
+            f"username {username!r} is not valid: use 1-30 letters, digits or underscores"
+        )
+    if username.lower() in RESERVED_USERNAMES:
+        raise BadRequest(f"username {username!r} is reserved; pick another one")
+
+
+def check_password_rules(password: str) -> None:
+    """BadRequest unless ``password`` is long enough (and not absurdly long)."""
+    if len(password) < MIN_PASSWORD:
+        raise BadRequest(f"the password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise BadRequest(f"the password can have at most {MAX_PASSWORD} characters")
 
 
 def hash_password(password: str) -> str:
@@ -88,17 +127,18 @@ async def create_user(
     *,
     is_admin: bool = False,
     display_name: str = "",
+    approved: bool = True,
+    sign_up_reason: str | None = None,
 ) -> User:
-    """Create a user and its Person actor with fresh RSA-2048 and Ed25519 keys."""
-    if not USERNAME_RE.match(username):
-        raise BadRequest(
-            f"username {username!r} is not valid: use 1-30 letters, digits or underscores"
-        )
-    if username.lower() in RESERVED_USERNAMES:
-        raise BadRequest(f"username {username!r} is reserved; pick another one")
-    if len(password) < 8:
-        raise BadRequest("the password must have at least 8 characters")
-    password_hash = hash_password(password)
+    """Create a user and its Person actor with fresh RSA-2048 and Ed25519 keys.
+
+    ``approved`` False: a sign-up that waits for an admin (:func:`approve`, :func:`reject`);
+    it cannot sign in meanwhile. The name is checked first (:func:`check_username`,
+    :class:`UsernameTaken`), then the password (:func:`check_password_rules`).
+    """
+    check_username(username)
+    check_password_rules(password)
+    password_hash = await asyncio.to_thread(hash_password, password)
     actor = _new_actor(urls, username, "Person", urls.actor(username), urls.actor_key(username))
     actor.name = display_name or username
     actor.url = urls.profile(username)
@@ -115,12 +155,12 @@ async def create_user(
             .where(func.lower(User.username) == username.lower())
         )
         if taken:
-            raise BadRequest(f"username {username!r} is already taken")
+            raise UsernameTaken(f"username {username!r} is already taken")
         session.add(actor)
         await session.flush()
-        user = User(
-            actor_id=actor.id, username=username, password_hash=password_hash, is_admin=is_admin
-        )
+        user = User(actor_id=actor.id, username=username, password_hash=password_hash,
+                    is_admin=is_admin, approved=approved,
+                    sign_up_reason=sign_up_reason)  # fmt: skip
         session.add(user)
     return user
 
@@ -209,6 +249,55 @@ async def list_users(db: Database) -> list[tuple[User, Actor]]:
         return [(user, actor) for user, actor in rows]
 
 
+async def pending_users(db: Database) -> list[tuple[User, Actor]]:
+    """Sign-ups waiting for an admin, the oldest first."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(User, Actor)
+            .join(Actor, User.actor_id == Actor.id)
+            .where(User.approved.is_(False))
+            .order_by(User.created_at, User.id)
+        )
+        return [(user, actor) for user, actor in rows]
+
+
+async def _pending(session: Any, username: str) -> User:
+    user = await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        raise NotFound(f"no account called {username!r} on this instance")
+    if user.approved:
+        raise BadRequest(f"@{user.username} is not waiting for approval")
+    return user  # type: ignore[no-any-return]
+
+
+async def approve(db: Database, username: str) -> User:
+    """Let a waiting sign-up in: it can sign in from now on."""
+    async with db.transaction() as session:
+        user = await _pending(session, username)
+        user.approved = True
+    return user
+
+
+async def reject(db: Database, username: str) -> User:
+    """Refuse a waiting sign-up: the account and its actor are deleted (nothing of it was
+    ever federated: it could not sign in), so the name is free again."""
+    async with db.transaction() as session:
+        user = await _pending(session, username)
+        # the user row goes with its actor (ON DELETE CASCADE)
+        await session.execute(delete(Actor).where(Actor.id == user.actor_id))
+    return user
+
+
+async def set_password(db: Database, user_id: int, new: str) -> None:
+    """Give an account a new password (BadRequest unless it follows the rules). The caller has
+    checked the current one (throttled, as sign-in is) and ends the other sessions."""
+    check_password_rules(new)
+    new_hash = await asyncio.to_thread(hash_password, new)
+    async with db.transaction() as session:
+        row = await session.get_one(User, user_id)
+        row.password_hash = new_hash
+
+
 @dataclass(frozen=True)
 class Usage:
     """The counts NodeInfo reports."""
@@ -245,12 +334,13 @@ def render_actor(actor: Actor) -> dict[str, Any]:
 
     People's actors name our OAuth endpoints (FEP-d8c2), and where C2S clients upload media
     and have remote objects fetched (``uploadMedia``, ``proxyUrl``); local actors live
-    at our base URL, so the actor's own origin is it.
+    at our base URL, so the actor's own origin is it. An account that opted out of AI use
+    says so with FEP-5e53's ``xRobotsTag``.
     """
     parts = urlsplit(actor.uri)
     urls = Urls(f"{parts.scheme}://{parts.netloc}")
     person = actor.type in ("Person", "Service")  # a bot is a Service
-    return as2.actor(
+    doc = as2.actor(
         as2.Actor(
             id=actor.uri,
             type=actor.type,
@@ -283,3 +373,6 @@ def render_actor(actor: Actor) -> dict[str, Any]:
             proxy_url=urls.proxy if person else None,
         )
     )
+    if actor.noai:  # FEP-5e53: treat it as if served with ``X-Robots-Tag: noai, noimageai``
+        doc["xRobotsTag"] = NOAI_ROBOTS
+    return doc

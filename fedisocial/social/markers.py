@@ -15,7 +15,7 @@ from sqlalchemy import select
 from fedisocial.store.db import Database
 from fedisocial.store.models import Marker, utcnow
 
-__all__ = ["TIMELINES", "read", "save"]
+__all__ = ["TIMELINES", "advance", "read", "save"]
 
 #: the timelines that have markers
 TIMELINES = ("home", "notifications")
@@ -47,3 +47,12 @@ async def save(db: Database, owner_id: int, last_read: Mapping[str, str]) -> lis
                 marker.updated_at = utcnow()
             saved.append(marker)
     return saved
+
+
+async def advance(db: Database, owner_id: int, timeline: str, read_up_to: int) -> None:
+    """Move the marker of ``timeline`` up to ``read_up_to`` (an id), never back: what the
+    web app does when a page shows the newest items (Mastodon's web UI does the same)."""
+    found = await read(db, owner_id, [timeline])
+    current = found[0].last_read_id if found else ""
+    if not (current.isdigit() and int(current) >= read_up_to):
+        await save(db, owner_id, {timeline: str(read_up_to)})

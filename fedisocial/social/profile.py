@@ -43,6 +43,8 @@ class ProfileChange:
     bot: bool | None = None
     discoverable: bool | None = None
     indexable: bool | None = None
+    #: opt out of AI use of one's posts and images (FEP-5e53 ``noai``)
+    noai: bool | None = None
     #: URLs of the new avatar and header (stored by the caller)
     icon_url: str | None = None
     image_url: str | None = None
@@ -86,7 +88,7 @@ def _apply(outbox: Outbox, row: Actor, change: ProfileChange) -> None:
     if change.bot is not None and row.type in ("Person", "Service"):
         row.type = "Service" if change.bot else "Person"
     changed = {"manually_approves_followers": change.locked, "discoverable": change.discoverable,
-               "indexable": change.indexable, "icon_url": change.icon_url,
+               "indexable": change.indexable, "noai": change.noai, "icon_url": change.icon_url,
                "image_url": change.image_url}  # fmt: skip
     for column, value in changed.items():
         if value is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "actor_by_id",
     "actors_by_id",
     "actors_by_uri",
+    "answer_follow_request",
     "block",
     "blocked",
     "familiar_followers",
@@ -192,6 +193,14 @@ async def follow_request(db: Database, actor: Actor, requester: Actor) -> Follow
     if found is None or found.state != "pending":
         raise NotFound("Record not found")
     return found
+
+
+async def answer_follow_request(outbox: Outbox, actor: Actor, requester: Actor, *,
+                                accept: bool) -> None:  # fmt: skip
+    """Approve (``accept``) or reject the pending request of ``requester`` to follow
+    ``actor``: the requester is sent an Accept or a Reject; NotFound without a request."""
+    asked = await follow_request(outbox.db, actor, requester)
+    await outbox.answer_follow(actor, asked.activity_uri, accept=accept)
 
 
 async def _blocked_either_way(db: Database, one: str, other: str) -> bool:

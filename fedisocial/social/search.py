@@ -37,7 +37,8 @@ may read; the exact name first, then the most used (no tag table yet: the
 same kind of scan, 0.4 to 2 s for a name in no post at 100k posts).
 
 A remote that fails (timeout, refusal, private address, 404, not AS2) gives no
-result, as in Mastodon: search never fails because another server did.
+result, as in Mastodon: search never fails because another server did; the web
+app tells why from :attr:`Results.failure`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ class Results:
     statuses: list[Object] = field(default_factory=list)
     #: hashtag names, lower case, without ``#``
     hashtags: list[str] = field(default_factory=list)
+    #: why the handle or URL asked for gave nothing, when a remote failed or was refused
+    #: (an unknown host, a refused private address, a timeout): for people to be told
+    failure: FedisocialError | None = None
 
 
 def _like(text: str) -> str:
@@ -143,19 +147,22 @@ class Search:
         if not text or query.limit <= 0:
             return results
         offset = query.offset if query.kind else 0  # Mastodon pages one type at a time
+        failures: list[FedisocialError] = []
         if query.resolve and _URL.match(text):
-            found = await self.resolve_url(text, viewer) if offset == 0 else None
+            found = await self.resolve_url(text, viewer, failures=failures) if offset == 0 else None
             if isinstance(found, Actor) and query.wants("accounts"):
                 results.accounts = [found]
             elif isinstance(found, Object) and query.wants("statuses"):
                 results.statuses = [found]
+            results.failure = failures[0] if failures else None
             return results
         lone = (text.startswith("#") or "@" in text) and " " not in text
         if query.wants("accounts") and not (text.startswith("#") or ("@" in text and " " in text)):
             results.accounts = await self.accounts(
                 text, viewer, limit=query.limit, offset=offset, resolve=query.resolve,
-                following=query.following,
+                following=query.following, failures=failures,
             )  # fmt: skip
+            results.failure = failures[0] if failures else None
         if query.wants("statuses") and viewer is not None and not lone:
             results.statuses = await self.statuses(text, viewer, query, offset)
         if query.wants("hashtags") and "@" not in text:
@@ -166,15 +173,18 @@ class Search:
     async def accounts(
         self, text: str, viewer: Actor | None, *, limit: int, offset: int = 0,
         resolve: bool = False, following: bool = False,
+        failures: list[FedisocialError] | None = None,
     ) -> list[Actor]:  # fmt: skip
-        """Mastodon's ``AccountSearchService``: the exact match of a handle, then prefixes."""
+        """Mastodon's ``AccountSearchService``: the exact match of a handle, then prefixes
+        (``failures`` is told why resolving the handle failed, if it did)."""
         text = text.strip().removeprefix("@")
         if not text or limit <= 0:
             return []
         handle = _HANDLE.match(text)
         exact = None
         if handle and offset == 0:
-            exact = await self._exact(handle[1], handle[2].lower(), viewer, resolve=resolve)
+            exact = await self._exact(handle[1], handle[2].lower(), viewer, resolve=resolve,
+                                      failures=failures)  # fmt: skip
             if exact is not None and following and viewer is not None:
                 exact = exact if await self._follows(viewer, exact) else None
         wanted = limit - (exact is not None)
@@ -190,13 +200,16 @@ class Search:
         return found[:limit]
 
     async def _exact(
-        self, username: str, host: str, viewer: Actor | None, *, resolve: bool
-    ) -> Actor | None:
+        self, username: str, host: str, viewer: Actor | None, *, resolve: bool,
+        failures: list[FedisocialError] | None = None,
+    ) -> Actor | None:  # fmt: skip
         if resolve and viewer is not None:
             try:
                 return await self.outbox.actor_of(f"{username}@{host}")
             except FedisocialError as exc:  # an unknown or failing host: no match
                 log.info("search: could not resolve %s@%s: %s", username, host, exc.message)
+                if failures is not None:
+                    failures.append(exc)
                 return None
         async with self.db.session() as session:  # (local actors' domain is our netloc)
             return await session.scalar(
@@ -344,13 +357,16 @@ class Search:
         return ranked[offset : offset + limit]
 
     # -- resolving a URL --------------------------------------------------------------
-    async def resolve_url(self, url: str, viewer: Actor | None) -> Actor | Object | None:
+    async def resolve_url(
+        self, url: str, viewer: Actor | None, *, failures: list[FedisocialError] | None = None
+    ) -> Actor | Object | None:
         """Mastodon's ``ResolveURLService``: the account or post at ``url``, if ``viewer`` may
-        see it; ours and stored ones from the store, others fetched (signed) and stored."""
+        see it; ours and stored ones from the store, others fetched (signed) and stored
+        (``failures`` is told why the fetch failed, if it did)."""
         if self.urls.is_local(url) or not viewer:
             found = await self._stored(url)
         else:
-            found = await self._stored(url) or await self._fetched(url)
+            found = await self._stored(url) or await self._fetched(url, failures)
         if isinstance(found, Object):
             return found if await self._readable(found, viewer) else None
         return found
@@ -371,7 +387,9 @@ class Search:
                 select(Object).where(Object.uri == url, Object.type.in_(POST_TYPES))
             )
 
-    async def _fetched(self, url: str) -> Actor | Object | None:
+    async def _fetched(
+        self, url: str, failures: list[FedisocialError] | None = None
+    ) -> Actor | Object | None:
         try:
             received = await self.client.get_json(url)
             doc = normalize(received)
@@ -390,6 +408,8 @@ class Search:
             return row
         except FedisocialError as exc:  # unreachable, refused, not AS2, not a post we accept
             log.info("search: could not resolve %s: %s", url, exc.message)
+            if failures is not None:
+                failures.append(exc)
             return None
 
     async def _readable(self, row: Object, viewer: Actor | None) -> bool:

@@ -20,7 +20,8 @@ Streams (Mastodon's names): ``user`` (home feed and notifications),
 ``hashtag`` and ``hashtag:local`` (with a tag), each public one also with
 ``:media`` (posts with attachments only). Public streams carry public,
 top-level posts (and replies to oneself), as Mastodon's do; every row passes
-the read rule for its viewer (:mod:`fedisocial.social.access`).
+the read rule for its viewer (:mod:`fedisocial.social.access`), and public
+streams leave out what the viewer blocked or muted, as the public feeds do.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from sqlalchemy import func, select
 from fedisocial.ap.vocab import STATUS_TYPES
 from fedisocial.errors import BadRequest
 from fedisocial.social.access import readable_by
-from fedisocial.social.timeline import hashtags, home, tag_name
+from fedisocial.social.timeline import hashtags, home, shown_to, tag_name
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Notification, Object, StreamEvent, TimelineEntry
 
@@ -315,8 +316,8 @@ class StreamHub:
                 return
             for viewer, group in _by_viewer(public):
                 readable = readable_by(viewer.uri if viewer else None)
-                query = select(Object).where(
-                    Object.id.in_(fresh), Object.deleted_at.is_(None), readable
+                query = select(Object).where(  # blocks and mutes apply, as in the feeds
+                    Object.id.in_(fresh), Object.deleted_at.is_(None), readable, shown_to(viewer)
                 )
                 posts = list(await session.scalars(query.order_by(Object.id)))
                 threads = await _self_replies(session, posts)

@@ -56,6 +56,7 @@ __all__ = [
     "home_page",
     "index_tags",
     "public",
+    "shown_to",
     "tag_name",
     "tagged",
 ]
@@ -235,7 +236,7 @@ def _post(row: Sequence[Any]) -> Object:
     return post
 
 
-def _shown_to(viewer: Actor | None) -> ColumnElement[bool]:
+def shown_to(viewer: Actor | None) -> ColumnElement[bool]:
     """Neither blocked (either way) nor muted by ``viewer`` (by, replying to or mentioning
     someone it mutes: :func:`.mutes.hides_posts`; None: anyone is shown all)."""
     if viewer is None:
@@ -250,7 +251,7 @@ def _public_posts(viewer: Actor | None, *, local: bool, remote: bool,
         Object.type.in_(POST_TYPES),
         Object.visibility == "public",
         Object.deleted_at.is_(None),
-        _shown_to(viewer),
+        shown_to(viewer),
     ]
     if local:
         conditions.append(Object.local.is_(True))

@@ -59,6 +59,12 @@ __all__ = [
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+#: PostgreSQL connections a process keeps by default: a worker runs 16 single jobs and two
+#: batches at once, a web process about as many requests; three processes (``serve
+#: --workers 2`` and a ``fedisocial worker``) then open at most 90 of PostgreSQL's 100
+DEFAULT_POOL_SIZE = 20
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # the driver's own transaction handling would defer BEGIN and break SAVEPOINT: the writer
     # emits BEGIN IMMEDIATE itself; readers run each statement on its own (one snapshot per
@@ -76,8 +82,13 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, schema: str | None = None, *, writer: bool = False) -> AsyncEngine:
+def make_engine(url: str, schema: str | None = None, *, writer: bool = False,
+                pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:  # fmt: skip
     """An engine for ``url``; ``schema`` sets the PostgreSQL search_path (tests).
+
+    ``pool_size`` (PostgreSQL): the connections the process keeps, and half as many more
+    it may open for a burst: every web process and worker has a pool of its own, and
+    together they must stay below the server's ``max_connections`` (100 by default).
 
     ``writer`` (SQLite): the one-connection engine of the process's writer, whose
     transactions begin with ``BEGIN IMMEDIATE``.
@@ -102,9 +113,8 @@ def make_engine(url: str, schema: str | None = None, *, writer: bool = False) ->
     connect_args: dict[str, Any] = {}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
-    # as many pooled connections as a worker runs jobs at once (32 by default), so busy
-    # workers do not open and close a connection per job
-    return create_async_engine(url, pool_size=32, max_overflow=16, connect_args=connect_args)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2,
+                               connect_args=connect_args)  # fmt: skip
 
 
 class _WriterTurn:
@@ -163,10 +173,11 @@ class Database:
     On SQLite, write transactions go through the process's one writer (module docstring).
     """
 
-    def __init__(self, url: str, schema: str | None = None) -> None:
+    def __init__(self, url: str, schema: str | None = None, *,
+                 pool_size: int = DEFAULT_POOL_SIZE) -> None:  # fmt: skip
         self.url = url
         self.schema = schema
-        self.engine = make_engine(url, schema)
+        self.engine = make_engine(url, schema, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write_engine = self.engine
         self._write_sessions = self.sessions

@@ -155,13 +155,20 @@ class StudioAttacher:
         return media
 
 
-async def attach_uploads(studio: Studio, actor: Actor, ids: list[int],
-                         post: Object | None) -> Attached:  # fmt: skip
+async def attach_uploads(studio: Studio, actor: Actor, ids: list[int], post: Object | None,
+                         descriptions: Mapping[int, str] | None = None) -> Attached:  # fmt: skip
     """The media ``ids`` (in order) for a post: the actor's uploads not yet attached, or
-    (editing) those of ``post``; labeled when a model made any of them. What is wrong is a
-    422 that says what (Mastodon's ``Validation failed``)."""
+    (editing) those of ``post``; labeled when a model made any of them. ``descriptions``:
+    new alt text for some of them, saved with the post. What is wrong is a 422 that says
+    what (Mastodon's ``Validation failed``)."""
     if not ids:
         return Attached()
+    given = {i: alt for i, alt in (descriptions or {}).items() if i in ids}
+    for alt in given.values():
+        try:
+            check_alt_text(alt, studio.settings.media_max_description)
+        except BadRequest as exc:
+            raise Unprocessable(f"Validation failed: {exc.message}") from exc
     async with studio.db.session() as session:
         found = {m.id: m for m in await session.scalars(
             select(Media).where(Media.id.in_(ids), Media.owner_id == actor.id))}  # fmt: skip
@@ -170,7 +177,9 @@ async def attach_uploads(studio: Studio, actor: Actor, ids: list[int],
         raise Unprocessable(f"Validation failed: no media {', '.join(missing)} of yours")
     kept = {i for i in ids if post is not None and found[i].note_uri == post.uri}
     new = [found[i] for i in ids if i not in kept]
-    items = [studio.outbox.urls.media_object(actor.username, m.id) for m in new]
+    uri = studio.outbox.urls.media_object
+    items: list[Any] = [{"id": uri(actor.username, m.id), "name": given[m.id]} if m.id in given
+                        else uri(actor.username, m.id) for m in new]  # fmt: skip
     try:
         prepared = await StudioAttacher(studio).prepare(actor, items)
     except (BadRequest, NotFound) as exc:

@@ -287,13 +287,16 @@ class Studio:
             "revised_prompt": media.revised_prompt,
         }  # fmt: skip
 
-    async def describe_media(self, actor: Actor, media_id: int, description: str) -> None:
-        """Set the alt text of one of the actor's draft images."""
-        async with self.db.transaction() as session:
-            media = await session.get(Media, media_id)
-            if media is None or media.owner_id != actor.id:
-                raise NotFound(f"no draft image {media_id} of yours")
-            media.description = self._alt(description)
+    async def pending(self, actor: Actor) -> list[Generation]:
+        """The actor's generations still queued or being made, oldest first (a page that
+        was left while they ran shows them again and waits for them)."""
+        async with self.db.session() as session:
+            return list(await session.scalars(
+                select(Generation)
+                .where(Generation.owner_id == actor.id,
+                       Generation.status.in_(("queued", "running")))
+                .order_by(Generation.id)
+            ))  # fmt: skip
 
     def _alt(self, description: str | None) -> str:
         return check_alt_text(description, self.settings.media_max_description)
@@ -314,6 +317,13 @@ class Studio:
         async with self.db.transaction() as session:
             session.add(media)
         return media
+
+    async def profile_image(self, data: bytes, *, filename: str | None) -> str:
+        """An uploaded avatar or header, checked and cleaned as every image is (InvalidImage,
+        a 400, otherwise), and stored: its URL. Mastodon apps and the settings page use it."""
+        processed = await self.images.process(data, filename=filename)
+        await store_processed(self.store, processed)
+        return self.store.url(processed.key)
 
     async def publish(
         self,

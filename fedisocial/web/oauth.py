@@ -231,12 +231,13 @@ async def revoke_application(request: Request) -> Response:
     async with request.form(max_files=0, max_fields=4) as form:
         await web_session.check_csrf(request, form)
         name = _text(form, "name")
+        back = web_session.local_path(_text(form, "from"), _apps_path(request)).split("?")[0]
     session = await web_session.current_session(request)
     if session is None:
-        return await _sign_in_page(request, _apps_path(request), 401)
+        return await _sign_in_page(request, back, 401)
     await revoke_app(get_context(request).db, session.user_id, request.path_params["client"])
     query = f"?{urlencode({'revoked': name})}" if name else ""
-    return RedirectResponse(f"{_apps_path(request)}{query}", 303)
+    return RedirectResponse(f"{back}{query}", 303)
 
 
 def _apps_path(request: Request) -> str:

@@ -1,13 +1,16 @@
 """The image studio over HTTP: media files, generation jobs, uploads, publishing.
 
 ``/media/…`` is open to everyone (remote servers fetch attachments). The
-``/api/studio/…`` endpoints act for a signed-in local user (HTTP Basic, or an
-OAuth Bearer token with ``write:media`` / ``write:statuses``); the composer page
-and other clients poll the status endpoint while a generation runs.
-State-changing requests from a browser must come from our own pages
-(``Origin``/``Sec-Fetch-Site`` checked), since browsers resend Basic
-credentials on their own. ``/studio`` is that composer page
-(``templates/studio.html`` with ``static/studio.js``, no build step).
+``/api/studio/…`` endpoints act for a local user: an app with an OAuth Bearer
+token (``write:media`` / ``write:statuses``), or the web composer
+(``templates/_composer.html`` with ``static/composer.js``) with the browser's
+sign-in session, whose state-changing requests carry the page's CSRF value in
+the ``X-CSRF-Token`` header and must come from our own pages (``Origin`` /
+``Sec-Fetch-Site`` checked). HTTP Basic is not taken here: browsers resend it
+on their own. The composer polls the status endpoint while a generation runs,
+edits a draft's alt text (``PUT /api/studio/media/ID``) and discards a draft
+(``DELETE``). ``/studio``, where the studio's page was, now leads to the
+composer (``/compose``).
 """
 
 from __future__ import annotations
@@ -16,19 +19,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from fedisocial.ap.addressing import VISIBILITIES
 from fedisocial.ap.vocab import parse_json_object
-from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge
-from fedisocial.studio.generation import MAX_ATTACHMENTS, MAX_PROMPT
+from fedisocial.auth.tokens import bearer_challenge
+from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from fedisocial.store.models import Actor
 from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
-from fedisocial.web import auth
+from fedisocial.studio.uploads import change, discard
+from fedisocial.web import auth, robots
+from fedisocial.web import session as web_session
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
-from fedisocial.web.pages.base import render_page
+
+#: the header the composer's script sends its page's CSRF value in
+CSRF_HEADER = "x-csrf-token"
 
 __all__ = ["routes"]
 
@@ -42,8 +51,8 @@ async def media_file(request: Request) -> Response:
     context = get_context(request)
     key = request.path_params["key"]
     data = await context.media.get(key)
-    return Response(data, media_type=media_type_for_key(key),
-                    headers={"Cache-Control": CACHE_CONTROL})  # fmt: skip
+    headers = {"Cache-Control": CACHE_CONTROL, **await robots.media_headers(request, key)}
+    return Response(data, media_type=media_type_for_key(key), headers=headers)
 
 
 def _same_origin(request: Request) -> None:
@@ -55,6 +64,24 @@ def _same_origin(request: Request) -> None:
         raise Forbidden(f"requests from {origin} are not accepted here")
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         raise Forbidden("cross-site requests are not accepted here")
+
+
+async def _user(request: Request, *scopes: str) -> Actor:
+    """Who asks: an app's Bearer token (with ``scopes``), else the browser's session,
+    whose changes carry the page's CSRF value (``X-CSRF-Token``); 401 otherwise."""
+    _same_origin(request)
+    if request.headers.get("authorization", "")[:7].lower() == "bearer ":
+        return await auth.require_user(request, *scopes)
+    session = await web_session.current_session(request)
+    if session is None:
+        raise Unauthorized(
+            "sign in on this site's pages, or send an access token (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": bearer_challenge(), "Cache-Control": "no-store"},
+        )
+    if request.method not in ("GET", "HEAD"):
+        given = request.headers.get(CSRF_HEADER, "")
+        await web_session.check_csrf(request, FormData([(web_session.CSRF_FIELD, given)]))
+    return session.actor
 
 
 async def _json_body(request: Request, limit: int = 65_536) -> dict[str, Any]:
@@ -93,8 +120,7 @@ def _descriptions(body: dict[str, Any]) -> dict[int, str]:
 
 
 async def request_generation(request: Request) -> Response:
-    _same_origin(request)
-    actor = await auth.require_user(request, "write:media", prompt=True)
+    actor = await _user(request, "write:media")
     body = await _json_body(request)
     studio = get_context(request).studio
     generation = await studio.request(actor, _text(body, "prompt") or "")
@@ -104,14 +130,13 @@ async def request_generation(request: Request) -> Response:
 
 
 async def generation_status(request: Request) -> Response:
-    actor = await auth.require_user(request, "write:media", prompt=True)
+    actor = await _user(request, "write:media")
     generation_id = request.path_params["generation_id"]
     return _json(await get_context(request).studio.status(actor, generation_id))
 
 
 async def upload(request: Request) -> Response:
-    _same_origin(request)
-    actor = await auth.require_user(request, "write:media", prompt=True)
+    actor = await _user(request, "write:media")
     context = get_context(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > context.settings.media_max_bytes + 65_536:
@@ -128,8 +153,7 @@ async def upload(request: Request) -> Response:
 
 
 async def publish(request: Request) -> Response:
-    _same_origin(request)
-    actor = await auth.require_user(request, "write:statuses", prompt=True)
+    actor = await _user(request, "write:statuses")
     body = await _json_body(request)
     visibility = body.get("visibility", "public")
     if not isinstance(visibility, str) or visibility not in VISIBILITIES:
@@ -146,20 +170,37 @@ async def publish(request: Request) -> Response:
     return _json({"id": note.uri, "url": note.uri}, 201)
 
 
-async def studio_page(request: Request) -> Response:
-    """The composer: ask for images, review the drafts, publish them (signed-in users)."""
-    actor = await auth.require_user(request, prompt=True)
+def _media_id(request: Request) -> int:
+    raw = str(request.path_params["media_id"])
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("no such image")
+    return int(raw)
+
+
+async def describe(request: Request) -> Response:
+    """``PUT /api/studio/media/ID`` ``{"description": …}``: the alt text of a draft image
+    (the one rule of :func:`fedisocial.studio.uploads.change`, as the Mastodon API's)."""
+    actor = await _user(request, "write:media")
+    description = _text(await _json_body(request), "description")
     context = get_context(request)
-    provider = context.studio.provider
-    response = render_page(
-        request, "studio.html", user=actor, provider_name=provider.name,
-        provider_model=provider.model, per_hour=context.settings.ai_images_per_hour,
-        concurrent=context.settings.ai_images_concurrent, max_images=MAX_ATTACHMENTS,
-        max_prompt=MAX_PROMPT, max_bytes=context.settings.media_max_bytes,
-        visibilities=VISIBILITIES,
-    )  # fmt: skip
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    longest = context.settings.media_max_description
+    media = await change(context.db, actor, _media_id(request), description=description,
+                         focus=None, max_description=longest)  # fmt: skip
+    return _json(context.studio.describe(media))
+
+
+async def drop(request: Request) -> Response:
+    """``DELETE /api/studio/media/ID``: discard a draft image (not one already posted)."""
+    actor = await _user(request, "write:media")
+    context = get_context(request)
+    await discard(context.db, context.media, actor, _media_id(request))
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+async def studio_page(request: Request) -> Response:
+    """``/studio``: the studio is part of the composer now."""
+    query = request.url.query
+    return RedirectResponse("/compose" + (f"?{query}" if query else ""), 308)
 
 
 routes = [
@@ -168,5 +209,7 @@ routes = [
     Route("/api/studio/generations", request_generation, methods=["POST"]),
     Route("/api/studio/generations/{generation_id:int}", generation_status, name="generation"),
     Route("/api/studio/media", upload, methods=["POST"]),
+    Route("/api/studio/media/{media_id}", describe, methods=["PUT"]),
+    Route("/api/studio/media/{media_id}", drop, methods=["DELETE"]),
     Route("/api/studio/posts", publish, methods=["POST"]),
 ]

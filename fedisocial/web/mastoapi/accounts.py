@@ -21,7 +21,6 @@ from fedisocial.social import collections, relations
 from fedisocial.social.collections import Cursor, Page
 from fedisocial.social.profile import ProfileChange, change_profile
 from fedisocial.store.models import Actor
-from fedisocial.studio.media import store_processed
 from fedisocial.web.auth import require_user
 from fedisocial.web.context import get_context
 from fedisocial.web.mastoapi.common import (
@@ -114,10 +113,9 @@ async def _image(request: Request, file: UploadFile | None) -> str | None:
     """An uploaded avatar or header, checked and cleaned as all media are, and stored: its URL."""
     if file is None:
         return None
-    context = get_context(request)
-    processed = await context.studio.images.process(await file.read(), filename=file.filename)
-    await store_processed(context.media, processed)
-    return context.media.url(processed.key)
+    return await get_context(request).studio.profile_image(
+        await file.read(), filename=file.filename
+    )
 
 
 async def update_credentials(request: Request) -> Response:

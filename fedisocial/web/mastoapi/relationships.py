@@ -171,12 +171,8 @@ async def unmute(request: Request) -> Response:
 async def _answer_request(request: Request, accept: bool) -> Response:
     actor = await require_user(request, "write:follows")
     other = await target(request)
-    context = get_context(request)
-    asked = await relations.follow_request(context.db, actor, other)
-    if accept:
-        await context.outbox.accept_follow(actor, asked.activity_uri)
-    else:
-        await context.outbox.reject_follow(actor, asked.activity_uri)
+    await relations.answer_follow_request(get_context(request).outbox, actor, other,
+                                          accept=accept)  # fmt: skip
     return await _answer(request, actor, other)
 
 

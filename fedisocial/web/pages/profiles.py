@@ -51,6 +51,7 @@ from fedisocial.web.context import get_context
 from fedisocial.web.mastoapi.entities import Entities
 from fedisocial.web.pages.base import done, page, profile_path, read_form, signed_in, viewer
 from fedisocial.web.pages.cards import Card, cards
+from fedisocial.web.pages.threads import robots
 from fedisocial.web.session import current_session
 
 __all__ = ["profile_page", "routes"]
@@ -203,9 +204,12 @@ async def profile_page(request: Request, acct: str, tab: str = "") -> Response:
         return await page(request, "_feed_page.html", cards=shown, more=more)
     entity = await Entities(context.db, context.urls, me).account(actor)
     base = context.urls.base_url
-    return await page(
+    meta_robots, robots_header = robots(request, [actor],
+                                        noindex=not actor.local or not actor.indexable)  # fmt: skip
+    response = await page(
         request,
         "profile.html",
+        robots=meta_robots,
         actor=actor,
         account=entity,
         acct=acct_of(actor),
@@ -230,6 +234,8 @@ async def profile_page(request: Request, acct: str, tab: str = "") -> Response:
         canonical=actor.url or actor.uri if actor.local else f"{base}{path}",
         image=entity["avatar"],
     )
+    response.headers.update(robots_header)
+    return response
 
 
 # -- followers and following ------------------------------------------------------------------
@@ -257,9 +263,11 @@ async def _follows_page(request: Request, *, of_followers: bool) -> Response:
     kind = "followers" if of_followers else "following"
     name = actor.name or actor.username
     collection = actor.followers_url if of_followers else actor.following_url
-    return await page(
+    meta_robots, robots_header = robots(request, [actor], noindex=True)
+    response = await page(
         request,
         "follows.html",
+        robots=meta_robots,
         actor=actor,
         acct=acct_of(actor),
         profile=path,
@@ -271,6 +279,8 @@ async def _follows_page(request: Request, *, of_followers: bool) -> Response:
         paged=max_id is not None,
         elsewhere=None if actor.local else http_url(collection) or http_url(actor.url),
     )
+    response.headers.update(robots_header)
+    return response
 
 
 async def followers_page(request: Request) -> Response:

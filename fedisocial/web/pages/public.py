@@ -17,6 +17,7 @@ from fedisocial.errors import NotFound
 from fedisocial.social.access import ensure_readable
 from fedisocial.social.accounts import list_users, usage
 from fedisocial.social.collections import find_object
+from fedisocial.social.relations import actors_by_uri
 from fedisocial.social.statuses import readable_statuses
 from fedisocial.store.models import Actor, Object
 from fedisocial.web.context import get_context
@@ -57,7 +58,10 @@ async def post_page(request: Request, obj: Object, author: Actor | None) -> Resp
 
 
 async def deleted_page(request: Request, obj: Object) -> Response:
-    return await page(request, "deleted.html", 410, uri=obj.uri, deleted=obj.deleted_at)
+    authors = await actors_by_uri(get_context(request).db, [obj.actor_uri or ""])
+    meta_robots, _ = threads.robots(request, authors, noindex=True)
+    return await page(request, "deleted.html", 410, uri=obj.uri, deleted=obj.deleted_at,
+                      robots=meta_robots)  # fmt: skip
 
 
 async def activity_page(request: Request, activity: Object, author: Actor | None) -> Response:

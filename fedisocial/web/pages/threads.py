@@ -13,6 +13,8 @@ and ``descendants`` filter); a post the viewer may not read is 404.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -28,9 +30,10 @@ from fedisocial.web.context import get_context
 from fedisocial.web.pages.base import page, thread_path, viewer
 from fedisocial.web.pages.cards import Card, cards
 from fedisocial.web.pages.compose import composer_values
+from fedisocial.web.robots import NOAI, robots_content, robots_headers
 from fedisocial.web.session import current_session
 
-__all__ = ["routes", "thread_page"]
+__all__ = ["robots", "routes", "thread_page"]
 
 #: replies are indented by how deep they are in the thread, at most this many steps
 _MAX_DEPTH = 4
@@ -74,10 +77,14 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
         if found:
             above = await statuses.ancestors(context.db, post, who)
     below = await statuses.descendants(context.db, post, who)
+    authors = await relations.actors_by_uri(
+        context.db, list(dict.fromkeys(p.actor_uri for p in [post, *above, *below] if p.actor_uri))
+    )
     if me is not None:  # as Mastodon's context: not the posts of whom the viewer blocks, mutes
-        hidden = await _silenced(request, me, [*above, *below])
+        hidden = await _silenced(request, me, [a for a in authors if a.uri != me.uri])
         above = [p for p in above if p.actor_uri not in hidden]
         below = [p for p in below if p.actor_uri not in hidden]
+        authors = [a for a in authors if a.uri not in hidden]
     shown = await cards(context.db, context.urls, me, [*above, post, *below])
     by_id = {card.status["id"]: card for card in shown}
     depth = {post.uri: 0}
@@ -94,9 +101,14 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
     status = focus.status if focus else None
     partial = None if focus else _partial(post)
     canonical = post.uri if post.local else f"{context.urls.base_url}{thread_path(post.id)}"
-    return await page(
+    author = next((a for a in authors if a.uri == post.actor_uri), None)
+    meta_robots, robots_header = robots(
+        request, authors, noindex=not post.local or author is None or not author.indexable
+    )
+    response = await page(
         request,
         "thread.html",
+        robots=meta_robots,
         post=post,
         focus=focus,
         above=[by_id[str(p.id)] for p in above if str(p.id) in by_id],
@@ -109,19 +121,32 @@ async def thread_page(request: Request, post: Object, me: Actor | None) -> Respo
         partial=partial,
         meta=_meta(focus, partial, context.urls.netloc),
     )
+    response.headers.update(robots_header)
+    return response
+
+
+def robots(request: Request, authors: Sequence[Actor | None], *,
+           noindex: bool) -> tuple[str | None, dict[str, str]]:  # fmt: skip
+    """A page's ``<meta name="robots">`` content and its headers, for the authors it shows.
+
+    The AI opt-out (:mod:`fedisocial.web.robots`) is the header; its middleware adds the
+    meta tag, except to a page that has one: so a page that says ``noindex`` says the
+    opt-out in the same tag.
+    """
+    ai = robots_content(*authors)
+    if ai is None and get_context(request).settings.ai_crawlers == "block":
+        ai = NOAI
+    meta = ", ".join(["noindex", *([ai] if ai else [])]) if noindex else None
+    return meta, robots_headers(*authors)
 
 
 def _is_remote(request: Request, uri: str | None) -> bool:
     return bool(uri and http_url(uri) and not get_context(request).urls.is_local(uri))
 
 
-async def _silenced(request: Request, me: Actor, posts: list[Object]) -> set[str]:
-    """The authors among ``posts``' that ``me`` blocks or mutes."""
-    db = get_context(request).db
-    authors = await relations.actors_by_uri(
-        db, list(dict.fromkeys(p.actor_uri for p in posts if p.actor_uri and p.actor_uri != me.uri))
-    )
-    found = await relations.relationships(db, me, authors)
+async def _silenced(request: Request, me: Actor, authors: list[Actor]) -> set[str]:
+    """The ``authors`` that ``me`` blocks or mutes."""
+    found = await relations.relationships(get_context(request).db, me, authors)
     return {a.uri for a, r in zip(authors, found, strict=True) if r.blocking or r.muting}
 
 

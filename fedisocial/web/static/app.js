@@ -223,8 +223,12 @@
     const button = bar && bar.querySelector("[data-show-new]");
     if (!button) return;
     let waiting = 0;
+    const seen = new Set();
     const source = new EventSource(`/live?feed=${encodeURIComponent(name)}`);
-    source.addEventListener("update", () => {
+    source.addEventListener("update", (event) => {
+      const id = JSON.parse(event.data).id;
+      if (seen.has(id) || document.getElementById(`post-${id}`)) return;
+      seen.add(id);
       waiting += 1;
       button.textContent = waiting === 1 ? "Show 1 new post" : `Show ${waiting} new posts`;
       bar.hidden = false;
@@ -232,7 +236,9 @@
     source.addEventListener("notification", (event) => {
       const badge = document.querySelector("[data-unread]");
       const count = JSON.parse(event.data).unread;
-      if (badge) badge.firstChild.textContent = count;
+      if (!badge) return;
+      badge.hidden = count === 0;
+      badge.firstChild.textContent = count >= 40 ? "40+" : String(count);
     });
     button.addEventListener("click", async () => {
       const url = new URL(location.href);
@@ -244,6 +250,7 @@
       enhance(holder);
       feed.querySelector("[data-cards]").replaceChildren(...holder.childNodes);
       waiting = 0;
+      seen.clear();
       bar.hidden = true;
     });
   }
