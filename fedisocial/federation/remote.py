@@ -20,6 +20,7 @@ from fedisocial.ap.vocab import (
     ACTOR_TYPES,
     POST_TYPES,
     RemoteActor,
+    as_list,
     extract_actor,
     get_id,
     http_url,
@@ -27,7 +28,7 @@ from fedisocial.ap.vocab import (
     parse_handle,
     same_origin,
 )
-from fedisocial.errors import InvalidDocument, NotFound
+from fedisocial.errors import FedisocialError, InvalidDocument, NotFound
 from fedisocial.social.content import clean_remote_post, sanitize
 from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object, utcnow
@@ -36,6 +37,8 @@ from fedisocial.store.rows import check_uri_lengths, object_columns
 __all__ = [
     "fetch_actor",
     "fetch_object",
+    "fetch_parents",
+    "fetch_recent_posts",
     "lookup",
     "resolve_handle",
     "save_actor",
@@ -217,6 +220,89 @@ async def fetch_object(
         async with db.session() as session:
             return (await session.scalars(select(Object).where(Object.uri == row.uri))).one()
     return row
+
+
+#: posts read from a remote outbox when a profile is first shown, at most (its first page)
+RECENT_POSTS = 20
+
+
+async def fetch_recent_posts(
+    db: Database, client: FederationClient, actor: Actor, *, limit: int = RECENT_POSTS
+) -> list[Object]:
+    """The newest posts of a remote ``actor`` from the first page of its outbox, stored.
+
+    For a profile we know nothing of yet (Mastodon fetches nothing; GoToSocial and
+    Elk show the outbox). Bounded: two GETs (the collection, its ``first`` page)
+    through the guarded client, at most ``limit`` posts. Only ``Create`` items that
+    embed a post by ``actor`` on its own origin are kept, each sanitized and stored
+    as :func:`fetch_object` stores a post (an item already stored stays as it is).
+    """
+    if actor.local or not actor.outbox or not same_origin(actor.outbox, actor.uri):
+        return []
+    collection = normalize(await client.get_json(actor.outbox))
+    first = collection.get("first")
+    if isinstance(first, str):
+        if not same_origin(first, actor.uri):
+            return []
+        first = normalize(await client.get_json(first))
+    page = first if isinstance(first, dict) else collection
+    items = as_list(page.get("orderedItems", page.get("items")))
+    found: list[Object] = []
+    for item in items[:limit]:
+        if not isinstance(item, dict) or normalize(item).get("type") != "Create":
+            continue
+        post = item.get("object")
+        if not isinstance(post, dict):
+            continue
+        doc = normalize(post)
+        uri = get_id(doc.get("id"))
+        if doc.get("type") not in POST_TYPES or not uri or not same_origin(uri, actor.uri):
+            continue
+        if get_id(doc.get("attributedTo")) != actor.uri:
+            continue
+        try:
+            found.append(await fetch_object(db, client, uri, received=post))
+        except InvalidDocument:
+            continue
+    return found
+
+
+#: posts a thread's page fetches above a remote reply whose parent we miss, at most
+PARENTS = 8
+#: and the posts it looks at going up (those we have are stepped over), at most
+_MAX_STEPS = 64
+
+
+async def fetch_parents(
+    db: Database, client: FederationClient, row: Object, *, max_age: timedelta,
+    limit: int = PARENTS,
+) -> list[Object]:  # fmt: skip
+    """Fetch and store the posts ``row`` replies to that we miss, going up the thread.
+
+    Mastodon's ``ThreadResolveWorker``, done when someone opens the thread: each parent
+    through the guarded client (signed), with its author (so it shows as a post), at most
+    ``limit`` of them; stops at the first that fails or is no post. Those we have are
+    stepped over.
+    """
+    found: list[Object] = []
+    uri, seen = row.in_reply_to, {row.uri}
+    while uri and uri not in seen and len(found) < limit and len(seen) <= _MAX_STEPS:
+        seen.add(uri)
+        async with db.session() as session:
+            stored = await session.scalar(select(Object).where(Object.uri == uri))
+        if stored is None:
+            if http_url(uri) is None:
+                break
+            try:
+                stored = await fetch_object(db, client, uri)
+                if stored.type not in POST_TYPES or not stored.actor_uri:
+                    break
+                await fetch_actor(db, client, stored.actor_uri, max_age=max_age)
+            except FedisocialError:  # gone, refused, unreachable: the thread shows what we have
+                break
+            found.append(stored)
+        uri = stored.in_reply_to
+    return found
 
 
 async def lookup(db: Database, client: FederationClient, query: str) -> dict[str, Any]:

@@ -57,7 +57,7 @@ async def actor(request: Request) -> Response:
         response.headers.update(_VARY_SIGNED)
         return response
     response = await profile_page(request, username)
-    response.headers.update(_VARY)
+    response.headers["Vary"] = "Accept"  # (the page says how it may be cached: per person)
     return response
 
 

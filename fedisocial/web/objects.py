@@ -123,7 +123,7 @@ async def _check_read(request: Request, obj: Object) -> None:
 async def _local(request: Request, find: Callable[[Context, str, str], Awaitable[T | None]]) -> T:
     """What ``find(context, username, id)`` finds from the path; the username's case may vary."""
     context = get_context(request)
-    username, ident = request.path_params["username"], request.path_params["ident"]
+    username, ident = request.path_params["username"], str(request.path_params["ident"])
     found = await find(context, username, ident)
     if found is None:
         actor = await find_local_actor(context.db, context.urls, username)
@@ -153,11 +153,11 @@ async def note(request: Request) -> Response:
     if wants_as2:
         await _gate(request)
     if obj.deleted_at is not None:
-        return _tombstone(obj) if wants_as2 else _html(deleted_page(request, obj))
+        return _tombstone(obj) if wants_as2 else _html(await deleted_page(request, obj))
+    if not wants_as2:  # the page checks who reads, a signed-in browser's session included
+        return _html(await post_page(request, obj, author))
     await _check_read(request, obj)
-    if wants_as2:
-        return _as2(as2.compact(obj.data), public=_shared(request, anyone=is_public(obj)))
-    return _html(await post_page(request, obj, author))
+    return _as2(as2.compact(obj.data), public=_shared(request, anyone=is_public(obj)))
 
 
 async def activity(request: Request) -> Response:
@@ -168,7 +168,7 @@ async def activity(request: Request) -> Response:
         await _gate(request)
     post_gone = target is not None and target.deleted_at is not None
     if act.deleted_at is not None or (act.type in _ACTIVITY_TYPES_SHOWN_AS_POSTS and post_gone):
-        return _tombstone(act) if wants_as2 else _html(deleted_page(request, act))
+        return _tombstone(act) if wants_as2 else _html(await deleted_page(request, act))
     subject = target if act.type == "Like" and target is not None else act
     await _check_read(request, subject)
     if wants_as2:
@@ -178,7 +178,7 @@ async def activity(request: Request) -> Response:
         return _html(RedirectResponse(target.uri, status_code=302))
     context = get_context(request)
     author = await find_local_actor(context.db, context.urls, request.path_params["username"])
-    return _html(activity_page(request, act, author))
+    return _html(await activity_page(request, act, author))
 
 
 # -- collections ----------------------------------------------------------------------------
@@ -396,7 +396,8 @@ _READ = ["GET"]  # Starlette adds HEAD
 
 routes: list[BaseRoute] = [
     Route("/users/{username}/statuses/{ident}", note, methods=_READ),
-    Route("/@{username}/{ident}", note, methods=_READ),
+    # (numeric: ``/@NAME/followers`` and the like are the web app's pages)
+    Route("/@{username}/{ident:int}", note, methods=_READ),
     Route("/users/{username}/statuses/{ident}/replies", post_replies, methods=_READ),
     Route("/users/{username}/statuses/{ident}/likes", post_likes, methods=_READ),
     Route("/users/{username}/statuses/{ident}/shares", post_shares, methods=_READ),
