@@ -133,10 +133,12 @@ def make_instance(
 
 @contextmanager
 def alice_and_bob(
-    root: Path, *, environ_two: dict[str, str] | None = None
-) -> Iterator[tuple[Instance, Instance]]:
+    root: Path, *, environ_one: dict[str, str] | None = None,
+    environ_two: dict[str, str] | None = None,
+) -> Iterator[tuple[Instance, Instance]]:  # fmt: skip
     """Two running instances: ``alice`` on the first, ``bob`` on the second; stopped after."""
     one, two = make_instance(root / "one"), make_instance(root / "two")
+    one.environ.update(environ_one or {})
     two.environ.update(environ_two or {})
     try:
         for instance, name in ((one, "alice"), (two, "bob")):

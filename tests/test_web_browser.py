@@ -35,9 +35,8 @@ AXE = ROOT / "tests" / "interop" / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 COMPOSER_LABEL = "What\u2019s on your mind?"
-#: answers the journey may meet that are not mistakes: a missing favicon.ico, and the
-#: thread page (``/statuses/ID``) the composer goes to after a reply, until it lands
-EXPECTED_MISSING = [re.compile(r"/favicon\.ico$"), re.compile(r"/statuses/\d+$")]
+#: answers the journey may meet that are not mistakes: a missing favicon.ico
+EXPECTED_MISSING = [re.compile(r"/favicon\.ico$")]
 
 
 def artifacts() -> Path:
@@ -65,6 +64,25 @@ class Journey:
 
 
 # -- the journey ------------------------------------------------------------------------------
+
+
+def sign_up_a_new_account(j: Journey) -> None:
+    from playwright.sync_api import expect
+
+    # Given a newcomer on the landing page of an instance with open sign-ups
+    j.go("/")
+    j.page.get_by_role("link", name="Sign up").click()
+    j.page.get_by_label("Username").fill("dana")
+    j.page.get_by_label("Password", exact=True).fill(PASSWORD)
+    j.page.get_by_label("Password again").fill(PASSWORD)
+    j.page.get_by_role("button", name="Create my account").click()
+    # Then her account is made and she is on her (empty) home feed, signed in
+    expect(j.page.get_by_role("heading", name="Home", level=1)).to_be_visible()
+    expect(j.page.get_by_role("navigation", name="Main")).to_contain_text("@dana")
+    # and she signs out again
+    j.page.locator(".nav-menu > summary").click()
+    j.page.get_by_role("button", name="Sign out").click()
+    expect(j.page.get_by_role("link", name="Sign in")).to_be_visible()
 
 
 def sign_in(j: Journey) -> None:
@@ -106,12 +124,21 @@ def see_it_in_the_local_feed(j: Journey) -> None:
     expect(j.card(j.made["post"])).to_be_visible()
 
 
-def follow_bob_on_the_other_instance(j: Journey) -> None:
-    # (with the command line until the profile's Follow button lands)
-    done = j.one.cli("follow", "alice", f"bob@{j.two.netloc}")
-    assert done.returncode == 0, done.stderr
+def find_bob_and_follow_him(j: Journey) -> None:
+    from playwright.sync_api import expect
+
+    # Given alice searches for bob's handle on the other instance
+    handle = f"@bob@{j.two.netloc}"
+    j.page.get_by_role("link", name="Search", exact=True).click()
+    j.page.get_by_label("Search for people, posts and hashtags").fill(handle)
+    j.page.get_by_role("button", name="Search", exact=True).click()
+    # When she presses Follow on the account it found
+    j.page.get_by_role("button", name=f"Follow {handle}").click()
+    # Then his profile says she follows him, once his server accepts
     eventually(lambda: _total(j.one, "/users/alice/following") == 1,
                "bob's server accepts alice's follow")  # fmt: skip
+    j.go(f"/{handle}")
+    expect(j.page.get_by_role("button", name="Unfollow")).to_be_visible()
 
 
 def bobs_post_arrives_live(j: Journey) -> None:
@@ -159,7 +186,11 @@ def reply_from_the_composer(j: Journey) -> None:
     text = "Welcome, bob"
     j.page.get_by_label("Your reply").fill(text)
     j.page.get_by_role("button", name="Reply", exact=True).click()
-    expect(j.page).to_have_url(re.compile(r"/statuses/\d+$"))  # the new reply's thread
+    # Then the thread shows bob's post and her reply under it
+    expect(j.page).to_have_url(re.compile(r"/statuses/\d+$"))
+    expect(j.page.locator("main")).to_contain_text(j.made["remote"])
+    expect(j.page.locator("main")).to_contain_text(text)
+    j.made["thread"] = j.page.url.removeprefix(j.one.base_url)
     j.go("/")
     reply = j.card(text)
     expect(reply).to_contain_text("Replying to")
@@ -167,15 +198,49 @@ def reply_from_the_composer(j: Journey) -> None:
     j.made["reply"] = text
 
 
+def a_like_from_bob_is_a_notification(j: Journey) -> None:
+    from playwright.sync_api import expect
+
+    # Given alice on her home page; When bob likes her first post from his instance
+    with j.page.expect_response(lambda r: "/live?feed=home" in r.url):
+        j.go("/")
+    post_uri = _post_uri(j.one, j.made["post_id"])
+    liked = j.two.cli("like", "bob", post_uri)
+    assert liked.returncode == 0, liked.stderr
+    # Then the unread count appears in the navigation without a reload
+    badge = j.page.locator("[data-unread]")
+    expect(badge).to_be_visible(timeout=30_000)
+    # and the notifications page says who liked what, and the count goes
+    j.page.get_by_role("link", name=re.compile("^Notifications")).click()
+    expect(j.page.locator("main")).to_contain_text("liked your post")
+    expect(j.page.locator("main")).to_contain_text(j.made["post"])
+    expect(badge).to_be_hidden()
+
+
+def change_the_avatar(j: Journey) -> None:
+    from playwright.sync_api import expect
+
+    picture = j.made["avatar_file"]
+    j.go("/settings/profile")
+    j.page.get_by_label("Avatar", exact=True).set_input_files(picture)
+    j.page.get_by_role("button", name="Save profile").click()
+    expect(j.page.locator("main")).to_contain_text("Saved.")
+    avatar = j.page.locator(".nav-avatar")
+    expect(avatar).to_have_attribute("src", re.compile(r"/media/"))
+
+
 #: the steps, in order: add new ones where they belong
 JOURNEY: list[Callable[[Journey], None]] = [
+    sign_up_a_new_account,
     sign_in,
     post_from_the_home_composer,
     see_it_in_the_local_feed,
-    follow_bob_on_the_other_instance,
+    find_bob_and_follow_him,
     bobs_post_arrives_live,
     like_and_boost_it,
     reply_from_the_composer,
+    a_like_from_bob_is_a_notification,
+    change_the_avatar,
 ]
 
 
@@ -192,6 +257,14 @@ def main_pages(j: Journey) -> list[tuple[str, str, bool]]:
         ("federated", "/federated", True),
         ("tag", "/tags/garden", True),
         ("post", _public_path(j.one, j.made["post_id"]), True),
+        ("thread", j.made["thread"], True),
+        ("profile", "/@alice", True),
+        ("remote-profile", f"/@bob@{j.two.netloc}", True),
+        ("notifications", "/notifications", True),
+        ("search", f"/search?q=%40bob%40{j.two.netloc}", True),
+        ("settings", "/settings/profile", True),
+        ("sign-up", "/auth/sign_up", False),
+        ("profile-signed-out", "/@alice", False),
         ("compose", "/compose", True),
         ("reply", f"/compose?in_reply_to={j.made['post_id']}", True),
         ("local-signed-out", "/local", False),
@@ -258,8 +331,21 @@ def _total(instance: Instance, path: str) -> int:
     return total
 
 
+def _avatar_file(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (256, 256), (90, 75, 219)).save(path, "PNG")
+    return path
+
+
+def _post_uri(instance: Instance, status_id: str) -> str:
+    answer = httpx.get(f"{instance.base_url}/api/v1/statuses/{status_id}")
+    uri: str = answer.json()["uri"]
+    return uri
+
+
 def _public_path(instance: Instance, status_id: str) -> str:
-    """The public page of a post (its ``url``), until the thread page lands."""
+    """The post's own address (its ``url``), which browsers are shown the thread page at."""
     answer = httpx.get(f"{instance.base_url}/api/v1/statuses/{status_id}")
     url: str = answer.json()["url"]
     return url.removeprefix(instance.base_url)
@@ -281,7 +367,8 @@ def watch(page: Page, errors: list[str]) -> None:
 @pytest.fixture(scope="module")
 def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Instance, Instance]]:
     require_browser(None if AXE.exists() else f"{AXE} is missing: `npm ci` in tests/interop")
-    with alice_and_bob(tmp_path_factory.mktemp("web-browser")) as pair:
+    with alice_and_bob(tmp_path_factory.mktemp("web-browser"),
+                       environ_one={"FEDISOCIAL_REGISTRATIONS": "open"}) as pair:  # fmt: skip
         yield pair
 
 
@@ -295,6 +382,7 @@ def test_a_day_in_the_web_app_across_two_instances(instances: tuple[Instance, In
         try:
             context = _context(browser, DESKTOP)
             journey = Journey(one, two, context.new_page())
+            journey.made["avatar_file"] = str(_avatar_file(one.root / "avatar.png"))
             watch(journey.page, journey.errors)
             for step in JOURNEY:
                 step(journey)
