@@ -173,12 +173,14 @@
       message.textContent = "Posting…";
       try {
         const body = await send(form);
-        const cards = document.querySelector("[data-feed=home] [data-cards]");
-        if (!cards || form.querySelector("[name=in_reply_to]")) { location.href = body.path; return; }
+        const replies = form.querySelector("[name=in_reply_to]") && document.querySelector(".thread-replies");
+        const cards = replies || document.querySelector("[data-feed=home] [data-cards]");
+        if (!cards || (!replies && form.querySelector("[name=in_reply_to]"))) { location.href = body.path; return; }
         const holder = document.createElement("div");
         holder.innerHTML = body.html || "";
         enhance(holder);
-        cards.prepend(...holder.childNodes);
+        if (replies) cards.append(...holder.childNodes);
+        else cards.prepend(...holder.childNodes);
         form.reset();
         form.dispatchEvent(new CustomEvent("composer:posted"));
         form.querySelector("[name=idempotency_key]").value = crypto.randomUUID ? crypto.randomUUID() : String(Date.now());
