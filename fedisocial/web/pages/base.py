@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from fedisocial import __version__
-from fedisocial.errors import FedisocialError
+from fedisocial.errors import BadRequest, FedisocialError
 from fedisocial.social import notifications
 from fedisocial.store.models import Actor, User
 from fedisocial.web import auth
@@ -40,6 +40,7 @@ __all__ = [
     "done",
     "fragment",
     "here",
+    "max_id",
     "page",
     "profile_path",
     "read_form",
@@ -193,6 +194,16 @@ def done(request: Request, body: dict[str, Any] | None = None, *, back: str | No
     target = back or _referer(request)
     return RedirectResponse(target + (f"#{anchor}" if anchor else ""), 303,
                             headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+def max_id(request: Request) -> int | None:
+    """The ``?max_id=`` of a "Load more" link: the id of the last card shown (400 if not one)."""
+    value = request.query_params.get("max_id")
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"max_id must be the number of a post, not {value!r}")
+    return int(value)
 
 
 # -- paths of the app's pages ------------------------------------------------------------------

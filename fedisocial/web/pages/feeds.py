@@ -22,7 +22,7 @@ from fedisocial.social.collections import Cursor, Listing, read_page
 from fedisocial.store.models import Actor, Object
 from fedisocial.web.context import get_context
 from fedisocial.web.pages import public
-from fedisocial.web.pages.base import page, signed_in, viewer
+from fedisocial.web.pages.base import max_id, page, signed_in, viewer
 from fedisocial.web.pages.cards import Card, cards
 from fedisocial.web.pages.compose import composer_values
 from fedisocial.web.session import current_session
@@ -31,15 +31,6 @@ __all__ = ["routes"]
 
 #: cards per page of a feed
 PAGE_SIZE = 20
-
-
-def max_id(request: Request) -> int | None:
-    value = request.query_params.get("max_id")
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise BadRequest(f"max_id must be the number of a post, not {value!r}")
-    return int(value)
 
 
 async def _show(request: Request, me: Actor | None, rows: Sequence[Object], older: int | None,

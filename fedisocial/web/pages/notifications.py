@@ -34,9 +34,8 @@ from fedisocial.store.db import Database
 from fedisocial.store.models import Actor, Object
 from fedisocial.urls import Urls
 from fedisocial.web.context import get_context
-from fedisocial.web.pages.base import done, page, profile_path, read_form, signed_in
+from fedisocial.web.pages.base import done, max_id, page, profile_path, read_form, signed_in
 from fedisocial.web.pages.cards import Card, cards
-from fedisocial.web.pages.feeds import max_id
 
 __all__ = ["Entry", "Person", "person", "routes"]
 

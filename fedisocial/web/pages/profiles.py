@@ -50,6 +50,7 @@ from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
 from fedisocial.web.mastoapi.entities import Entities
 from fedisocial.web.pages.base import done, page, profile_path, read_form, signed_in, viewer
+from fedisocial.web.pages.base import max_id as max_id_of
 from fedisocial.web.pages.cards import Card, cards
 from fedisocial.web.pages.threads import robots
 from fedisocial.web.session import current_session
@@ -67,15 +68,6 @@ _MAX_BIO = 10_000
 _MAX_FIELDS = 16
 _MAX_FIELD_NAME = 255
 _MAX_FIELD_VALUE = 2_000
-
-
-def _max_id(request: Request) -> int | None:
-    value = request.query_params.get("max_id")
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise BadRequest(f"max_id must be the number of a post, not {value!r}")
-    return int(value)
 
 
 def acct_of(actor: Actor) -> str:
@@ -191,7 +183,7 @@ async def profile_page(request: Request, acct: str, tab: str = "") -> Response:
         query = request.url.query
         here = f"{path}/{tab}" if tab else path
         return RedirectResponse(here + (f"?{query}" if query else ""), 302)
-    max_id = _max_id(request)
+    max_id = max_id_of(request)
     relation: Relationship | None = None
     if session is not None and session.actor.id != actor.id:
         (relation,) = await relations.relationships(context.db, session.actor, [actor])
@@ -250,7 +242,7 @@ async def _follows_page(request: Request, *, of_followers: bool) -> Response:
         (found,) = await relations.relationships(context.db, me, [actor])
         blocked_by = found.blocked_by
     listing = followers(actor.uri) if of_followers else following(actor.uri)
-    max_id = _max_id(request)
+    max_id = max_id_of(request)
     if blocked_by:
         people: list[dict[str, Any]] = []
         older = None
