@@ -259,15 +259,19 @@ async def test_a_mute_hides_posts_and_boosts_from_the_home_feed_until_unmuted(
     alice = await person(context, "alice", scope="read write follow")
     bob = await person(context, "bob", scope="read")
     await person(context, "carol")
+    await person(context, "dave")
     alice_actor = await actor_of(context, "alice")
     bob_actor, carol_actor = await actor_of(context, "bob"), await actor_of(context, "carol")
-    # Given alice follows bob and carol; carol boosts bob, bob boosts carol
-    await context.outbox.follow(alice_actor, "bob")
+    # Given alice follows carol, who boosts a post of bob's; then alice follows bob too, who
+    # posts and boosts a post of dave's (boosts of posts her feed has would be left out)
     await context.outbox.follow(alice_actor, "carol")
     by_bob = await context.outbox.post(bob_actor, "bob speaks")
-    by_carol = await context.outbox.post(carol_actor, "carol speaks")
     await context.outbox.boost(carol_actor, by_bob.uri)
-    await context.outbox.boost(bob_actor, by_carol.uri)
+    await context.outbox.follow(alice_actor, "bob")
+    await context.outbox.post(bob_actor, "bob again")
+    await context.outbox.post(carol_actor, "carol speaks")
+    by_dave = await context.outbox.post(await actor_of(context, "dave"), "dave speaks")
+    await context.outbox.boost(bob_actor, by_dave.uri)
     assert len((await home_feed(context.db, alice_actor.id)).items) == 4
     # When alice mutes bob (notifications too, by default)
     muted = await act(client, alice, "mute", bob_actor)
