@@ -6,6 +6,7 @@ import argparse
 import getpass
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fedisocial.cli.instance import in_context, settings_of, with_db
@@ -75,24 +76,20 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decide_sign_up(args: argparse.Namespace,
+                    decide: Callable[[Database, str], Awaitable[User]]) -> User:  # fmt: skip
+    return with_db(settings_of(args), lambda db: decide(db, args.name))
+
+
 def cmd_user_approve(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-
-    async def run(db: Database) -> User:
-        return await approve(db, args.name)
-
-    user = with_db(settings, run)
-    echo(f"@{user.username}@{Urls(settings.base_url).netloc} is approved and can sign in now")
+    user = _decide_sign_up(args, approve)
+    netloc = Urls(settings_of(args).base_url).netloc
+    echo(f"@{user.username}@{netloc} is approved and can sign in now")
     return 0
 
 
 def cmd_user_reject(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-
-    async def run(db: Database) -> User:
-        return await reject(db, args.name)
-
-    user = with_db(settings, run)
+    user = _decide_sign_up(args, reject)
     echo(f"The sign-up of @{user.username} is refused; its account is deleted")
     return 0
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from fedisocial.errors import NotFound
 from fedisocial.social import bookmarks, statuses
+from fedisocial.social.outbox import Outbox
 from fedisocial.social.statuses import readable_status
 from fedisocial.store.models import Actor, Object
 from fedisocial.web.context import get_context
@@ -26,40 +27,14 @@ from fedisocial.web.pages.base import done, read_form, signed_in
 
 __all__ = ["routes"]
 
-Action = Callable[[Request, Actor, Object], Awaitable[None]]
-
-
-async def _favourite(request: Request, me: Actor, post: Object) -> None:
-    await statuses.favourite(get_context(request).outbox, me, post)
-
-
-async def _unfavourite(request: Request, me: Actor, post: Object) -> None:
-    await statuses.unfavourite(get_context(request).outbox, me, post)
-
-
-async def _reblog(request: Request, me: Actor, post: Object) -> None:
-    await statuses.reblog(get_context(request).outbox, me, post, "public")
-
-
-async def _unreblog(request: Request, me: Actor, post: Object) -> None:
-    await statuses.unreblog(get_context(request).outbox, me, post)
-
-
-async def _bookmark(request: Request, me: Actor, post: Object) -> None:
-    await bookmarks.bookmark(get_context(request).db, me.id, post.id)
-
-
-async def _unbookmark(request: Request, me: Actor, post: Object) -> None:
-    await bookmarks.unbookmark(get_context(request).db, me.id, post.id)
-
-
-_ACTIONS: dict[str, Action] = {
-    "favourite": _favourite,
-    "unfavourite": _unfavourite,
-    "reblog": _reblog,
-    "unreblog": _unreblog,
-    "bookmark": _bookmark,
-    "unbookmark": _unbookmark,
+#: what each button does, through the outbox (so that it federates) or its database
+_ACTIONS: dict[str, Callable[[Outbox, Actor, Object], Awaitable[object]]] = {
+    "favourite": statuses.favourite,
+    "unfavourite": statuses.unfavourite,
+    "reblog": lambda outbox, me, post: statuses.reblog(outbox, me, post, "public"),
+    "unreblog": statuses.unreblog,
+    "bookmark": lambda outbox, me, post: bookmarks.bookmark(outbox.db, me.id, post.id),
+    "unbookmark": lambda outbox, me, post: bookmarks.unbookmark(outbox.db, me.id, post.id),
 }
 
 
@@ -91,7 +66,7 @@ async def act(request: Request) -> Response:
         raise NotFound(f"There is no action {request.path_params['action']!r} on posts")
     db = get_context(request).db
     post = await statuses.target_of(db, await readable_status(db, _status_id(request), me.uri))
-    await action(request, me, post)
+    await action(get_context(request).outbox, me, post)
     return done(request, await _state(request, me, post), anchor=f"post-{post.id}")
 
 

@@ -45,6 +45,7 @@ from fedisocial.social.collections import (
     read_page,
 )
 from fedisocial.social.content import sanitize
+from fedisocial.social.outbox import Outbox
 from fedisocial.social.relations import Relationship
 from fedisocial.store.models import Actor
 from fedisocial.web.context import get_context
@@ -285,35 +286,15 @@ async def following_page(request: Request) -> Response:
 
 # -- the buttons --------------------------------------------------------------------------------
 
-Action = Callable[[Request, Actor, Actor], Awaitable[None]]
-
-
-async def _follow(request: Request, me: Actor, other: Actor) -> None:
-    await relations.follow(get_context(request).outbox, me, other)
-
-
-async def _unfollow(request: Request, me: Actor, other: Actor) -> None:
-    await relations.unfollow(get_context(request).outbox, me, other)
-
-
-async def _block(request: Request, me: Actor, other: Actor) -> None:
-    await relations.block(get_context(request).outbox, me, other)
-
-
-async def _unblock(request: Request, me: Actor, other: Actor) -> None:
-    await relations.unblock(get_context(request).outbox, me, other)
-
-
-async def _mute(request: Request, me: Actor, other: Actor) -> None:
-    await mutes.mute(get_context(request).db, me, other)
-
-
-async def _unmute(request: Request, me: Actor, other: Actor) -> None:
-    await mutes.unmute(get_context(request).db, me, other)
-
-
-_ACTIONS: dict[str, Action] = {"follow": _follow, "unfollow": _unfollow, "block": _block,
-                               "unblock": _unblock, "mute": _mute, "unmute": _unmute}  # fmt: skip
+#: what each button does, through the outbox (so that it federates) or its database
+_ACTIONS: dict[str, Callable[[Outbox, Actor, Actor], Awaitable[object]]] = {
+    "follow": relations.follow,
+    "unfollow": relations.unfollow,
+    "block": relations.block,
+    "unblock": relations.unblock,
+    "mute": lambda outbox, me, other: mutes.mute(outbox.db, me, other),
+    "unmute": lambda outbox, me, other: mutes.unmute(outbox.db, me, other),
+}
 
 
 async def act(request: Request) -> Response:
@@ -327,7 +308,7 @@ async def act(request: Request) -> Response:
     other = await account(request, request.path_params["acct"], fetch=False)
     if other.id == me.id:
         raise BadRequest("That is your own account")
-    await action(request, me, other)
+    await action(get_context(request).outbox, me, other)
     (now,) = await relations.relationships(get_context(request).db, me, [other])
     body = {"following": now.following, "requested": now.requested, "followed_by": now.followed_by,
             "blocking": now.blocking, "muting": now.muting}  # fmt: skip
