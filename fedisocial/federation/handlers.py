@@ -18,7 +18,7 @@ failure (remote errors that may pass are retried).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -74,6 +74,9 @@ class Services:
     outbox: Outbox
     urls: Urls
     actor_max_age: timedelta
+    #: stored objects a batch names, by id, read once before its prepare steps (so that
+    #: a hundred boosts of stored posts do not each open a session to find theirs)
+    known: Mapping[str, Object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,9 @@ class Received:
         return replace(self, resolved=post)
 
     def mentions(self) -> set[str]:
-        """The ids of stored objects its handler may read: its object and what that replies to."""
-        ids = {self.object_id}
+        """The ids of stored objects its handler may read: its object and what that replies
+        to (and an Announce itself, which its handler adds to feeds)."""
+        ids = {self.object_id, self.id if self.type == "Announce" else None}
         for obj in (self.embedded, self.resolved):
             if obj is not None:
                 ids |= {get_id(obj.get("id")), get_id(obj.get("inReplyTo"))}
@@ -276,8 +280,10 @@ async def _received_post(svc: Services, act: Received, obj: Any) -> dict[str, An
         raise InvalidDocument("its object has no id")
     if isinstance(obj, dict) and same_origin(post_id, act.actor):
         return obj
-    log.info("%s %s: fetching %s from its own host", act.type, act.id, post_id)
-    row = await fetch_object(svc.db, svc.client, post_id)
+    row = svc.known.get(post_id)
+    if row is None:
+        log.info("%s %s: fetching %s from its own host", act.type, act.id, post_id)
+        row = await fetch_object(svc.db, svc.client, post_id)
     if row.deleted_at is not None:
         raise InvalidDocument(f"{post_id} was deleted")
     return row.original or row.data
@@ -651,13 +657,16 @@ async def on_announce(tx: Tx, act: Received) -> None:
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
     author = _author_of(post, None)
-    target = await _save_post(tx, post, author, original)
+    target = await tx.stored(post["id"])
+    if target is None or target.deleted_at is not None or target.actor_uri != author:
+        target = await _save_post(tx, post, author, original)  # refuses those two
+    # else: as stored; a boost does not edit the post (an Update does)
     if not may_announce(target, act.actor):
         raise Forbidden(f"{target.uri} is a {target.visibility} post: such posts cannot "
                         "be boosted, except by their author")  # fmt: skip
     tx.engage(act, "announce", target.uri)
     tx.notify(Notice(author, "reblog", act.actor, act.id, target))
-    announce = await tx.session.get(Object, act.row_id)
+    announce = await tx.stored(act.id)
     if announce is not None:
         tx.add_to_feeds(announce, target)
 

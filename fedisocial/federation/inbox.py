@@ -27,9 +27,9 @@ dispatches on ``(activity type, object type)`` to the small handlers of
 3. one write transaction that reads the objects and authors the batch mentions
    up front (two queries), applies the handlers in order, writes every feed
    entry with one query for the audiences and one insert, and marks the jobs
-   done, before it commits. It commits early once it has held the writer for
-   :data:`_APPLY_SECONDS` (so that accepts are not kept waiting) and the rest
-   follows in the next one.
+   done, before it commits. It commits early once it has applied activities for
+   :data:`_APPLY_SECONDS` (so that accepts are not kept waiting), at least
+   :data:`_APPLY_AT_LEAST` of them, and the rest follows in the next one.
 
 The handlers are applied without savepoints first; when one fails, that
 transaction is rolled back and the same activities are applied again, each in
@@ -49,7 +49,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -94,8 +94,13 @@ PROCESS = "process_activity"
 _BATCH = 200
 #: most activities processed together (one batch of ``process_activity`` jobs)
 PROCESS_BATCH = 100
-#: a batch's transaction commits (letting other writers in) once it has run this long
+#: a batch's transaction commits (letting other writers in) once it has applied activities
+#: this long, and at least :data:`_APPLY_AT_LEAST` of them
 _APPLY_SECONDS = 0.025
+#: activities a transaction applies before it may commit early: each awaited statement can
+#: wait a GIL switch (5 ms) on a busy process, and a transaction of one or two activities
+#: would read the rest of the batch up front again each time
+_APPLY_AT_LEAST = 25
 #: Processing waits on other servers (the object, its author): retry for about three hours
 #: (10 attempts, then hourly). An activity whose context is still missing by then is stale.
 PROCESS_RETRY = RetryPolicy(base=30.0, cap=3600.0, attempts=10)
@@ -309,8 +314,11 @@ class Inbox:
                 continue
             act = Received.of(*row, payload.get("recipient"))
             work.append((job_id, act, handler_for(act)))
-        prepared = await asyncio.gather(*(self._prepare(act, handler) for _, act, handler in work),
-                                        return_exceptions=True)  # fmt: skip
+        services = replace(self._services, known=await self._named([act for _, act, _ in work]))
+        prepared = await asyncio.gather(
+            *(self._prepare(services, act, handler) for _, act, handler in work),
+            return_exceptions=True,
+        )
         steps = list(zip(work, prepared, strict=True))
         while steps:
             # Prepared before the batch applies, an activity may miss what an earlier one
@@ -336,7 +344,7 @@ class Inbox:
                     failures[job_id] = _failure(act, result)
                     steps = steps[1:]
                 else:
-                    again = await asyncio.gather(self._prepare(act, handler),
+                    again = await asyncio.gather(self._prepare(self._services, act, handler),
                                                  return_exceptions=True)  # fmt: skip
                     steps[0] = ((job_id, act, handler), again[0])
                     if _may_mend(again[0]):  # it failed again: it stays failed
@@ -351,10 +359,21 @@ class Inbox:
             )
             return {row_id: (row_id, uri, data) for row_id, uri, data in rows}
 
-    async def _prepare(self, act: Received, handler: Handler | None) -> Received:
+    async def _named(self, acts: Sequence[Received]) -> dict[str, Object]:
+        """The stored objects the activities name (one read, for their prepare steps)."""
+        uris = set().union(*(act.mentions() for act in acts))
+        if not uris:
+            return {}
+        async with self.db.session() as session:
+            return {row.uri: row for row in await session.scalars(
+                select(Object).where(Object.uri.in_(uris))
+            )}  # fmt: skip
+
+    @staticmethod
+    async def _prepare(services: Services, act: Received, handler: Handler | None) -> Received:
         if handler is None or handler.prepare is None:
             return act
-        return await handler.prepare(self._services, act)
+        return await handler.prepare(services, act)
 
     async def _apply(
         self,
@@ -363,8 +382,8 @@ class Inbox:
         *,
         finish: bool,
     ) -> int:
-        """Apply activities in one transaction until the batch is done or has held the
-        writer for ``_APPLY_SECONDS``; returns how many it applied.
+        """Apply activities in one transaction until the batch is done or has applied them
+        for ``_APPLY_SECONDS`` (at least ``_APPLY_AT_LEAST``); returns how many it applied.
 
         First all together, without savepoints. If one of them fails, that
         transaction is rolled back and the same activities are applied again each
@@ -386,12 +405,12 @@ class Inbox:
         careful: bool,
     ) -> int:
         applied: list[int] = []
-        started = time.monotonic()
         async with self.db.transaction() as session:
             tx = Tx(session, self._services)
             await tx.preload(act for _, act, _ in ready)
+            started = time.monotonic()
             for job_id, act, handler in ready:
-                if time.monotonic() - started > _APPLY_SECONDS and applied:
+                if len(applied) >= _APPLY_AT_LEAST and time.monotonic() - started > _APPLY_SECONDS:
                     break
                 applied.append(job_id)
                 if handler is None:

@@ -15,9 +15,20 @@ import functools
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -101,32 +112,41 @@ REBLOG_FALLOFF = 40
 async def _already_shown(session: AsyncSession, reaches: Sequence[Reach]) -> set[tuple[int, int]]:
     """(owner, boost) pairs to leave out: a boost of a post that the owner's feed shows among
     its :data:`REBLOG_FALLOFF` newest entries, itself or boosted by someone else (as
-    Mastodon's home feed skips such a reblog). For boosts only: a query for the feeds that
-    have the post, and one per such feed for how far down it is."""
+    Mastodon's home feed skips such a reblog). For boosts only: one query for the feeds that
+    show the post (index lookups: the post's rows, then their entries), and one per such
+    feed for its fall-off entry (the last of the newest ones)."""
     boosts = {reach.row.id: reach.boosted.uri for reach in reaches if reach.boosted is not None}
     if not boosts:
         return set()
     targets = list(set(boosts.values()))
-    query = (
-        select(TimelineEntry.owner_id, TimelineEntry.id, Object.uri, Object.object_uri,
-               Object.type)
-        .join(Object, Object.id == TimelineEntry.object_id)
-        .where(or_(Object.uri.in_(targets),
-                   and_(Object.type == "Announce", Object.object_uri.in_(targets),
-                        Object.id.not_in(list(boosts)))))
+    showing = union_all(
+        select(Object.id, Object.uri.label("target")).where(Object.uri.in_(targets)),
+        select(Object.id, Object.object_uri.label("target")).where(
+            Object.type == "Announce", Object.object_uri.in_(targets),
+            Object.id.not_in(list(boosts)),
+        ),
+    ).subquery()  # fmt: skip
+    # feeds order by (published, id): so do these, equal timestamps included
+    shown_at = await session.execute(
+        select(TimelineEntry.owner_id, showing.c.target, TimelineEntry.published,
+               TimelineEntry.id)
+        .join(showing, showing.c.id == TimelineEntry.object_id)
     )  # fmt: skip
-    newest: dict[tuple[int, str], int] = {}
-    for owner, entry, uri, object_uri, kind in await session.execute(query):
-        key = (owner, str(object_uri) if kind == "Announce" else uri)
-        newest[key] = max(newest.get(key, 0), entry)
-    recent = set()
-    for (owner, target), entry in newest.items():
-        above = select(TimelineEntry.id).where(
-            TimelineEntry.owner_id == owner, TimelineEntry.id > entry
-        ).limit(REBLOG_FALLOFF)  # fmt: skip
-        newer = await session.scalar(select(func.count()).select_from(above.subquery()))
-        if (newer or 0) < REBLOG_FALLOFF:
-            recent.add((owner, target))
+    newest: dict[tuple[int, str], tuple[datetime, int]] = {}
+    for owner, target, published, entry in shown_at:
+        key = (owner, str(target))
+        newest[key] = max(newest.get(key, (published, entry)), (published, entry))
+    falloff: dict[int, tuple[datetime, int] | None] = {}  # None: shorter than the fall-off
+    for owner in {owner for owner, _ in newest}:
+        row = (await session.execute(
+            select(TimelineEntry.published, TimelineEntry.id)
+            .where(TimelineEntry.owner_id == owner)
+            .order_by(TimelineEntry.published.desc(), TimelineEntry.id.desc())
+            .offset(REBLOG_FALLOFF - 1).limit(1)
+        )).first()  # fmt: skip
+        falloff[owner] = None if row is None else (row[0], row[1])
+    recent = {key for key, shown in newest.items()
+              if (cut := falloff[key[0]]) is None or shown >= cut}  # fmt: skip
     return {(owner, boost) for boost, target in boosts.items()
             for owner, shown in recent if shown == target}  # fmt: skip
 

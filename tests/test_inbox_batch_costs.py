@@ -1,0 +1,185 @@
+"""What a batch of received activities costs the database: the reads and transactions it
+makes, and the plans of the lookups a busy feed table makes slow.
+
+Counted in statements and transactions, never in time: a batch of boosts of posts we
+store reads those posts once, a boost does not rewrite the post it shares, a batch
+commits early only after a fair share of its activities, and the feed entries of a post
+are found by an index, not by reading every feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from fedisocial.app import Context, job_handlers
+from fedisocial.federation import inbox as inbox_module
+from fedisocial.federation.inbox import PROCESS
+from fedisocial.federation.remote import store_actor
+from fedisocial.jobs import JobKind, Worker
+from fedisocial.store.models import Actor, Engagement, Object, TimelineEntry
+from tests import test_inbox
+from tests.test_inbox import (
+    BOB,
+    CAROL,
+    activity,
+    actor_doc,
+    count,
+    deliver,
+    follows,
+    note,
+    object_row,
+    remote_key,
+)
+
+alice = test_inbox.alice
+ALICE = test_inbox.BASE + "/users/alice"
+
+
+@contextmanager
+def _statements(context: Context) -> Iterator[list[str]]:
+    """The SQL the app sends while the block runs, reads and writes, one line each."""
+    seen: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engines = {context.db.engine.sync_engine, context.db.write_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)
+
+
+@contextmanager
+def _transactions(context: Context) -> Iterator[list[int]]:
+    """One entry per write transaction begun while the block runs."""
+    begun: list[int] = []
+
+    def count_begin(_conn: Any) -> None:
+        begun.append(1)
+
+    engine = context.db.write_engine.sync_engine
+    event.listen(engine, "begin", count_begin)
+    try:
+        yield begun
+    finally:
+        event.remove(engine, "begin", count_begin)
+
+
+async def _in_one_batch(context: Context, size: int) -> None:
+    kind = job_handlers(context)[PROCESS]
+    together = JobKind(kind.run, kind.retry, run_batch=kind.run_batch, batch_size=size)
+    await Worker(context.queue, {PROCESS: together}).run_until_idle()
+
+
+async def _stored_posts(client: httpx.AsyncClient, context: Context, n: int) -> list[str]:
+    """``n`` posts of carol's, received and stored (a batch of their own)."""
+    await store_actor(context.db, actor_doc(CAROL, remote_key("carol")))
+    posts = [f"{CAROL}/statuses/{i}" for i in range(n)]
+    for i, uri in enumerate(posts):
+        sent = activity("Create", note(uri, CAROL), CAROL, f"post-{i}")
+        response = await deliver(client, sent, signer=CAROL, key=remote_key("carol"))
+        assert response.status_code == 202, response.text
+    await _in_one_batch(context, n)
+    return posts
+
+
+async def test_a_batch_of_boosts_reads_the_posts_it_shares_once(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    posts = await _stored_posts(client, context, 30)
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    await follows(context, ALICE, BOB)
+    begun: dict[int, int] = {}
+    for first, last in ((0, 1), (1, len(posts))):  # one boost, then all the others at once
+        for i in range(first, last):  # bob boosts carol's posts (on her host: not trusted)
+            response = await deliver(client, activity("Announce", posts[i], BOB, f"boost-{i}"))
+            assert response.status_code == 202, response.text
+        with _statements(context) as sent, _transactions(context) as transactions:
+            await _in_one_batch(context, len(posts))
+        begun[last - first] = len(transactions)
+        one_by_one = [s for s in sent if s.startswith("SELECT") and "WHERE objects.uri = ?" in s]
+        assert one_by_one == []  # read together, before the boosts were prepared and applied
+
+    assert await count(context, Engagement, Engagement.kind == "announce") == len(posts)
+    assert begun[len(posts) - 1] == begun[1]  # 29 boosts cost the transactions of one
+
+
+async def test_a_boost_does_not_edit_the_post_it_shares(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    (uri,) = await _stored_posts(client, context, 1)
+    # carol boosts her own post, embedding another text of it: Mastodon keeps the post
+    # as it stored it (an Update edits a post, a boost shares it)
+    changed = note(uri, CAROL, content="<p>not what she posted</p>")
+    sent = activity("Announce", changed, CAROL, "self-boost")
+    response = await deliver(client, sent, signer=CAROL, key=remote_key("carol"))
+    assert response.status_code == 202, response.text
+    await _in_one_batch(context, 1)
+
+    row = await object_row(context, uri)
+    assert row is not None
+    assert row.data["content"] == "<p>hello</p>"
+    assert await count(context, Engagement, Engagement.kind == "announce") == 1
+
+
+async def test_a_slow_batch_still_applies_a_fair_share_per_transaction(
+    client: httpx.AsyncClient, context: Context, alice: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a busy process makes every statement wait: the batch's time is up at once
+    monkeypatch.setattr(inbox_module, "_APPLY_SECONDS", 0.0)
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    begun: dict[int, int] = {}
+    for first, last in ((0, 1), (1, 61)):  # one post, then sixty at once
+        for i in range(first, last):
+            sent = activity("Create", note(f"{BOB}/statuses/{i}"), BOB, f"create-{i}")
+            response = await deliver(client, sent)
+            assert response.status_code == 202, response.text
+        with _transactions(context) as transactions:
+            await _in_one_batch(context, 60)
+        begun[last - first] = len(transactions)
+
+    assert await count(context, Object, Object.type == "Note", Object.local.is_(False)) == 61
+    # committing early after every activity would take 60 transactions and read the rest
+    # of the batch up front each time; 25 at least per transaction: 3, two more than one
+    assert begun[60] == begun[1] + 2
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_posts_feed_entries_are_found_by_index(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    """The lookups of a post's feed entries (a boost's fall-off check, a delete) read an
+    index of entries by post, not every entry of every feed (SQLite's plans do not depend
+    on table statistics; PostgreSQL picks a sequential scan for tables this small)."""
+    await follows(context, ALICE, CAROL)
+    (uri,) = await _stored_posts(client, context, 1)
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    await follows(context, ALICE, BOB)
+    with _statements(context) as sent:
+        response = await deliver(client, activity("Announce", uri, BOB, "boost"))
+        assert response.status_code == 202, response.text
+        await _in_one_batch(context, 1)
+    # alice's feed has carol's post: bob's boost of it is left out of her feed
+    assert await count(context, TimelineEntry) == 1
+
+    lookups = [s for s in sent if "timeline_entries" in s and "objects.object_uri IN" in s]
+    assert len(lookups) == 1, sent
+    plans = []
+    async with context.db.engine.connect() as connection:
+        for statement in (lookups[0], "DELETE FROM timeline_entries WHERE object_id = ?"):
+            parameters = (1,) * statement.count("?")
+            rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plans.append(" | ".join(str(row[-1]) for row in rows))
+    for plan in plans:
+        assert "ix_timeline_object" in plan, plan
+        assert "SCAN timeline_entries" not in plan and "SCAN te" not in plan, plan
