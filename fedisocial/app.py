@@ -42,6 +42,7 @@ from fedisocial.social.outbox import Outbox
 from fedisocial.social.streaming import StreamHub
 from fedisocial.store.db import Database, require_current_schema
 from fedisocial.studio.ai.images import image_provider
+from fedisocial.studio.ai.text import TextProvider, text_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
@@ -94,12 +95,16 @@ class Context:
     streams: StreamHub
     #: rendered actor, WebFinger and NodeInfo bodies (see :class:`ByteCache`)
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
+    #: the text model of ``[ai.text]``; None when there is none (callers answer offline)
+    text: TextProvider | None = None
 
     async def close(self, *, database: bool = True) -> None:
-        """Release connections: the image model's, the HTTP pool, the database's."""
+        """Release connections: the image and text models', the HTTP pool, the database's."""
         close_provider = getattr(self.studio.provider, "aclose", None)
         if close_provider is not None:
             await close_provider()
+        if self.text is not None:
+            await self.text.aclose()
         await self.streams.close()
         await self.client.aclose()
         self.oauth.close()
@@ -174,6 +179,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         verifier=verifier,
         oauth=OAuthServer(db, ClientDirectory(db, client), urls, settings.oauth_token_lifetime),
         streams=StreamHub(db),
+        text=text_provider(settings),
     )
 
 
