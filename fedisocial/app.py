@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.assistant.drafting import DraftingHelp
 from fedisocial.auth.clients import ClientDirectory
 from fedisocial.auth.server import OAuthServer
 from fedisocial.cache import ByteCache
@@ -48,6 +49,7 @@ from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
 from fedisocial.web import (
     c2s,
+    drafting,
     federation,
     mastoapi,
     oauth,
@@ -97,6 +99,8 @@ class Context:
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
     #: the text model of ``[ai.text]``; None when there is none (callers answer offline)
     text: TextProvider | None = None
+    #: the composer's drafting help (suggestions, alt text)
+    drafting: DraftingHelp = field(kw_only=True)
 
     async def close(self, *, database: bool = True) -> None:
         """Release connections: the image and text models', the HTTP pool, the database's."""
@@ -165,6 +169,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     inbox = Inbox(db, client, queue, outbox, urls, settings, verifier)
     media = LocalMediaStore.from_settings(settings)
     studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
+    text = text_provider(settings)
     return Context(
         settings=settings,
         urls=urls,
@@ -179,7 +184,8 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         verifier=verifier,
         oauth=OAuthServer(db, ClientDirectory(db, client), urls, settings.oauth_token_lifetime),
         streams=StreamHub(db),
-        text=text_provider(settings),
+        text=text,
+        drafting=DraftingHelp(db, media, settings, text),
     )
 
 
@@ -252,6 +258,7 @@ def create_app(
             *objects.routes,
             *c2s.routes,
             *studio.routes,
+            *drafting.routes,
             *oauth.routes,
             *mastoapi.routes,
             *pages.routes,
