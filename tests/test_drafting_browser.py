@@ -1,5 +1,6 @@
 """Drafting help in a real browser: sign in, write a draft, ask "Help me write this", take
-a rewrite and a hashtag, post; the post is the author's edited text. The composer with its
+a rewrite and a hashtag, add a photo and ask for its alt text, post; the post is the
+author's edited text with her edited alt text. The composer with its
 suggestions shown passes axe-core and fits a phone and a desktop.
 
 A real ``fedisocial serve`` whose ``[ai.text]`` points at the loopback chat API (the real
@@ -13,13 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, keep_policy_violations, require_browser
-from tests.fake_openai import SECRET, FakeChatAPI
+from tests.fake_openai import SECRET, FakeChatAPI, png
 from tests.instances import Instance, make_instance
 from tests.loopback import serve_in_thread
 from tests.test_studio_browser import _keep_failures
@@ -40,13 +41,20 @@ ANSWER = {
     "hashtags": ["Apples"],
     "content_warning": None,
 }
+ALT = "Red apples in a wooden crate at a market stall."
+
+
+def answer(body: dict[str, Any]) -> str:
+    """Alt text when the request carries an image, else the suggestions as JSON."""
+    content = body["messages"][-1]["content"]
+    return ALT if isinstance(content, list) else orjson.dumps(ANSWER).decode()
 
 
 @pytest.fixture
 def chat() -> Iterator[tuple[FakeChatAPI, str]]:
     require_browser(None if AXE.exists() else f"{AXE} is missing (npm ci in tests/interop)")
     fake = FakeChatAPI()
-    fake.answer = orjson.dumps(ANSWER).decode()
+    fake.answer = answer
     with serve_in_thread(fake.app) as base:
         yield fake, base
 
@@ -55,8 +63,9 @@ def chat() -> Iterator[tuple[FakeChatAPI, str]]:
 def instance(chat: tuple[FakeChatAPI, str], tmp_path: Path) -> Iterator[Instance]:
     """A fresh instance with one user, alice, whose text model is the fake chat API."""
     social = make_instance(tmp_path / "social")
-    social.environ.update(FEDISOCIAL_AI_TEXT_BASE_URL=f"{chat[1]}/v1",
-                          FEDISOCIAL_AI_TEXT_API_KEY=SECRET)  # fmt: skip
+    social.environ.update({"FEDISOCIAL_AI_TEXT_BASE_URL": f"{chat[1]}/v1",
+                           "FEDISOCIAL_AI_TEXT_API_KEY": SECRET,
+                           "FEDISOCIAL_AI_TEXT_VISION": "true"})  # fmt: skip
     created = social.cli("user", "create", "alice", "--password-stdin", stdin=PASSWORD)
     assert created.returncode == 0, created.stderr
     social.start()
@@ -85,8 +94,8 @@ def composer_checked(page: Page, name: str) -> list[str]:
     return problems
 
 
-def test_an_author_takes_a_rewrite_and_a_hashtag_and_posts_her_text(
-    instance: Instance, chat: tuple[FakeChatAPI, str]
+def test_an_author_takes_a_rewrite_a_hashtag_and_alt_text_and_posts_her_text(
+    instance: Instance, chat: tuple[FakeChatAPI, str], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -142,6 +151,23 @@ def test_an_author_takes_a_rewrite_and_a_hashtag_and_posts_her_text(
                 f"{5000 - len(edited)} characters left"
             )
 
+            # When she adds a photo with a first alt text, and asks for a better one
+            photo = tmp_path / "apples.png"
+            photo.write_bytes(png((200, 30, 30)))
+            composer.locator("summary", has_text="Add image").click()
+            composer.locator("[data-file]").set_input_files(photo)
+            composer.locator("[data-file-alt]").fill("apples")
+            composer.get_by_role("button", name="Add image", exact=True).click()
+            chosen = composer.locator("[data-chosen] .composer-image")
+            expect(chosen).to_have_count(1)
+            chosen.get_by_role("button", name="Suggest alt text").click()
+            # Then the model's description fills the field, for her to edit; she edits it
+            alt = chosen.get_by_label("Alt text")
+            expect(alt).to_have_value(ALT)
+            expect(chosen.locator("[data-image-message]")).to_contain_text("AI suggestion")
+            assert chat[0].bodies[-1]["messages"][-1]["content"][1]["type"] == "image_url"
+            alt.fill(f"{ALT} Sunny day.")
+
             # Nothing was posted by itself
             expect(page.locator("article.post")).to_have_count(0)
             composer.get_by_role("button", name="Post", exact=True).click()
@@ -151,8 +177,9 @@ def test_an_author_takes_a_rewrite_and_a_hashtag_and_posts_her_text(
             post = page.locator("article.post").first
             expect(post.locator(".post-content")).to_have_text(edited)
             expect(post).not_to_contain_text("AI")
+            expect(post.locator(".attachments img")).to_have_attribute("alt", f"{ALT} Sunny day.")
             expect(assist).to_be_hidden()
-            assert len(chat[0].bodies) == 1
+            assert len(chat[0].bodies) == 2
             assert errors == [] and problems == []
         finally:
             browser.close()
