@@ -76,10 +76,6 @@ class FakeImagesAPI:
         return Response(self.image, media_type="image/png")
 
 
-def chat_error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    return FakeImagesAPI.error(status, code, message, **headers)
-
-
 class FakeChatAPI:
     """An OpenAI chat completions endpoint on loopback (stream off, no tools), as documented
     at https://platform.openai.com/docs/api-reference/chat/object; ``mode`` says how it
@@ -111,12 +107,13 @@ class FakeChatAPI:
         body = await request.json()
         self.bodies.append(body)
         self.headers.append(dict(request.headers))
+        error = FakeImagesAPI.error  # the same error bodies as the images API
         if self.mode == "429-once" and len(self.bodies) == 1:
-            return chat_error(429, "rate_limit_exceeded", "Rate limit reached for requests",
-                              **{"retry-after-ms": "50", "retry-after": "1"})  # fmt: skip
+            return error(429, "rate_limit_exceeded", "Rate limit reached for requests",
+                         **{"retry-after-ms": "50", "retry-after": "1"})  # fmt: skip
         if self.mode == "429-long":
-            return chat_error(429, "rate_limit_exceeded", "Rate limit reached for tokens per day",
-                              **{"retry-after": "300"})  # fmt: skip
+            return error(429, "rate_limit_exceeded", "Rate limit reached for tokens per day",
+                         **{"retry-after": "300"})  # fmt: skip
         if self.mode == "slow":
             await self.release.wait()
         if self.mode == "refusal":
@@ -124,16 +121,14 @@ class FakeChatAPI:
         if self.mode == "content_filter":
             return self.completion("", finish_reason="content_filter")
         if self.mode == "400-policy":
-            return chat_error(
+            return error(
                 400,
                 "content_policy_violation",
                 "Your request was rejected as a result of our safety system.",
             )
         if self.mode == "401":
-            return chat_error(401, "invalid_api_key", f"Incorrect API key provided: {SECRET}")
+            return error(401, "invalid_api_key", f"Incorrect API key provided: {SECRET}")
         if self.mode == "500":
-            return chat_error(
-                500, "server_error", "The server had an error processing your request."
-            )
+            return error(500, "server_error", "The server had an error processing your request.")
         answer = self.answer(body) if callable(self.answer) else self.answer
         return self.completion(answer)

@@ -226,8 +226,8 @@ class DraftingHelp:
         """Offline hints always; the model's suggestions too when one is configured."""
         if not text.strip():
             raise BadRequest("write a draft first: there is nothing to suggest for yet")
-        code = primary_language(language) or await asyncio.to_thread(detect_language, text)
-        offline = offline_hints(text, language=code, spoiler_text=spoiler_text)
+        # a few ms of CPU for a long draft (and the language model's first load): off the loop
+        code, offline = await asyncio.to_thread(_offline, text, language, spoiler_text)
         if self.text is None:
             note = "No text model is configured on this server: these are offline hints."
             return Suggestions(code, offline, None, note)
@@ -263,6 +263,12 @@ class DraftingHelp:
                       images=((image, media.media_type),))  # fmt: skip
         answer = await self.text.complete([Message("system", prompt), ask])
         return AltText(answer.text.strip().strip('"“”')[:longest], "model", answer.model)
+
+
+def _offline(text: str, language: str | None, spoiler_text: str) -> tuple[str | None, OfflineHints]:
+    """The draft's language (as given, else detected) and its offline hints."""
+    code = primary_language(language) or detect_language(text)
+    return code, offline_hints(text, language=code, spoiler_text=spoiler_text)
 
 
 def _prompt_alt_text(media: Media) -> str:
