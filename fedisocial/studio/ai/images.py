@@ -125,10 +125,16 @@ class OpenAIImageProvider:
         self.settings = settings
         self._client = client
         self._endpoint = Endpoint(
-            "the image model", self.base_url, self.model, settings.ai_images_api_key,
-            settings.ai_images_timeout, "FEDISOCIAL_OPENAI_API_KEY (or OPENAI_API_KEY)",
-            "this prompt", ImageRefused, ImageRateLimited,
-        )  # fmt: skip
+            speaker="the image model",
+            base_url=self.base_url,
+            model=self.model,
+            secret=settings.ai_images_api_key,
+            timeout=settings.ai_images_timeout,
+            key_setting="FEDISOCIAL_OPENAI_API_KEY (or OPENAI_API_KEY)",
+            asked="this prompt",
+            refused=ImageRefused,
+            limited=ImageRateLimited,
+        )
         self._openai = self._endpoint.client()
 
     async def aclose(self) -> None:

@@ -100,10 +100,16 @@ class OpenAITextProvider:
         # One account often serves both: the text model falls back on [ai.images]'s endpoint.
         base_url = settings.ai_text_base_url or settings.ai_images_base_url or DEFAULT_BASE_URL
         self._endpoint = Endpoint(
-            "the text model", base_url, self.model,
-            settings.ai_text_api_key or settings.ai_images_api_key, settings.ai_text_timeout,
-            "FEDISOCIAL_AI_TEXT_API_KEY", "this request", TextRefused, TextRateLimited,
-        )  # fmt: skip
+            speaker="the text model",
+            base_url=base_url,
+            model=self.model,
+            secret=settings.ai_text_api_key or settings.ai_images_api_key,
+            timeout=settings.ai_text_timeout,
+            key_setting="FEDISOCIAL_AI_TEXT_API_KEY",
+            asked="this request",
+            refused=TextRefused,
+            limited=TextRateLimited,
+        )
         self._openai = self._endpoint.client()
 
     @property
