@@ -208,6 +208,16 @@ async def test_the_model_is_asked_once_for_json_in_the_drafts_language(
     assert "response_format" not in body  # not every OpenAI-compatible server takes it
 
 
+async def test_a_draft_over_the_limit_gets_the_offline_part_only(
+    context: Context, author: Actor, helper: Helpers, chat: tuple[FakeChatAPI, str]
+) -> None:
+    found = await helper(chat[1]).suggest(author, "Apples. " * 700, language="en")
+    assert found.model is None and [h.code for h in found.offline.hints] == ["too_long"]
+    assert found.note == ("Shorten the draft to 5,000 characters, the post limit, for the "
+                          "text model's suggestions.")  # fmt: skip
+    assert chat[0].bodies == []
+
+
 async def test_a_prose_answer_gives_the_offline_part_and_a_note(
     context: Context, author: Actor, helper: Helpers, chat: tuple[FakeChatAPI, str]
 ) -> None:

@@ -231,6 +231,10 @@ class DraftingHelp:
         if self.text is None:
             note = "No text model is configured on this server: these are offline hints."
             return Suggestions(code, offline, None, note)
+        if len(text) > MAX_TEXT:  # no rewrite could be posted: spare the model (and the quota)
+            note = (f"Shorten the draft to {MAX_TEXT:,} characters, the post limit, for the "
+                    "text model's suggestions.")  # fmt: skip
+            return Suggestions(code, offline, None, note)
         self.limit.charge(author.id)
         prompt = SUGGEST_PROMPT.format(language=_language_name(code, "the draft's language"),
                                        max_chars=MAX_TEXT)  # fmt: skip
