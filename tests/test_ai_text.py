@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fedisocial.config import Settings
-from fedisocial.errors import BadRequest, RemoteError, RemoteStatus
+from fedisocial.config import Settings, load_settings
+from fedisocial.errors import BadRequest, ConfigError, RemoteError, RemoteStatus
 from fedisocial.studio.ai.text import (
     Message,
     OpenAITextProvider,
@@ -213,3 +214,17 @@ async def test_a_key_or_a_base_url_selects_openai_and_the_images_endpoint_is_sha
     chosen = text_provider(shared)
     assert isinstance(chosen, OpenAITextProvider) and chosen.base_url == "http://images.test/v1"
     await chosen.aclose()
+
+
+def test_the_settings_of_ai_text_are_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "fedisocial.toml"
+    path.write_text('[ai.text]\nmodel = "llama3.1"\nvision = true\nmax_tokens = 200\n')
+    settings = load_settings(path, environ={"FEDISOCIAL_AI_TEXT_API_KEY": SECRET})
+    assert (settings.ai_text_model, settings.ai_text_vision, settings.ai_text_max_tokens) == (
+        "llama3.1", True, 200)  # fmt: skip
+    assert settings.text_provider == "openai"
+    assert ("ai.text.api_key", "********", "FEDISOCIAL_AI_TEXT_API_KEY") in settings.describe()
+    with pytest.raises(ConfigError, match=r"ai\.text\.provider: must be auto, openai or off"):
+        load_settings(path, environ={"FEDISOCIAL_AI_TEXT_PROVIDER": "local"})
+    with pytest.raises(ConfigError, match="ai_text_drafts_per_hour: must be greater than zero"):
+        load_settings(path, environ={"FEDISOCIAL_AI_TEXT_DRAFTS_PER_HOUR": "0"})
