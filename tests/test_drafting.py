@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -172,7 +173,7 @@ class Helpers:
                                        ai_text_api_key=SECRET, **changes)  # fmt: skip
         self.made.append(OpenAITextProvider(settings))
         return DraftingHelp(context.db, context.media, settings, self.made[-1],
-                            HourlyLimit(per_hour))  # fmt: skip
+                            HourlyLimit(context.db, per_hour))  # fmt: skip
 
 
 @pytest.fixture
@@ -245,19 +246,35 @@ async def test_an_empty_draft_is_a_400(context: Context, author: Actor, helper: 
 async def test_the_hourly_limit_says_when_to_try_again(
     context: Context, author: Actor, helper: Helpers, chat: tuple[FakeChatAPI, str]
 ) -> None:
-    now = [1000.0]
+    now = [datetime(2026, 12, 2, 9, 0, tzinfo=UTC)]
     drafting = helper(chat[1], per_hour=2)
     drafting.limit.clock = lambda: now[0]
     for _ in range(2):
         await drafting.suggest(author, DRAFT, language="en")
-    now[0] += 600  # ten minutes later: the first call leaves the window in 50 minutes
+    now[0] += timedelta(minutes=10)  # ten minutes later: the window closes in 50 minutes
     with pytest.raises(RateLimited) as raised:
         await drafting.suggest(author, DRAFT, language="en")
     assert raised.value.retry_after == 3000 and raised.value.headers == {"Retry-After": "3000"}
     assert "the limit is 2 per hour. Try again in 50 minutes." in raised.value.message
     assert len(chat[0].bodies) == 2  # the refused call never reached the model
-    now[0] += 3000
+    now[0] += timedelta(minutes=50)  # a new window
     await drafting.suggest(author, DRAFT, language="en")
+    await drafting.suggest(author, DRAFT, language="en")
+    with pytest.raises(RateLimited):
+        await drafting.suggest(author, DRAFT, language="en")
+    assert len(chat[0].bodies) == 4
+
+
+async def test_the_limit_is_shared_by_every_process(context: Context, author: Actor) -> None:
+    # Given two web processes, each with its own limit over the one database
+    one, two = HourlyLimit(context.db, 2), HourlyLimit(context.db, 2)
+    # When the user's calls go to one and then the other
+    await one.charge(author.id)
+    await two.charge(author.id)
+    # Then the third call is refused by either
+    for limit in (one, two):
+        with pytest.raises(RateLimited):
+            await limit.charge(author.id)
 
 
 # -- alt text -----------------------------------------------------------------------------

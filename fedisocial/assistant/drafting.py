@@ -14,8 +14,8 @@ vision-capable model; without one it says so (a 422), and never invents a
 description. A generated image's alt text comes from its prompt.
 
 Nothing here posts: suggestions go back to the author, who decides. The model's
-calls are limited per user (``ai.text.drafts_per_hour``) in this process, with a 429
-that says when to try again.
+calls are limited per user (``ai.text.drafts_per_hour``, shared by every process),
+with a 429 that says when to try again.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import select, update
 
 from fedisocial.assistant.hints import (
     OfflineHints,
@@ -42,7 +42,8 @@ from fedisocial.errors import BadRequest, RateLimited, Unprocessable
 from fedisocial.social.content import find_hashtags
 from fedisocial.social.outbox import MAX_TEXT
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Media
+from fedisocial.store.models import Actor, Media, ThrottleCounter, utcnow
+from fedisocial.store.rows import upsert
 from fedisocial.studio.ai.images import GeneratedImage
 from fedisocial.studio.ai.images import alt_text as generated_alt_text
 from fedisocial.studio.ai.text import Message, TextProvider
@@ -61,6 +62,9 @@ __all__ = [
 
 #: the rewrites asked for, in the order shown
 REWRITE_KINDS = ("shorter", "clearer", "engaging")
+_HOUR = timedelta(hours=1)
+#: how often a charge is tried again when another process changed the count meanwhile
+_SWAPS = 8
 #: the longest content warning taken from a model
 _MAX_WARNING = 100
 _HASHTAG = re.compile(r"^#?([^\W_][\w]*)$")
@@ -117,29 +121,59 @@ class AltText:
 
 
 class HourlyLimit:
-    """At most ``per_hour`` calls per key in any hour (a sliding window, in this process)."""
+    """About ``per_hour`` model calls per user an hour, counted for every web process in the
+    ``throttle_counters`` table (row ``drafting:ID``): a window opens with a user's first
+    call and lasts an hour. Counts change by compare-and-swap, as the sign-in throttle's."""
 
-    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, db: Database, per_hour: int, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
         self.per_hour = per_hour
         self.clock = clock
-        self._calls: dict[int, deque[float]] = {}
 
-    def charge(self, key: int) -> None:
+    async def charge(self, actor_id: int) -> None:
         """Count one call, or raise RateLimited saying when the next one is allowed."""
-        now = self.clock()
-        calls = self._calls.setdefault(key, deque())
-        while calls and calls[0] <= now - 3600:
-            calls.popleft()
-        if len(calls) >= self.per_hour:
-            wait = math.ceil(calls[0] + 3600 - now)
-            minutes = max(1, math.ceil(wait / 60))
-            raise RateLimited(
-                f"you asked for {len(calls)} drafting suggestions in the last hour; the limit "
-                f"is {self.per_hour} per hour. Try again in {minutes} minute"
-                f"{'s' if minutes != 1 else ''}.",
-                retry_after=wait,
-            )
-        calls.append(now)
+        key = f"drafting:{actor_id}"
+        for _ in range(_SWAPS):
+            now = self.clock()
+            async with self.db.session() as session:
+                row = (await session.execute(
+                    select(ThrottleCounter.failures, ThrottleCounter.last_attempt_at)
+                    .where(ThrottleCounter.key == key)
+                )).first()  # fmt: skip
+            if row is None:
+                async with self.db.transaction() as session:
+                    done = await session.execute(
+                        upsert(session, ThrottleCounter)
+                        .values(key=key, failures=1, last_attempt_at=now)
+                        .on_conflict_do_nothing()
+                    )
+            else:
+                count, opened = row
+                if now - opened >= _HOUR:
+                    count_to, opened_to = 1, now
+                elif count >= self.per_hour:
+                    raise self._refusal(count, opened + _HOUR - now)
+                else:
+                    count_to, opened_to = count + 1, opened
+                async with self.db.transaction() as session:
+                    done = await session.execute(
+                        update(ThrottleCounter)
+                        .where(ThrottleCounter.key == key, ThrottleCounter.failures == count)
+                        .values(failures=count_to, last_attempt_at=opened_to)
+                    )
+            if getattr(done, "rowcount", 0):
+                return
+        raise RateLimited("too many drafting requests at once; try again in 1 s", retry_after=1)
+
+    def _refusal(self, count: int, left: timedelta) -> RateLimited:
+        wait = max(1, math.ceil(left.total_seconds()))
+        minutes = math.ceil(wait / 60)
+        when = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return RateLimited(
+            f"you asked for {count} drafting suggestions in the last hour; the limit is "
+            f"{self.per_hour} per hour. Try again in {when}.",
+            retry_after=wait,
+        )
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
@@ -218,7 +252,7 @@ class DraftingHelp:
         self.media = media
         self.settings = settings
         self.text = text
-        self.limit = limit or HourlyLimit(settings.ai_text_drafts_per_hour)
+        self.limit = limit or HourlyLimit(db, settings.ai_text_drafts_per_hour)
 
     async def suggest(
         self, author: Actor, text: str, *, language: str | None, spoiler_text: str = ""
@@ -235,7 +269,7 @@ class DraftingHelp:
             note = (f"Shorten the draft to {MAX_TEXT:,} characters, the post limit, for the "
                     "text model's suggestions.")  # fmt: skip
             return Suggestions(code, offline, None, note)
-        self.limit.charge(author.id)
+        await self.limit.charge(author.id)
         prompt = SUGGEST_PROMPT.format(language=_language_name(code, "the draft's language"),
                                        max_chars=MAX_TEXT)  # fmt: skip
         draft = f"Content warning: {spoiler_text}\n\n{text}" if spoiler_text.strip() else text
@@ -258,7 +292,7 @@ class DraftingHelp:
                 "no vision-capable model is configured on this server (ai.text.vision), so "
                 "alt text cannot be suggested: describe the image in your own words"
             )
-        self.limit.charge(author.id)
+        await self.limit.charge(author.id)
         longest = self.settings.media_max_description
         prompt = ALT_PROMPT.format(language=_language_name(primary_language(language), "English"),
                                    max_chars=longest)  # fmt: skip
