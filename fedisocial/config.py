@@ -332,7 +332,8 @@ class Settings:
         section="ai.text",
     )  # fmt: skip
     ai_text_drafts_per_hour: int = _setting(
-        30, "Drafting suggestions (text or alt text) one user may ask for per hour.",
+        30, "Suggestions from the text model (for a draft, or alt text) one user may ask "
+        "for per hour; the offline hints are not counted.",
         "FEDISOCIAL_AI_TEXT_DRAFTS_PER_HOUR", section="ai.text",
     )  # fmt: skip
 
