@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.assistant.drafting import DraftingHelp
 from fedisocial.auth.clients import ClientDirectory
 from fedisocial.auth.server import OAuthServer
 from fedisocial.cache import ByteCache
@@ -42,11 +43,13 @@ from fedisocial.social.outbox import Outbox
 from fedisocial.social.streaming import StreamHub
 from fedisocial.store.db import Database, require_current_schema
 from fedisocial.studio.ai.images import image_provider
+from fedisocial.studio.ai.text import TextProvider, text_provider
 from fedisocial.studio.generation import GENERATE, GENERATE_RETRY, Studio
 from fedisocial.studio.media import LocalMediaStore, MediaStore
 from fedisocial.urls import Urls
 from fedisocial.web import (
     c2s,
+    drafting,
     federation,
     mastoapi,
     oauth,
@@ -94,12 +97,18 @@ class Context:
     streams: StreamHub
     #: rendered actor, WebFinger and NodeInfo bodies (see :class:`ByteCache`)
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
+    #: the text model of ``[ai.text]``; None when there is none (callers answer offline)
+    text: TextProvider | None = None
+    #: the composer's drafting help (suggestions, alt text)
+    drafting: DraftingHelp = field(kw_only=True)
 
     async def close(self, *, database: bool = True) -> None:
-        """Release connections: the image model's, the HTTP pool, the database's."""
+        """Release connections: the image and text models', the HTTP pool, the database's."""
         close_provider = getattr(self.studio.provider, "aclose", None)
         if close_provider is not None:
             await close_provider()
+        if self.text is not None:
+            await self.text.aclose()
         await self.streams.close()
         await self.client.aclose()
         self.oauth.close()
@@ -160,6 +169,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     inbox = Inbox(db, client, queue, outbox, urls, settings, verifier)
     media = LocalMediaStore.from_settings(settings)
     studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
+    text = text_provider(settings)
     return Context(
         settings=settings,
         urls=urls,
@@ -174,6 +184,8 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         verifier=verifier,
         oauth=OAuthServer(db, ClientDirectory(db, client), urls, settings.oauth_token_lifetime),
         streams=StreamHub(db),
+        text=text,
+        drafting=DraftingHelp(db, media, settings, text),
     )
 
 
@@ -246,6 +258,7 @@ def create_app(
             *objects.routes,
             *c2s.routes,
             *studio.routes,
+            *drafting.routes,
             *oauth.routes,
             *mastoapi.routes,
             *pages.routes,

@@ -290,6 +290,53 @@ class Settings:
         "FEDISOCIAL_AI_IMAGES_CONCURRENT", section="ai.images",
     )  # fmt: skip
 
+    # -- [ai.text] ------------------------------------------------------------
+    ai_text_provider: str = _setting(
+        "auto",
+        "Which text model answers the assistant and the composer's drafting help: openai "
+        "(any OpenAI-compatible chat completions endpoint), off (offline answers only) or "
+        "auto: openai when base_url or api_key is set here, off otherwise.",
+        "FEDISOCIAL_AI_TEXT_PROVIDER",
+        section="ai.text",
+    )
+    ai_text_base_url: str = _setting(
+        "",
+        "Base URL of an OpenAI-compatible API for text, e.g. https://api.openai.com/v1. "
+        "Empty: the one of [ai.images] if set, else OpenAI's own.",
+        "FEDISOCIAL_AI_TEXT_BASE_URL",
+        section="ai.text",
+    )
+    ai_text_api_key: str = _setting(
+        "",
+        "API key for that endpoint (empty: the key of [ai.images]). Prefer the "
+        "environment variable to this file; it is never printed.",
+        "FEDISOCIAL_AI_TEXT_API_KEY",
+        secret=True,
+        section="ai.text",
+    )
+    ai_text_model: str = _setting(
+        "gpt-4o-mini", "Chat model name.", "FEDISOCIAL_AI_TEXT_MODEL", section="ai.text"
+    )
+    ai_text_vision: bool = _setting(
+        False,
+        "Whether the model accepts images (then it can suggest alt text for uploads).",
+        "FEDISOCIAL_AI_TEXT_VISION",
+        section="ai.text",
+    )
+    ai_text_timeout: float = _setting(
+        30.0, "Seconds one answer may take before it fails with a timeout.",
+        "FEDISOCIAL_AI_TEXT_TIMEOUT", section="ai.text",
+    )  # fmt: skip
+    ai_text_max_tokens: int = _setting(
+        400, "Longest answer asked of the model, in tokens.", "FEDISOCIAL_AI_TEXT_MAX_TOKENS",
+        section="ai.text",
+    )  # fmt: skip
+    ai_text_drafts_per_hour: int = _setting(
+        30, "Suggestions from the text model (for a draft, or alt text) one user may ask "
+        "for per hour; the offline hints are not counted.",
+        "FEDISOCIAL_AI_TEXT_DRAFTS_PER_HOUR", section="ai.text",
+    )  # fmt: skip
+
     # -- derived values -------------------------------------------------------
 
     @property
@@ -313,6 +360,13 @@ class Settings:
         if self.ai_images_provider != "auto":
             return self.ai_images_provider
         return "openai" if self.ai_images_base_url or self.ai_images_api_key else "local"
+
+    @property
+    def text_provider(self) -> str:
+        """openai or off: what ``ai.text.provider = auto`` resolves to."""
+        if self.ai_text_provider != "auto":
+            return self.ai_text_provider
+        return "openai" if self.ai_text_base_url or self.ai_text_api_key else "off"
 
     @property
     def is_sqlite(self) -> bool:
@@ -486,6 +540,8 @@ def _validate(settings: Settings) -> None:
         )
     if settings.ai_images_provider not in ("auto", "openai", "local"):
         raise ConfigError("ai.images.provider", "must be auto, openai or local")
+    if settings.ai_text_provider not in ("auto", "openai", "off"):
+        raise ConfigError("ai.text.provider", "must be auto, openai or off")
     if settings.ai_images_output_format not in ("png", "jpeg", "webp"):
         raise ConfigError("ai.images.output_format", "must be png, jpeg or webp")
     width, _, height = settings.ai_images_size.partition("x")
@@ -499,7 +555,8 @@ def _validate(settings: Settings) -> None:
                 "job_failed_retention_hours", "http_timeout", "max_fetch_bytes",
                 "max_inbox_bytes", "media_max_bytes", "media_max_pixels", "ai_images_timeout",
                 "ai_images_per_hour", "ai_images_concurrent", "media_concurrent_decodes",
-                "media_max_description", "database_pool_size",
+                "media_max_description", "database_pool_size", "ai_text_timeout",
+                "ai_text_max_tokens", "ai_text_drafts_per_hour",
                 "sign_in_free_attempts",
                 "sign_in_max_wait")  # fmt: skip
     for name in positive:

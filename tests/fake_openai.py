@@ -1,10 +1,11 @@
-"""A loopback server that speaks the OpenAI images API, for tests (real `openai` client)."""
+"""Loopback servers that speak the OpenAI images and chat APIs, for tests (real `openai` client)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
@@ -73,3 +74,61 @@ class FakeImagesAPI:
     async def file(self, request: Request) -> Response:
         self.downloads.append(dict(request.headers))
         return Response(self.image, media_type="image/png")
+
+
+class FakeChatAPI:
+    """An OpenAI chat completions endpoint on loopback (stream off, no tools), as documented
+    at https://platform.openai.com/docs/api-reference/chat/object; ``mode`` says how it
+    answers: answer, 429-once, 429-long, slow, refusal, content_filter, 400-policy, 401, 500."""
+
+    def __init__(self) -> None:
+        self.mode = "answer"
+        #: the answer's text, or a function of the request body that makes it
+        self.answer: str | Callable[[dict[str, Any]], str] = "A fine answer."
+        self.model = "gpt-4o-mini-2024-07-18"
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.release = asyncio.Event()
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.completions,
+                                           methods=["POST"])])  # fmt: skip
+
+    def completion(self, content: str | None, *, refusal: str | None = None,
+                   finish_reason: str = "stop") -> JSONResponse:  # fmt: skip
+        message = {"role": "assistant", "content": content, "refusal": refusal}
+        return JSONResponse({
+            "id": f"chatcmpl-{len(self.bodies)}", "object": "chat.completion", "created": 1,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": finish_reason}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+        })  # fmt: skip
+
+    async def completions(self, request: Request) -> Response:
+        body = await request.json()
+        self.bodies.append(body)
+        self.headers.append(dict(request.headers))
+        error = FakeImagesAPI.error  # the same error bodies as the images API
+        if self.mode == "429-once" and len(self.bodies) == 1:
+            return error(429, "rate_limit_exceeded", "Rate limit reached for requests",
+                         **{"retry-after-ms": "50", "retry-after": "1"})  # fmt: skip
+        if self.mode == "429-long":
+            return error(429, "rate_limit_exceeded", "Rate limit reached for tokens per day",
+                         **{"retry-after": "300"})  # fmt: skip
+        if self.mode == "slow":
+            await self.release.wait()
+        if self.mode == "refusal":
+            return self.completion(None, refusal="I'm sorry, I can't help with that.")
+        if self.mode == "content_filter":
+            return self.completion("", finish_reason="content_filter")
+        if self.mode == "400-policy":
+            return error(
+                400,
+                "content_policy_violation",
+                "Your request was rejected as a result of our safety system.",
+            )
+        if self.mode == "401":
+            return error(401, "invalid_api_key", f"Incorrect API key provided: {SECRET}")
+        if self.mode == "500":
+            return error(500, "server_error", "The server had an error processing your request.")
+        answer = self.answer(body) if callable(self.answer) else self.answer
+        return self.completion(answer)

@@ -74,7 +74,9 @@ async def test_text_alone_or_with_an_image_of_ones_own(app: Starlette, context: 
         assert 'enctype="multipart/form-data"' in page.text
         assert 'name="file"' in page.text and 'name="file_alt"' in page.text
         assert "Generate" in page.text and "needs JavaScript" in page.text
-        assert '<div class="composer-assist" data-assist hidden></div>' in page.text
+        # drafting help needs JavaScript: its button and its slot wait hidden
+        assert 'aria-live="polite" data-assist hidden></div>' in page.text
+        assert "data-assist-ask hidden>Help me write this</button>" in page.text
         assert "offline renderer" in page.text and "#AIGenerated" in page.text
         assert '<script src="/static/composer.js" defer></script>' in page.text
         # A text-only post works (the browser sends an empty file part)

@@ -23,10 +23,12 @@ __all__ = [
     "Rendered",
     "clean_remote_post",
     "find_hashtags",
+    "find_links",
     "find_mentions",
     "plain_text",
     "render",
     "sanitize",
+    "without_tokens",
 ]
 
 _URL = r"(?P<url>https?://[^\s<>\"']+)"
@@ -90,6 +92,16 @@ def find_hashtags(text: str) -> list[str]:
         if match["tag"]:
             seen.setdefault(match["tag"].lower(), match["tag"])
     return list(seen.values())
+
+
+def find_links(text: str) -> list[str]:
+    """The URLs a post's text links, in order (as :func:`render` links them)."""
+    return [_split_trailing(m["url"])[0] for m in _TOKENS.finditer(text) if m["url"]]
+
+
+def without_tokens(text: str) -> str:
+    """The words of a post: its links, mentions and hashtags each replaced by a space."""
+    return _TOKENS.sub(" ", text)
 
 
 def _link(url: str) -> str:

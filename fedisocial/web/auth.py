@@ -16,6 +16,11 @@
   cover it; a password is not limited by scopes). :func:`require_user` answers an app's
   own token with 422, as Mastodon does, and :func:`require_token` takes any valid token.
 - :func:`viewer` is who reads: the signed-in user, else the signer, else None.
+- :func:`app_or_session_user` is who uses our own JSON APIs (the studio's, drafting
+  help): an app's Bearer token, or the browser's sign-in session, whose state-changing
+  requests carry the page's CSRF value in ``X-CSRF-Token`` and must come from our own
+  pages (``Origin`` / ``Sec-Fetch-Site`` checked). HTTP Basic is not taken there:
+  browsers resend it on their own.
 
 Results are kept on ``request.state``, so a handler may ask twice at no cost.
 """
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from urllib.parse import urlsplit
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from fedisocial.ap import httpsig
@@ -41,10 +48,13 @@ from fedisocial.auth.tokens import (
 from fedisocial.errors import Forbidden, SignatureError, Unauthorized
 from fedisocial.social.accounts import authenticate
 from fedisocial.store.models import Actor
+from fedisocial.web import session as web_session
 from fedisocial.web.context import get_context
 
 __all__ = [
     "BASIC_CHALLENGE",
+    "CSRF_HEADER",
+    "app_or_session_user",
     "basic_user",
     "bearer_grant",
     "check_password",
@@ -62,6 +72,8 @@ __all__ = [
     "viewer_uri",
 ]
 
+#: the header our pages' scripts send their page's CSRF value in
+CSRF_HEADER = "x-csrf-token"
 #: the ``WWW-Authenticate`` value of a 401 asking for a password
 BASIC_CHALLENGE = 'Basic realm="fedisocial", charset="UTF-8"'
 
@@ -274,3 +286,32 @@ async def viewer_uri(request: Request) -> str | None:
     """The actor id of :func:`viewer`; None for anonymous readers."""
     who = await viewer(request)
     return who.uri if who is not None else None
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse cross-site browser requests (CSRF): our pages, or non-browser clients only."""
+    context = get_context(request)
+    origin = request.headers.get("origin")
+    ours = urlsplit(context.urls.base_url)
+    if origin and origin != f"{ours.scheme}://{ours.netloc}":
+        raise Forbidden(f"requests from {origin} are not accepted here")
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        raise Forbidden("cross-site requests are not accepted here")
+
+
+async def app_or_session_user(request: Request, *scopes: str) -> Actor:
+    """Who asks: an app's Bearer token (with ``scopes``), else the browser's session,
+    whose changes carry the page's CSRF value (``X-CSRF-Token``); 401 otherwise."""
+    _same_origin(request)
+    if request.headers.get("authorization", "")[:7].lower() == "bearer ":
+        return await require_user(request, *scopes)
+    session = await web_session.current_session(request)
+    if session is None:
+        raise Unauthorized(
+            "sign in on this site's pages, or send an access token (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": bearer_challenge(), "Cache-Control": "no-store"},
+        )
+    if request.method not in ("GET", "HEAD"):
+        given = request.headers.get(CSRF_HEADER, "")
+        await web_session.check_csrf(request, FormData([(web_session.CSRF_FIELD, given)]))
+    return session.actor

@@ -4,40 +4,29 @@
 ``/api/studio/…`` endpoints act for a local user: an app with an OAuth Bearer
 token (``write:media`` / ``write:statuses``), or the web composer
 (``templates/_composer.html`` with ``static/composer.js``) with the browser's
-sign-in session, whose state-changing requests carry the page's CSRF value in
-the ``X-CSRF-Token`` header and must come from our own pages (``Origin`` /
-``Sec-Fetch-Site`` checked). HTTP Basic is not taken here: browsers resend it
-on their own. The composer polls the status endpoint while a generation runs,
-edits a draft's alt text (``PUT /api/studio/media/ID``) and discards a draft
-(``DELETE``). ``/studio``, where the studio's page was, now leads to the
-composer (``/compose``).
+sign-in session (:func:`fedisocial.web.auth.app_or_session_user`). The composer
+polls the status endpoint while a generation runs, edits a draft's alt text
+(``PUT /api/studio/media/ID``) and discards a draft (``DELETE``). ``/studio``,
+where the studio's page was, now leads to the composer (``/compose``).
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from fedisocial.ap.addressing import VISIBILITIES
 from fedisocial.ap.vocab import parse_json_object
-from fedisocial.auth.tokens import bearer_challenge
-from fedisocial.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
-from fedisocial.store.models import Actor
+from fedisocial.errors import BadRequest, PayloadTooLarge
 from fedisocial.studio.media import CACHE_CONTROL, media_type_for_key
 from fedisocial.studio.uploads import change, discard
 from fedisocial.web import auth, robots
-from fedisocial.web import session as web_session
 from fedisocial.web.body import read_body
 from fedisocial.web.context import get_context
-
-#: the header the composer's script sends its page's CSRF value in
-CSRF_HEADER = "x-csrf-token"
 
 __all__ = ["routes"]
 
@@ -53,35 +42,6 @@ async def media_file(request: Request) -> Response:
     data = await context.media.get(key)
     headers = {"Cache-Control": CACHE_CONTROL, **await robots.media_headers(request, key)}
     return Response(data, media_type=media_type_for_key(key), headers=headers)
-
-
-def _same_origin(request: Request) -> None:
-    """Refuse cross-site browser requests (CSRF): our pages, or non-browser clients only."""
-    context = get_context(request)
-    origin = request.headers.get("origin")
-    ours = urlsplit(context.urls.base_url)
-    if origin and origin != f"{ours.scheme}://{ours.netloc}":
-        raise Forbidden(f"requests from {origin} are not accepted here")
-    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-        raise Forbidden("cross-site requests are not accepted here")
-
-
-async def _user(request: Request, *scopes: str) -> Actor:
-    """Who asks: an app's Bearer token (with ``scopes``), else the browser's session,
-    whose changes carry the page's CSRF value (``X-CSRF-Token``); 401 otherwise."""
-    _same_origin(request)
-    if request.headers.get("authorization", "")[:7].lower() == "bearer ":
-        return await auth.require_user(request, *scopes)
-    session = await web_session.current_session(request)
-    if session is None:
-        raise Unauthorized(
-            "sign in on this site's pages, or send an access token (Authorization: Bearer …)",
-            headers={"WWW-Authenticate": bearer_challenge(), "Cache-Control": "no-store"},
-        )
-    if request.method not in ("GET", "HEAD"):
-        given = request.headers.get(CSRF_HEADER, "")
-        await web_session.check_csrf(request, FormData([(web_session.CSRF_FIELD, given)]))
-    return session.actor
 
 
 async def _json_body(request: Request, limit: int = 65_536) -> dict[str, Any]:
@@ -120,7 +80,7 @@ def _descriptions(body: dict[str, Any]) -> dict[int, str]:
 
 
 async def request_generation(request: Request) -> Response:
-    actor = await _user(request, "write:media")
+    actor = await auth.app_or_session_user(request, "write:media")
     body = await _json_body(request)
     studio = get_context(request).studio
     generation = await studio.request(actor, _text(body, "prompt") or "")
@@ -130,13 +90,13 @@ async def request_generation(request: Request) -> Response:
 
 
 async def generation_status(request: Request) -> Response:
-    actor = await _user(request, "write:media")
+    actor = await auth.app_or_session_user(request, "write:media")
     generation_id = request.path_params["generation_id"]
     return _json(await get_context(request).studio.status(actor, generation_id))
 
 
 async def upload(request: Request) -> Response:
-    actor = await _user(request, "write:media")
+    actor = await auth.app_or_session_user(request, "write:media")
     context = get_context(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > context.settings.media_max_bytes + 65_536:
@@ -153,7 +113,7 @@ async def upload(request: Request) -> Response:
 
 
 async def publish(request: Request) -> Response:
-    actor = await _user(request, "write:statuses")
+    actor = await auth.app_or_session_user(request, "write:statuses")
     body = await _json_body(request)
     visibility = body.get("visibility", "public")
     if not isinstance(visibility, str) or visibility not in VISIBILITIES:
@@ -180,7 +140,7 @@ def _media_id(request: Request) -> int:
 async def describe(request: Request) -> Response:
     """``PUT /api/studio/media/ID`` ``{"description": …}``: the alt text of a draft image
     (the one rule of :func:`fedisocial.studio.uploads.change`, as the Mastodon API's)."""
-    actor = await _user(request, "write:media")
+    actor = await auth.app_or_session_user(request, "write:media")
     description = _text(await _json_body(request), "description")
     context = get_context(request)
     longest = context.settings.media_max_description
@@ -191,7 +151,7 @@ async def describe(request: Request) -> Response:
 
 async def drop(request: Request) -> Response:
     """``DELETE /api/studio/media/ID``: discard a draft image (not one already posted)."""
-    actor = await _user(request, "write:media")
+    actor = await auth.app_or_session_user(request, "write:media")
     context = get_context(request)
     await discard(context.db, context.media, actor, _media_id(request))
     return Response(status_code=204, headers={"Cache-Control": "no-store"})

@@ -5,7 +5,8 @@
 does not retry: a 429 or 5xx ends the attempt at once and the job queue tries
 again on the generation's retry policy, honouring ``Retry-After`` (one retry
 contract; a job never sleeps out a long ``Retry-After`` in its slot). Its
-errors become :mod:`fedisocial.errors` with messages a user can act on (an
+errors become :mod:`fedisocial.errors` with messages a user can act on, through
+the :class:`~fedisocial.studio.ai.openai_api.Endpoint` the text model shares (an
 answer with an error status as :class:`~fedisocial.errors.RemoteStatus`, so
 the job queue's one rule decides whether the generation is tried again); the
 API key never appears in them. :class:`LocalImageProvider` is the embedded
@@ -22,13 +23,12 @@ import binascii
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
 import openai
 from openai.types import ImagesResponse
 
-from fedisocial.ap.client import network_failure, parse_retry_after
-from fedisocial.errors import BadRequest, FedisocialError, RateLimited, RemoteError, RemoteStatus
+from fedisocial.errors import BadRequest, RateLimited, RemoteError
+from fedisocial.studio.ai.openai_api import DEFAULT_BASE_URL, Endpoint, public_url
 
 if TYPE_CHECKING:
     from fedisocial.ap.client import FederationClient
@@ -47,10 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-#: Codes of a content-policy refusal: content_policy_violation (dall-e), moderation_blocked
-#: (gpt-image).
-REFUSAL_CODES = ("content_policy_violation", "moderation_blocked")
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 _MAX_REDIRECTS = 5
 
@@ -105,14 +101,6 @@ def _sniff(data: bytes) -> str | None:
     return "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
 
 
-def _public(url: str) -> str:
-    """A URL fit for a message: no credentials, no query (it may hold a signature)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 async def download_image(client: FederationClient, url: str, max_bytes: int) -> tuple[bytes, str]:
     """GET an image through the guarded client, capped at ``max_bytes``: (body, Content-Type)."""
     try:
@@ -121,7 +109,7 @@ async def download_image(client: FederationClient, url: str, max_bytes: int) -> 
         )
     except RemoteError as exc:
         # the URL may carry a signed query string: show only where it points
-        exc.message = exc.message.replace(url, _public(url))
+        exc.message = exc.message.replace(url, public_url(url))
         exc.args = (exc.message,)
         raise
 
@@ -136,12 +124,18 @@ class OpenAIImageProvider:
         self.base_url = settings.ai_images_base_url or DEFAULT_BASE_URL
         self.settings = settings
         self._client = client
-        self._secret = settings.ai_images_api_key
-        # Servers like LocalAI need no key, but the SDK insists on one: send a dummy.
-        self._openai = openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=self._secret or "none",
-            timeout=settings.ai_images_timeout, max_retries=0,
-        )  # fmt: skip
+        self._endpoint = Endpoint(
+            speaker="the image model",
+            base_url=self.base_url,
+            model=self.model,
+            secret=settings.ai_images_api_key,
+            timeout=settings.ai_images_timeout,
+            key_setting="FEDISOCIAL_OPENAI_API_KEY (or OPENAI_API_KEY)",
+            asked="this prompt",
+            refused=ImageRefused,
+            limited=ImageRateLimited,
+        )
+        self._openai = self._endpoint.client()
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -163,19 +157,18 @@ class OpenAIImageProvider:
         return params
 
     async def generate(self, prompt: str) -> GeneratedImage:
-        timeout = self.settings.ai_images_timeout
         try:
             # The SDK's timeout is per attempt; ours bounds the whole call, retries included.
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self._endpoint.timeout):
                 answer = await self._openai.images.generate(prompt=prompt, **self.request_params())
         except TimeoutError as exc:
-            raise RemoteError(f"the image model did not answer within {timeout:g} s") from exc
+            raise self._endpoint.timed_out() from exc
         except openai.APIError as exc:
-            raise self._translate(exc) from exc
+            raise self._endpoint.translate(exc) from exc
         return await self._image(answer)
 
     async def _image(self, answer: ImagesResponse) -> GeneratedImage:
-        where = _public(self.base_url)
+        where = self._endpoint.where
         if not answer.data:
             raise RemoteError(f"the image model at {where} returned no image")
         item = answer.data[0]
@@ -193,45 +186,3 @@ class OpenAIImageProvider:
             raise RemoteError(f"the image model at {where} returned neither b64_json nor url")
         media_type = _sniff(data) or declared.split(";", 1)[0].strip() or "application/octet-stream"
         return GeneratedImage(data, media_type, self.name, self.model, item.revised_prompt or None)
-
-    def _detail(self, exc: openai.APIError) -> str:
-        body = exc.body
-        message = body.get("message") if isinstance(body, dict) else None
-        text = str(message or exc.message or type(exc).__name__)[:300]
-        return text.replace(self._secret, "***") if self._secret else text
-
-    def _status_message(self, exc: openai.APIStatusError, detail: str) -> str:
-        where = _public(self.base_url)
-        if isinstance(exc, openai.AuthenticationError):
-            return (f"the image model at {where} refused our API key: set "
-                    "FEDISOCIAL_OPENAI_API_KEY (or OPENAI_API_KEY) to a valid key")  # fmt: skip
-        if isinstance(exc, openai.PermissionDeniedError):
-            return f"the API key may not use {self.model} at {where}: {detail}"
-        if isinstance(exc, openai.NotFoundError):
-            return f"no image model {self.model!r} or images API at {where}"
-        return f"the image model at {where} failed with HTTP {exc.status_code}: {detail}"
-
-    def _translate(self, exc: openai.APIError) -> FedisocialError:
-        """An SDK error as a user-facing fedisocial error (never with the API key)."""
-        where = _public(self.base_url)
-        if isinstance(exc, openai.APITimeoutError):
-            timeout = self.settings.ai_images_timeout
-            return RemoteError(f"the image model did not answer within {timeout:g} s")
-        if isinstance(exc, openai.APIConnectionError):
-            why = network_failure(exc, urlsplit(self.base_url).hostname or where,
-                                  self.settings.ai_images_timeout)  # fmt: skip
-            return RemoteError(f"cannot reach the image model at {where}: {why}")
-        detail = self._detail(exc)
-        if isinstance(exc, openai.BadRequestError):
-            if exc.code in REFUSAL_CODES:
-                return ImageRefused(f"The image model refused this prompt: {detail}")
-            return BadRequest(f"the image model at {where} rejected the request: {detail}")
-        if isinstance(exc, openai.RateLimitError):
-            return ImageRateLimited(
-                f"quota or rate limit reached at {where}; try again later ({detail})",
-                retry_after=parse_retry_after(exc.response.headers),
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return RemoteStatus(where, exc.status_code, self._status_message(exc, detail),
-                                retry_after=parse_retry_after(exc.response.headers))  # fmt: skip
-        return RemoteError(f"the image model at {where} sent an answer we cannot read: {detail}")

@@ -66,8 +66,9 @@ _MAX_FIELDS = 96
 
 async def composer_values(request: Request, me: Actor, parent: Object | None = None,
                           **values: Any) -> dict[str, Any]:  # fmt: skip
-    """What the composer's template needs (limits, the image model, the reply's context,
-    the author's drafts and the images still being made for them)."""
+    """What the composer's template needs (limits, the image model, whether a vision model
+    suggests alt text, the reply's context, the author's drafts and the images still being
+    made for them)."""
     context = get_context(request)
     studio = context.studio
     provider = studio.provider
@@ -97,6 +98,7 @@ async def composer_values(request: Request, me: Actor, parent: Object | None = N
         "provider_name": provider.name,
         "provider_model": provider.model,
         "ai_hashtag": context.settings.ai_hashtag,
+        "vision": context.text is not None and context.text.vision,
         "reply": reply,
         "text": f"{mentions} " if mentions else "",
         "idempotency_key": new_id(),

@@ -5,6 +5,10 @@
 // chosen images (at most four) show as thumbnails with their alt text and a Remove button.
 // It calls the studio API (fedisocial/web/studio.py) with the page's session and its CSRF
 // value in X-CSRF-Token. Alt text edited here is saved on the draft, and sent with the post.
+// Drafting help (fedisocial/web/drafting.py): "Help me write this" shows suggestions in the
+// [data-assist] slot, labeled "AI suggestion" (a model's) or "Suggestion" (offline hints), each
+// with a button that puts it in the draft (a rewrite can be undone); "Suggest alt text" fills an
+// image's alt text for the author to edit. Nothing is posted or saved until the author acts.
 "use strict";
 
 (() => {
@@ -54,6 +58,13 @@
     const prompt = $("[data-prompt]");
     const generateButton = $("[data-generate]");
     const generateMessage = $("[data-generate-message]");
+    const vision = form.dataset.vision === "on";
+    const language = $("[name=language]");
+    const text = $("[name=text]");
+    const cw = $("[name=cw]");
+    const assist = $("[data-assist]");
+    const assistAsk = $("[data-assist-ask]");
+    const assistMessage = $("[data-assist-message]");
 
     async function api(method, url, body) {
       const headers = { Accept: "application/json", "X-CSRF-Token": csrf };
@@ -155,6 +166,23 @@
         }
       };
       alt.addEventListener("change", saveAlt);
+      const suggestAlt = item.querySelector("[data-suggest-alt]");
+      suggestAlt.hidden = !vision;
+      suggestAlt.addEventListener("click", async () => {
+        suggestAlt.disabled = true;
+        say(message, "Asking for a description…");
+        try {
+          const doc = await api("POST", `/api/v1/fedisocial/media/${id}/alt_text`, { language: language.value });
+          alt.value = doc.description;
+          const from = doc.source === "prompt" ? "From the prompt the image was made from" : `${doc.label} (${doc.model})`;
+          say(message, `${from}: check it and edit it; it goes with your post, not before.`);
+          alt.focus();
+        } catch (error) {
+          say(message, error.message, true);
+        } finally {
+          suggestAlt.disabled = false;
+        }
+      });
       item.querySelector("[data-include]").addEventListener("change", (event) => {
         if (event.target.checked && room() <= 0) {
           event.target.checked = false;
@@ -302,6 +330,124 @@
       }
     });
 
+    // -- drafting help ----------------------------------------------------------------------
+    const KINDS = { shorter: "Shorter", clearer: "Clearer", engaging: "More engaging" };
+    let undoText = null;
+
+    function el(tag, className, content) {
+      const node = document.createElement(tag);
+      if (className) node.className = className;
+      if (content !== undefined) node.textContent = content;
+      return node;
+    }
+
+    function button(label, name, onClick) {
+      const node = el("button", "", label);
+      node.type = "button";
+      if (name) node.setAttribute("aria-label", name);
+      node.addEventListener("click", onClick);
+      return node;
+    }
+
+    /** Put text in the draft as if typed (the count follows). */
+    function setText(value) {
+      text.value = value;
+      text.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+
+    function useRewrite(rewrite) {
+      undoText = text.value;
+      setText(rewrite.text);
+      const undo = button("Undo", "Undo: put back your own text", () => {
+        if (undoText !== null) setText(undoText);
+        undoText = null;
+        say(assistMessage, "Your own text is back.");
+        text.focus();
+      });
+      assistMessage.replaceChildren(`${KINDS[rewrite.kind] || "The"} text is in your draft; edit it as you like. `, undo);
+      assistMessage.classList.remove("is-error");
+      text.focus();
+    }
+
+    function addHashtag(tag) {
+      const words = text.value.split(/\s+/).map((word) => word.toLowerCase());
+      if (!words.includes(`#${tag.toLowerCase()}`)) setText(`${text.value.trimEnd()}${text.value.trim() ? " " : ""}#${tag}`);
+      say(assistMessage, `#${tag} is in your draft.`);
+    }
+
+    function setWarning(warning) {
+      cw.value = warning;
+      cw.closest("details").open = true;
+      say(assistMessage, `The content warning is now “${warning}”.`);
+    }
+
+    /** A labeled group of suggestions: "AI suggestion" for a model's, "Suggestion" for hints. */
+    function group(label, title, items) {
+      const section = el("section", "composer-assist-group");
+      const head = el("p", "composer-assist-head");
+      head.append(el("span", label === "Suggestion" ? "composer-assist-label" : "composer-assist-label is-ai", label), ` ${title}`);
+      section.append(head, ...items);
+      return section;
+    }
+
+    function tagButtons(tags, label) {
+      const row = el("div", "composer-assist-tags");
+      for (const tag of tags) row.append(button(`#${tag}`, `Add the hashtag #${tag} (${label})`, () => addHashtag(tag)));
+      return row;
+    }
+
+    function warningButton(warning, label) {
+      return button(`Use “${warning}”`, `Set the content warning to ${warning} (${label})`, () => setWarning(warning));
+    }
+
+    function showSuggestions(doc) {
+      const parts = [];
+      const ai = doc.ai;
+      if (ai) {
+        const rewrites = ai.rewrites.map((rewrite) => {
+          const card = el("div", "composer-assist-rewrite");
+          const kind = KINDS[rewrite.kind] || rewrite.kind;
+          card.append(el("p", "composer-assist-kind", kind), el("p", "composer-assist-text", rewrite.text),
+            button("Use this text", `Use the ${kind.toLowerCase()} text (AI suggestion)`, () => useRewrite(rewrite)));
+          return card;
+        });
+        if (rewrites.length) parts.push(group(ai.label, `· rewrites by ${ai.model}`, rewrites));
+        if (ai.hashtags.length) parts.push(group(ai.label, "· hashtags", [tagButtons(ai.hashtags, ai.label)]));
+        if (ai.content_warning) parts.push(group(ai.label, "· content warning", [warningButton(ai.content_warning, ai.label)]));
+      }
+      const offered = new Set((ai ? ai.hashtags : []).map((tag) => tag.toLowerCase()));
+      const own = doc.hashtags.filter((tag) => !offered.has(tag.toLowerCase()));
+      if (own.length) parts.push(group("Suggestion", "· hashtags from your words", [tagButtons(own, "Suggestion")]));
+      for (const hint of doc.hints) {
+        const items = [el("p", "composer-assist-text", hint.message)];
+        if (hint.content_warning) items.push(warningButton(hint.content_warning, "Suggestion"));
+        parts.push(group("Suggestion", "", items));
+      }
+      if (doc.note) parts.unshift(el("p", "composer-hint", doc.note));
+      if (!parts.length) parts.push(el("p", "composer-hint", "Nothing to suggest: your draft reads well."));
+      const close = button("Close", "Close the suggestions", () => { assist.hidden = true; assist.replaceChildren(); assistAsk.focus(); });
+      const bar = el("div", "composer-assist-top");
+      bar.append(el("h3", "composer-assist-title", "Suggestions for your draft"), close);
+      assist.replaceChildren(bar, ...parts);
+      assist.hidden = false;
+    }
+
+    assistAsk.hidden = false;
+    assistAsk.addEventListener("click", async () => {
+      if (!text.value.trim()) { say(assistMessage, "Write a draft first, then ask for help with it.", true); text.focus(); return; }
+      assistAsk.disabled = true;
+      say(assistMessage, "Reading your draft…");
+      try {
+        const doc = await api("POST", "/api/v1/fedisocial/suggestions", { text: text.value, language: language.value, spoiler_text: cw.value });
+        showSuggestions(doc);
+        say(assistMessage, "Suggestions are below; nothing changes unless you pick one.");
+      } catch (error) {
+        say(assistMessage, error.message, true);
+      } finally {
+        assistAsk.disabled = false;
+      }
+    });
+
     // what the page was given: drafts to tick, and images still being made
     for (const item of [...drafts.children]) { wire(item); place(item, "draft"); }
     for (const pending of generated.querySelectorAll("[data-generation]")) {
@@ -313,6 +459,10 @@
       chosen.replaceChildren();
       say(uploadMessage, "");
       say(generateMessage, "");
+      say(assistMessage, "");
+      assist.hidden = true;
+      assist.replaceChildren();
+      undoText = null;
       refresh();
     });
     refresh();
