@@ -12,12 +12,14 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import event
 from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app
@@ -141,3 +143,21 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> Iterator[int]:
     yield free_port()
+
+
+@contextmanager
+def sql_sent(db: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (and driver parameters) the app sends while the block runs."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    engines = {db.engine.sync_engine, db.write_engine.sync_engine}  # reads, and the writer
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", capture)

@@ -24,6 +24,7 @@ from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import JobKind, Worker
 from fedisocial.store.models import Actor, Engagement, Object, TimelineEntry
 from tests import test_inbox
+from tests.conftest import sql_sent
 from tests.test_inbox import (
     BOB,
     CAROL,
@@ -39,24 +40,6 @@ from tests.test_inbox import (
 
 alice = test_inbox.alice
 ALICE = test_inbox.BASE + "/users/alice"
-
-
-@contextmanager
-def _statements(context: Context) -> Iterator[list[str]]:
-    """The SQL the app sends while the block runs, reads and writes, one line each."""
-    seen: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    engines = {context.db.engine.sync_engine, context.db.write_engine.sync_engine}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", capture)
 
 
 @contextmanager
@@ -104,10 +87,10 @@ async def test_a_batch_of_boosts_reads_the_posts_it_shares_once(
         for i in range(first, last):  # bob boosts carol's posts (on her host: not trusted)
             response = await deliver(client, activity("Announce", posts[i], BOB, f"boost-{i}"))
             assert response.status_code == 202, response.text
-        with _statements(context) as sent, _transactions(context) as transactions:
+        with sql_sent(context.db) as sent, _transactions(context) as transactions:
             await _in_one_batch(context, len(posts))
         begun[last - first] = len(transactions)
-        one_by_one = [s for s in sent if s.startswith("SELECT") and "WHERE objects.uri = ?" in s]
+        one_by_one = [s for s, _ in sent if s.startswith("SELECT") and "WHERE objects.uri = ?" in s]
         assert one_by_one == []  # read together, before the boosts were prepared and applied
 
     assert await count(context, Engagement, Engagement.kind == "announce") == len(posts)
@@ -165,14 +148,14 @@ async def test_a_posts_feed_entries_are_found_by_index(
     (uri,) = await _stored_posts(client, context, 1)
     await store_actor(context.db, actor_doc(BOB, remote_key()))
     await follows(context, ALICE, BOB)
-    with _statements(context) as sent:
+    with sql_sent(context.db) as sent:
         response = await deliver(client, activity("Announce", uri, BOB, "boost"))
         assert response.status_code == 202, response.text
         await _in_one_batch(context, 1)
     # alice's feed has carol's post: bob's boost of it is left out of her feed
     assert await count(context, TimelineEntry) == 1
 
-    lookups = [s for s in sent if "timeline_entries" in s and "objects.object_uri IN" in s]
+    lookups = [s for s, _ in sent if "timeline_entries" in s and "objects.object_uri IN" in s]
     assert len(lookups) == 1, sent
     plans = []
     async with context.db.engine.connect() as connection:

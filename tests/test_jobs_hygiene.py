@@ -4,16 +4,15 @@ many finished rows the table holds. Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import insert, select, update
 
 from fedisocial.jobs import JobQueue, Worker
 from fedisocial.store.db import Database
 from fedisocial.store.models import Job, utcnow
+from tests.conftest import sql_sent
 
 DAY = timedelta(days=1)
 
@@ -89,24 +88,6 @@ async def test_the_worker_prunes_while_it_polls(db: Database) -> None:
     assert await queue.counts() == {}
 
 
-@contextmanager
-def _captured(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The SQL statements (and driver parameters) the app sends while the block runs."""
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    engines = {db.engine.sync_engine, db.write_engine.sync_engine}  # reads, and the writer
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", capture)
-
-
 async def _plan(db: Database, statement: str, parameters: Any) -> str:
     sqlite = db.engine.dialect.name == "sqlite"
     explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
@@ -122,7 +103,7 @@ async def _analyze(db: Database) -> None:
 
 async def _due_lookups(db: Database, queue: JobQueue) -> list[tuple[str, Any]]:
     """The statements of one has_due() and one claim() of a batch of 10, as sent."""
-    with _captured(db) as statements:
+    with sql_sent(db) as statements:
         assert await queue.has_due()
         assert len(await queue.claim("w", 10)) == 10
     looks = [(s, p) for s, p in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE"))]
