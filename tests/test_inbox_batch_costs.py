@@ -16,15 +16,20 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from fedisocial.app import Context, job_handlers
 from fedisocial.federation import inbox as inbox_module
 from fedisocial.federation.inbox import PROCESS
 from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import JobKind, Worker
-from fedisocial.store.models import Actor, Engagement, Object, TimelineEntry
+from fedisocial.store.models import Actor, Engagement, Job, Object, TimelineEntry
 from tests import test_inbox
 from tests.conftest import sql_sent
+from tests.loopback import serve
 from tests.test_inbox import (
     BOB,
     CAROL,
@@ -166,3 +171,31 @@ async def test_a_posts_feed_entries_are_found_by_index(
     for plan in plans:
         assert "ix_timeline_object" in plan, plan
         assert "SCAN timeline_entries" not in plan and "SCAN te" not in plan, plan
+
+
+async def test_a_boost_whose_host_is_down_waits_for_its_retry_alone(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    """A boost of a post on a host that fails (503) is not fetched a second time in its
+    batch when nothing before it could have stored that post: it waits for its retry
+    while the batch's other activities are applied (a slow host is waited for once)."""
+    asked: list[str] = []
+
+    async def down(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response("try later", status_code=503)
+
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    async with serve(Starlette(routes=[Route("/{path:path}", down)])) as origin:
+        sent = [activity("Create", note(f"{BOB}/statuses/{i}"), BOB, f"post-{i}") for i in range(3)]
+        sent.insert(2, activity("Announce", f"{origin}/statuses/1", BOB, "boost"))
+        for one in sent:
+            response = await deliver(client, one)
+            assert response.status_code == 202, response.text
+        await _in_one_batch(context, len(sent))
+
+    assert asked == ["/statuses/1"]  # once: nothing before it could store that post
+    assert await count(context, Object, Object.type == "Note", Object.local.is_(False)) == 3
+    retried = await count(context, Job, Job.kind == PROCESS, Job.status == "queued",
+                          Job.last_error.is_not(None))  # fmt: skip
+    assert retried == 1
