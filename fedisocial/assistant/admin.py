@@ -1,4 +1,5 @@
-"""What an admin does with the assistant: look at it, its queue, cancel, pause, resume.
+"""What an admin does with the assistant: look at it, its queue, cancel, pause, resume,
+and block whole servers (accounts are blocked as any account blocks: ``fedisocial block``).
 
 The pause lives in the database (``service_states``), so every web and worker process
 sees it at once; a paused assistant keeps its requests queued (each looks again a
@@ -17,9 +18,16 @@ from fedisocial.jobs import JobQueue
 from fedisocial.social.notifications import SERVICE_MENTIONED
 from fedisocial.social.outbox import Outbox
 from fedisocial.store.db import Database
-from fedisocial.store.models import AssistantRequest, Generation, Job, ServiceState, utcnow
+from fedisocial.store.models import (
+    AssistantRequest,
+    DomainBlock,
+    Generation,
+    Job,
+    ServiceState,
+    utcnow,
+)
 
-__all__ = ["Cancelled", "Overview", "cancel", "overview", "queue", "set_paused"]
+__all__ = ["Cancelled", "Overview", "block_domain", "cancel", "overview", "queue", "set_paused"]
 
 #: requests the queue lists besides the open ones: the most recent that ended
 RECENT = 20
@@ -127,3 +135,29 @@ async def cancel(outbox: Outbox, service_uri: str, request_id: int) -> Cancelled
     if withdrawn is not None:
         await outbox.withdraw(withdrawn)
     return Cancelled(request, jobs, stopped, withdrawn)
+
+
+def _host(domain: str) -> str:
+    """``social.example`` from a domain, a handle's host or a URL; BadRequest if none."""
+    host = domain.strip().lower().removeprefix("https://").removeprefix("http://")
+    host = host.rsplit("@", 1)[-1].split("/", 1)[0]
+    if not host or " " in host or ("." not in host and ":" not in host):
+        raise BadRequest(f"{domain!r} is not a server's domain (like social.example)")
+    return host
+
+
+async def block_domain(db: Database, service_uri: str, domain: str, *, blocked: bool) -> bool:
+    """Block (or unblock) a whole server for the assistant; False when nothing changed."""
+    host = _host(domain)
+    await _state(db, service_uri)
+    async with db.transaction() as session:
+        row = await session.scalar(select(DomainBlock).where(
+            DomainBlock.blocker_uri == service_uri, DomainBlock.domain == host
+        ))  # fmt: skip
+        if (row is not None) == blocked:
+            return False
+        if blocked:
+            session.add(DomainBlock(blocker_uri=service_uri, domain=host))
+        else:
+            await session.delete(row)
+    return True
