@@ -22,7 +22,7 @@ from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context
 from fedisocial.assistant import admin
 from fedisocial.assistant.intent import decide
-from fedisocial.errors import ConfigError, RemoteError
+from fedisocial.errors import ConfigError, Forbidden, RemoteError
 from fedisocial.federation.remote import store_actor
 from fedisocial.social.accounts import create_user, find_local_actor, render_actor
 from fedisocial.social.notifications import SERVICE_MENTIONED
@@ -566,3 +566,22 @@ async def test_the_reply_is_stored_as_a_normal_post(
     # its page is served like any post's
     page = await client.get(reply.uri, headers={"Accept": AS2})
     assert page.status_code == 200 and page.json()["id"] == reply.uri
+
+
+async def test_it_accepts_follows_and_follows_nobody(
+    client: httpx.AsyncClient, context: Context, bob: Actor
+) -> None:
+    # When bob follows the assistant
+    follow = activity("Follow", ASSISTANT, name="f1")
+    assert (await deliver(client, follow)).status_code == 202
+    await run_jobs(context)
+    # Then it accepts at once, as an unlocked account does
+    async with context.db.session() as session:
+        accepts = list(await session.scalars(select(Object).where(
+            Object.type == "Accept", Object.actor_uri == ASSISTANT
+        )))  # fmt: skip
+    assert [row.data["object"]["id"] for row in accepts] == [follow["id"]]
+    # And it cannot be made to follow anyone
+    service = await find_local_actor(context.db, context.urls, "assistant")
+    with pytest.raises(Forbidden, match="never follows anyone"):
+        await context.outbox.follow(service, BOB)
