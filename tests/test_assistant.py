@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import AS_PUBLIC
@@ -35,7 +35,7 @@ from fedisocial.store.models import (
     Object,
     utcnow,
 )
-from fedisocial.studio.ai.text import Message, TextAnswer, TextRefused
+from fedisocial.studio.ai.text import Message, TextAnswer, TextRateLimited, TextRefused
 from tests.test_inbox import (
     AS2,
     BASE,
@@ -341,6 +341,45 @@ async def test_a_model_that_stays_down_ends_in_an_apology(
     assert "something went wrong" in reply["content"]
     request = await request_of(context, post["id"])
     assert request is not None and request.status == "failed"
+
+
+@dataclass
+class Busy(Model):
+    """A text model over its rate limit once, then answering."""
+
+    async def complete(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None
+    ) -> TextAnswer:
+        if not self.asked:
+            self.asked.append(list(messages))
+            raise TextRateLimited("rate limited by the model's server", retry_after=120)
+        return await super().complete(messages, max_tokens=max_tokens)
+
+
+@pytest.mark.parametrize("settings", [{"FEDISOCIAL_ASSISTANT_PER_ACTOR_PER_HOUR": "1"}],
+                         indirect=True)  # fmt: skip
+async def test_a_rate_limited_model_is_asked_again_within_the_askers_quota(
+    client: httpx.AsyncClient, context: Context, bob: Actor
+) -> None:
+    # Given a text model over its rate limit, and a quota of one request an hour
+    model = Busy(answer="It is noon.")
+    context.assistant.text = model
+    post = ask("8b", "what time is it?")
+    await send(client, post)
+    await run_jobs(context)
+    # Then the job waits as long as the model asked (no reply yet)
+    async with context.db.session() as session:
+        job = await session.scalar(select(Job).where(Job.kind == SERVICE_MENTIONED))
+    assert job is not None and job.status == "queued" and job.last_error
+    assert job.run_at >= utcnow() + timedelta(seconds=100)
+    assert await replies(context) == []
+    # When its time comes
+    async with context.db.transaction() as session:
+        await session.execute(update(Job).where(Job.id == job.id).values(run_at=utcnow()))
+    await run_jobs(context)
+    # Then the model is asked again and its answer is the reply (the request counted once)
+    assert len(model.asked) == 2
+    assert "It is noon." in (await reply_to(context, post["id"])).data["content"]
 
 
 async def test_a_post_delivered_twice_or_edited_is_answered_once(

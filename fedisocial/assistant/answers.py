@@ -287,8 +287,7 @@ class Assistant:
         """The ask, marked running, if it is within the quotas; else told (once) or left."""
         now, request = utcnow(), ask.request
         async with self.db.transaction() as session:
-            over = await over_quota(session, self.settings, ask.asker.uri,
-                                    request.asker_domain, now)  # fmt: skip
+            over = await over_quota(session, self.settings, request, now)
             if over is None:
                 await session.execute(update(AssistantRequest)
                                       .where(AssistantRequest.id == request.id)

@@ -52,13 +52,16 @@ def _quotas(settings: Settings, asker: str, domain: str) -> list[
 
 
 async def over_quota(
-    session: AsyncSession, settings: Settings, asker: str, domain: str, now: datetime
+    session: AsyncSession, settings: Settings, request: AssistantRequest, now: datetime
 ) -> Over | None:
-    """The first quota a new request of ``asker`` (on ``domain``) would exceed, if any."""
+    """The first quota ``request`` would exceed, if any (itself not counted: a request run
+    again after its text model failed was counted once already)."""
+    asker, domain = request.asker_uri, request.asker_domain
     for scope, limit, window, which in _quotas(settings, asker, domain):
         counted = (select(AssistantRequest.created_at)
                    .where(which, AssistantRequest.status.in_(COUNTED),
-                          AssistantRequest.created_at > now - window))  # fmt: skip
+                          AssistantRequest.created_at > now - window,
+                          AssistantRequest.id != request.id))  # fmt: skip
         used = await session.scalar(select(func.count()).select_from(counted.subquery())) or 0
         if used < limit:
             continue
