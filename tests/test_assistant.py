@@ -9,7 +9,7 @@ store as it federates. Text models are a small in-test class implementing the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,9 @@ from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import AS_PUBLIC
 from fedisocial.app import Context
 from fedisocial.assistant import admin
+from fedisocial.assistant.actor import ensure_assistant_actor
 from fedisocial.assistant.intent import decide
+from fedisocial.config import Settings
 from fedisocial.errors import ConfigError, Forbidden, RemoteError
 from fedisocial.federation.remote import store_actor
 from fedisocial.social.accounts import create_user, find_local_actor, render_actor
@@ -35,7 +37,10 @@ from fedisocial.store.models import (
     Object,
     utcnow,
 )
+from fedisocial.studio.ai.images import OpenAIImageProvider
 from fedisocial.studio.ai.text import Message, TextAnswer, TextRateLimited, TextRefused
+from tests.fake_openai import SECRET, FakeImagesAPI
+from tests.loopback import serve
 from tests.test_inbox import (
     AS2,
     BASE,
@@ -195,10 +200,6 @@ async def test_nobody_can_sign_up_with_the_assistants_name(context: Context) -> 
 
 async def test_a_person_with_the_name_stops_start_up(context: Context) -> None:
     # Given a person called "helper", and the assistant configured to be called so
-    from dataclasses import replace
-
-    from fedisocial.assistant.actor import ensure_assistant_actor
-
     await create_user(context.db, context.urls, "helper", "long enough")
     settings = replace(context.settings, assistant_username="helper")
     # Then start-up refuses, naming the setting
@@ -318,6 +319,35 @@ async def test_a_refused_question_gets_a_short_polite_reply(
     assert "Lo siento, no puedo ayudar" in reply["content"]
     request = await request_of(context, post["id"])
     assert request is not None and request.status == "refused"
+
+
+async def test_a_picture_the_image_model_refuses_gets_a_polite_reply(
+    client: httpx.AsyncClient, context: Context, settings: Settings, bob: Actor
+) -> None:
+    # Given the studio on an OpenAI-compatible image endpoint that refuses the prompt
+    fake = FakeImagesAPI()
+    fake.mode = "400-policy"
+    async with serve(fake.app) as base:
+        configured = replace(settings, ai_images_base_url=f"{base}/v1",
+                             ai_images_api_key=SECRET)  # fmt: skip
+        provider = OpenAIImageProvider(configured, context.client)
+        context.studio.provider = provider
+        try:
+            # When bob asks for a picture
+            post = ask("7i", "draw something forbidden", language="de")
+            await send(client, post)
+            await run_jobs(context)
+        finally:
+            await provider.aclose()
+    # Then the model was asked once, and the reply kept back for the image is replaced by
+    # a short polite one (the kept-back one was never delivered)
+    assert [body["prompt"] for body in fake.bodies] == ["something forbidden"]
+    reply = (await reply_to(context, post["id"])).data
+    assert "bei dieser Anfrage kann ich nicht helfen" in reply["content"]
+    assert not reply.get("attachment")
+    request = await request_of(context, post["id"])
+    assert request is not None and request.status == "refused"
+    assert request.reply_uri == reply["id"] and "refused this prompt" in (request.reason or "")
 
 
 async def test_a_model_that_stays_down_ends_in_an_apology(
