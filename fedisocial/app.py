@@ -184,7 +184,9 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
     # the text model: the other half of issue 12 passes its provider here
     text = None
-    await ensure_assistant_actor(db, urls, settings, studio.provider, text)
+    service, changed = await ensure_assistant_actor(db, urls, settings, studio.provider, text)
+    if changed:  # what it says of itself (models, limits, on or off) is news to its followers
+        await outbox.update_profile(service)
     assistant = Assistant(db, queue, client, settings, outbox, studio, text, actor_max_age)
     return Context(
         settings=settings,

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from fedisocial.ap.render import iso
 from fedisocial.ap.vocab import AS_PUBLIC
-from fedisocial.app import Context
+from fedisocial.app import Context, build_context
 from fedisocial.assistant import admin
 from fedisocial.assistant.actor import ensure_assistant_actor
 from fedisocial.assistant.intent import decide
@@ -193,6 +193,29 @@ async def test_the_assistant_is_a_service_actor_found_by_webfinger(
     assert doc["manuallyApprovesFollowers"] is False
 
 
+async def test_a_changed_profile_is_sent_to_its_followers(
+    context: Context, settings: Settings
+) -> None:
+    # When the instance starts again with the assistant turned off
+    off = replace(settings, assistant_enabled=False)
+    second = await build_context(off, context.db)
+    try:
+        # Then its profile says so, and an Update of it goes to its followers
+        service = await find_local_actor(context.db, context.urls, "assistant")
+        assert "switched off" in service.summary
+        async with context.db.session() as session:
+            updates = list(await session.scalars(select(Object).where(
+                Object.type == "Update", Object.actor_uri == ASSISTANT
+            )))  # fmt: skip
+        assert [u.data["object"]["summary"] for u in updates] == [service.summary]
+    finally:
+        await second.close(database=False)
+    # and starting once more, unchanged, tells nothing new
+    third = await build_context(off, context.db)
+    await third.close(database=False)
+    assert await count(context, Object, Object.type == "Update") == 1
+
+
 async def test_nobody_can_sign_up_with_the_assistants_name(context: Context) -> None:
     with pytest.raises(Exception, match="already taken"):
         await create_user(context.db, context.urls, "Assistant", "long enough")
@@ -204,8 +227,9 @@ async def test_a_person_with_the_name_stops_start_up(context: Context) -> None:
     settings = replace(context.settings, assistant_username="helper")
     # Then start-up refuses, naming the setting
     with pytest.raises(ConfigError) as refused:
-        await ensure_assistant_actor(context.db, context.urls, settings,
-                                     context.studio.provider, None)  # fmt: skip
+        await ensure_assistant_actor(
+            context.db, context.urls, settings, context.studio.provider, None
+        )
     assert refused.value.field == "assistant.username" and "@helper" in refused.value.message
 
 

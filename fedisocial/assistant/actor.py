@@ -75,8 +75,9 @@ def profile_summary(settings: Settings, image: ImageProvider, text: TextProvider
 async def ensure_assistant_actor(
     db: Database, urls: Urls, settings: Settings, image: ImageProvider,
     text: TextProvider | None,
-) -> Actor:  # fmt: skip
-    """The assistant's Service actor, made if missing, its profile brought up to date.
+) -> tuple[Actor, bool]:  # fmt: skip
+    """The assistant's Service actor, made if missing, its profile brought up to date; and
+    whether the profile of an existing one changed (its followers are then told).
 
     ConfigError when the name cannot be an account's, or a person has it already
     (``[assistant] username`` must then name another).
@@ -93,7 +94,7 @@ async def ensure_assistant_actor(
 async def _write(
     db: Database, urls: Urls, settings: Settings, image: ImageProvider,
     text: TextProvider | None,
-) -> Actor:  # fmt: skip
+) -> tuple[Actor, bool]:  # fmt: skip
     username = settings.assistant_username
     async with db.transaction() as session:
         person = await session.scalar(
@@ -106,16 +107,18 @@ async def _write(
                 "username to a name nobody has",
             )
         actor = await session.scalar(select(Actor).where(Actor.uri == urls.actor(username)))
+        existed = actor is not None
         if actor is None:
             actor = account_actor(urls, username, "Service")
             session.add(actor)
-        actor.name = settings.assistant_display_name
-        actor.summary = profile_summary(settings, image, text)
-        actor.fields = profile_fields(settings, image, text)
+        profile = (settings.assistant_display_name, profile_summary(settings, image, text),
+                   profile_fields(settings, image, text))  # fmt: skip
+        changed = existed and (actor.name, actor.summary, actor.fields) != profile
+        actor.name, actor.summary, actor.fields = profile
         actor.manually_approves_followers = False
         state = await session.get(ServiceState, actor.uri)
         if state is None:
             session.add(ServiceState(actor_uri=actor.uri, enabled=settings.assistant_enabled))
         else:
             state.enabled = settings.assistant_enabled
-    return actor
+    return actor, changed
