@@ -39,6 +39,7 @@ from fedisocial.store.models import (
 )
 from fedisocial.studio.ai.images import OpenAIImageProvider
 from fedisocial.studio.ai.text import Message, TextAnswer, TextRateLimited, TextRefused
+from tests.c2s_helpers import created, person
 from tests.fake_openai import SECRET, FakeImagesAPI
 from tests.loopback import serve
 from tests.test_inbox import (
@@ -678,3 +679,27 @@ async def test_it_accepts_follows_and_follows_nobody(
     service = await find_local_actor(context.db, context.urls, "assistant")
     with pytest.raises(Forbidden, match="never follows anyone"):
         await context.outbox.follow(service, BOB)
+
+
+async def test_local_asks_through_the_mastodon_api_and_c2s_are_answered(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    # Given alice, a local account with an app's token
+    alice = await person(context, "alice", scope="read write")
+    # When she asks through the Mastodon API (followers-only) and through C2S (direct)
+    asked = {"status": "@assistant draw a kite", "visibility": "private"}
+    masto = await client.post("/api/v1/statuses", headers=alice.auth, json=asked)
+    assert masto.status_code == 200, masto.text
+    note = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Note",
+            "content": "@assistant draw a drum", "to": [ASSISTANT],
+            "tag": [{"type": "Mention", "href": ASSISTANT, "name": "@assistant"}]}  # fmt: skip
+    c2s = await created(client, alice, note)
+    await run_jobs(context)
+    # Then each is answered with a direct reply to her alone, which she is told of
+    assert c2s["type"] == "Create"
+    for uri in (masto.json()["uri"], c2s["object"]["id"]):
+        reply = (await reply_to(context, uri)).data
+        assert reply["to"] == [alice.uri] and not reply.get("cc")
+    told = await client.get("/api/v1/notifications", headers=alice.auth,
+                            params={"types[]": "mention"})  # fmt: skip
+    assert [n["account"]["acct"] for n in told.json()] == ["assistant", "assistant"]
