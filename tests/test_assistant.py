@@ -703,3 +703,27 @@ async def test_local_asks_through_the_mastodon_api_and_c2s_are_answered(
     told = await client.get("/api/v1/notifications", headers=alice.auth,
                             params={"types[]": "mention"})  # fmt: skip
     assert [n["account"]["acct"] for n in told.json()] == ["assistant", "assistant"]
+
+
+async def test_a_request_cancelled_while_the_model_thinks_is_never_answered(
+    client: httpx.AsyncClient, context: Context, bob: Actor
+) -> None:
+    # Given a text model during whose answer the admin cancels the request
+    @dataclass
+    class Slow(Model):
+        async def complete(
+            self, messages: Sequence[Message], *, max_tokens: int | None = None
+        ) -> TextAnswer:
+            [running] = await admin.queue(context.db, ASSISTANT)
+            assert running.status == "running"
+            await admin.cancel(context.outbox, ASSISTANT, running.id)
+            return await super().complete(messages, max_tokens=max_tokens)
+
+    context.assistant.text = Slow()
+    post = ask("22", "what is the answer?")
+    await send(client, post)
+    await run_jobs(context)
+    # Then its answer is not published, and the request stays cancelled
+    assert await replies(context) == []
+    request = await request_of(context, post["id"])
+    assert request is not None and request.status == "cancelled"

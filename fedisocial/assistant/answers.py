@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -150,14 +151,17 @@ class Assistant:
         request = await self._ledger(payload, post)
         if request.status not in _OPEN:
             return  # answered, skipped or cancelled already (a job run twice)
-        if state is None or not state.enabled:
-            await self._close(request, "skipped", "the assistant is turned off")
-        elif state.paused_at is not None:
-            await self._wait(payload, request)
-        else:
-            ask = await self._admit(request, service, post)
-            if ask is not None:
-                await self._reply(ask)
+        try:
+            if state is None or not state.enabled:
+                await self._close(request, "skipped", "the assistant is turned off")
+            elif state.paused_at is not None:
+                await self._wait(payload, request)
+            else:
+                ask = await self._admit(request, service, post)
+                if ask is not None:
+                    await self._reply(ask)
+        except _Cancelled:
+            log.info("assistant: request %s was cancelled while it ran", request.id)
 
     async def gave_up(self, payload: dict[str, Any], exc: BaseException) -> None:
         """The job failed for good (the text model kept failing): a short apology."""
@@ -168,10 +172,11 @@ class Assistant:
         if request is None or request.status not in _OPEN:
             return
         ask = await self._resume(request)
-        if ask is None:
-            await self._close(request, "failed", _reason(exc))
-            return
-        await self._say(ask, say("failed", ask.words), "failed", _reason(exc))
+        with suppress(_Cancelled):  # cancelled meanwhile: nothing to say
+            if ask is None:
+                await self._close(request, "failed", _reason(exc))
+            else:
+                await self._say(ask, say("failed", ask.words), "failed", _reason(exc))
 
     async def image_gave_up(self, payload: dict[str, Any], exc: BaseException) -> None:
         """A generation for one of its replies failed for good (the studio withdrew the
@@ -186,8 +191,10 @@ class Assistant:
         if ask is None:
             return
         refused = isinstance(exc, ImageRefused)
-        await self._say(ask, say("refused" if refused else "failed", ask.words),
-                        "refused" if refused else "failed", _reason(exc))  # fmt: skip
+        with suppress(_Cancelled):
+            await self._say(ask, say("refused" if refused else "failed", ask.words),
+                            "refused" if refused else "failed", _reason(exc),
+                            was=("answered",))  # fmt: skip
 
     # -- the ledger -------------------------------------------------------------------
     async def _ledger(self, payload: dict[str, Any], post: Object | None) -> AssistantRequest:
@@ -204,21 +211,25 @@ class Assistant:
 
     async def _close(
         self, request: AssistantRequest, status: str, reason: str | None,
-        session: AsyncSession | None = None, **values: Any,
+        session: AsyncSession | None = None, *, was: tuple[str, ...] = _OPEN, **values: Any,
     ) -> None:  # fmt: skip
-        """Record how the request ended (in ``session``, else a transaction of its own)."""
+        """Record how the request ended (in ``session``, else a transaction of its own), if
+        it still is in one of the statuses ``was``; else :class:`_Cancelled` (an admin
+        cancelled it meanwhile: what was to be published with it is rolled back)."""
         if status in ("skipped", "limited"):
             log.info("assistant: %s %s: %s", status, request.post_uri, reason)
         statement = (
             update(AssistantRequest)
-            .where(AssistantRequest.id == request.id)
+            .where(AssistantRequest.id == request.id, AssistantRequest.status.in_(was))
             .values(status=status, reason=reason, finished_at=utcnow(), **values)
         )
         if session is not None:
-            await session.execute(statement)
-            return
-        async with self.db.transaction() as own:
-            await own.execute(statement)
+            done = await session.execute(statement)
+        else:
+            async with self.db.transaction() as own:
+                done = await own.execute(statement)
+        if not getattr(done, "rowcount", 0):
+            raise _Cancelled(request.id)
 
     async def _wait(self, payload: dict[str, Any], request: AssistantRequest) -> None:
         """Paused: the request stays queued, and this job comes back in a minute."""
@@ -371,13 +382,14 @@ class Assistant:
 
     async def _say(
         self, ask: _Ask, text: str, status: str, reason: str | None, *,
-        language: str | None = None, **values: Any,
+        language: str | None = None, was: tuple[str, ...] = _OPEN, **values: Any,
     ) -> None:  # fmt: skip
         """Reply ``text`` now and record how the request ended, in one transaction."""
         note = await self._compose(ask, text, language or ask.words)
 
         async def within(session: AsyncSession, row: Object) -> None:
-            await self._close(ask.request, status, reason, session, reply_uri=row.uri, **values)
+            await self._close(ask.request, status, reason, session, was=was, reply_uri=row.uri,
+                              **values)  # fmt: skip
 
         await self.outbox.publish(ask.service, note, within=within)
 
@@ -391,6 +403,10 @@ class Assistant:
             return None
         language = language_of(post.data)
         return _Ask(request, service, post, asker, language, pick(language))
+
+
+class _Cancelled(Exception):
+    """The request was cancelled while it ran: nothing of it is published."""
 
 
 def _reason(exc: BaseException) -> str:
