@@ -727,3 +727,20 @@ async def test_a_request_cancelled_while_the_model_thinks_is_never_answered(
     assert await replies(context) == []
     request = await request_of(context, post["id"])
     assert request is not None and request.status == "cancelled"
+
+
+async def test_an_asker_who_opted_out_is_told_and_never_prompted(
+    client: httpx.AsyncClient, context: Context, carol: Actor
+) -> None:
+    # Given a text model, and carol, whose profile says noai, asking it something
+    model = Model()
+    context.assistant.text = model
+    post = ask("23", "what do you think of my post?", author=CAROL)
+    await send(client, post, CAROL)
+    await run_jobs(context)
+    # Then her words never reach the model; the reply says why
+    assert model.asked == []
+    reply = (await reply_to(context, post["id"])).data
+    assert "Your profile says noai" in reply["content"]
+    request = await request_of(context, post["id"])
+    assert request is not None and request.status == "refused"

@@ -13,7 +13,9 @@ counter. In order, the job
    author or server, or a thread with one;
 3. keeps the quotas (:mod:`fedisocial.assistant.quotas`): over one, the asker is told
    once per window when to try again;
-4. decides what is asked (:mod:`fedisocial.assistant.intent`) and replies, as Mastodon
+4. tells an asker who opted out of AI use (``noai``) that it does not put their posts
+   into a prompt, not even this one;
+5. decides what is asked (:mod:`fedisocial.assistant.intent`) and replies, as Mastodon
    addresses a reply: the asker mentioned, ``inReplyTo`` the post, and never wider than
    it — public and unlisted asks get an unlisted reply (an assistant must not flood
    public timelines), followers-only and direct ones a direct reply. An image reply is
@@ -315,6 +317,9 @@ class Assistant:
 
     # -- replying ---------------------------------------------------------------------
     async def _reply(self, ask: _Ask) -> None:
+        if ask.asker.noai:  # its own words are never a prompt either: say so, once per ask
+            await self._say(ask, say("noai", ask.words), "refused", "the asker opted out of AI use")
+            return
         intent = decide(plain_text(str(ask.post.data.get("content") or "")),
                         has_image=_has_image(ask.post.data))  # fmt: skip
         thread = await read_thread(self.db, self.client, ask.post, reader=ask.service.uri,

@@ -29,6 +29,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Désolé, je ne peux pas répondre à cette demande.",
         "es": "Lo siento, no puedo ayudar con esa petición.",
     },
+    "noai": {
+        "en": "Your profile says noai (you opted out of AI use), so I never put your posts "
+              "into a prompt. Remove the opt-out if you want me to answer you.",
+        "de": "Dein Profil sagt noai (du hast KI-Nutzung abgelehnt), also gebe ich deine "
+              "Beiträge nie in einen Prompt. Nimm das zurück, wenn ich dir antworten soll.",
+        "fr": "Ton profil indique noai (tu refuses l'usage par l'IA) : je ne mets donc jamais "
+              "tes messages dans un prompt. Retire ce refus si tu veux que je te réponde.",
+        "es": "Tu perfil dice noai (rechazas el uso por IA), así que nunca pongo tus mensajes "
+              "en un prompt. Quita esa opción si quieres que te responda.",
+    },
     "failed": {
         "en": "Sorry, something went wrong and I could not answer. Please ask again later.",
         "de": "Entschuldige, etwas ist schiefgegangen. Bitte frag später noch einmal.",
