@@ -148,7 +148,8 @@ class Shown:
 
 
 async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
-    """Write ``notices`` in the caller's transaction: three reads and one insert for any number.
+    """Write ``notices`` in the caller's transaction: three reads and one insert for any number
+    (a fourth read when some are mentions).
 
     Left out: notices to non-local actors, to oneself, from an actor the owner blocks
     or mutes with notifications; those already written (same owner, type and key). A
@@ -182,7 +183,7 @@ async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
              "object_id": n.post.id if n.post is not None else None, "created_at": now}
             for n in wanted.values()
             if n.owner in local and (n.own or (n.owner, n.actor) not in refused)]  # fmt: skip
-    services = await _answering(session, local, rows)
+    services = await _answering(session, rows)
     asks = [row for row in rows if row["owner_id"] in services]
     rows = [row for row in rows if row["owner_id"] not in services]
     if rows:
@@ -191,9 +192,9 @@ async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
         await _queue_asks(session, asks, services)
 
 
-async def _answering(session: AsyncSession, local: dict[str, int],
-                     rows: list[dict[str, Any]]) -> dict[int, str]:  # fmt: skip
-    """The local Service actors among those mentioned that answer mentions, id → uri."""
+async def _answering(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[int, str]:
+    """The local Service actors among those mentioned that answer mentions, id → uri (a
+    reply to one of their posts is a mention too: the job tells them apart)."""
     mentioned = {row["owner_id"] for row in rows if row["type"] == "mention"}
     if not mentioned:
         return {}
