@@ -53,6 +53,7 @@ from tests.test_inbox import (
     count,
     deliver,
     object_row,
+    remote_host,
     remote_key,
     run_jobs,
 )
@@ -744,3 +745,33 @@ async def test_an_asker_who_opted_out_is_told_and_never_prompted(
     assert "Your profile says noai" in reply["content"]
     request = await request_of(context, post["id"])
     assert request is not None and request.status == "refused"
+
+
+async def test_the_thread_above_is_fetched_and_a_failed_fetch_ends_the_walk(
+    client: httpx.AsyncClient, context: Context
+) -> None:
+    # Given dana on a server that serves her post above the ask, but not the one above that
+    docs: dict[str, dict[str, Any]] = {}
+    model = Model(answer="Someone said hello.")
+    context.assistant.text = model
+    hits: list[str] = []
+    async with remote_host(docs, hits) as host:
+        dana = f"{host}/users/dana"
+        await remote(context, dana)
+        parent = {**ask("p", "hello, world", author=dana, mention=False),
+                  "inReplyTo": f"{dana}/statuses/gone"}  # fmt: skip
+        docs[parent["id"].removeprefix(host)] = parent
+        question = {**ask("q", "what was said above?", author=dana), "inReplyTo": parent["id"]}
+        # When she asks the assistant in reply to it
+        await send(client, question, dana)
+        await run_jobs(context)
+    # Then the post above was fetched from her server, the missing one ended the walk,
+    # and the answer went out with what it read
+    assert "/users/dana/statuses/p" in hits and "/users/dana/statuses/gone" in hits
+    [messages] = model.asked
+    handle = f"@dana@{host.split('//')[1]}"
+    assert [m.text for m in messages[1:]] == [f"{handle}: hello, world",
+                                              f"{handle}: what was said above?"]  # fmt: skip
+    reply = (await reply_to(context, question["id"])).data
+    assert "Someone said hello." in reply["content"]
+    assert "I read your post and 1 post(s) above it." in reply["content"]
