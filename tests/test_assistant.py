@@ -775,3 +775,10 @@ async def test_the_thread_above_is_fetched_and_a_failed_fetch_ends_the_walk(
     reply = (await reply_to(context, question["id"])).data
     assert "Someone said hello." in reply["content"]
     assert "I read your post and 1 post(s) above it." in reply["content"]
+
+
+async def test_its_profile_page_and_account_show_a_bot(client: httpx.AsyncClient) -> None:
+    page = await client.get("/@assistant", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "AI assistant" in page.text
+    account = await client.get("/api/v1/accounts/lookup", params={"acct": "assistant"})
+    assert account.status_code == 200 and account.json()["bot"] is True
