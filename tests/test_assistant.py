@@ -35,6 +35,7 @@ from fedisocial.store.models import (
     DomainBlock,
     Job,
     Object,
+    ServiceState,
     utcnow,
 )
 from fedisocial.studio.ai.images import OpenAIImageProvider
@@ -216,6 +217,18 @@ async def test_a_changed_profile_is_sent_to_its_followers(
     third = await build_context(off, context.db)
     await third.close(database=False)
     assert await count(context, Object, Object.type == "Update") == 1
+
+
+async def test_a_renamed_assistant_leaves_the_old_one_silent(
+    context: Context, settings: Settings
+) -> None:
+    # When the instance starts again with the assistant called "helper"
+    renamed = await build_context(replace(settings, assistant_username="helper"), context.db)
+    await renamed.close(database=False)
+    # Then "helper" answers mentions, and the old account no longer does
+    async with context.db.session() as session:
+        states = {s.actor_uri: s.enabled for s in await session.scalars(select(ServiceState))}
+    assert states == {ASSISTANT: False, f"{BASE}/users/helper": True}
 
 
 async def test_nobody_can_sign_up_with_the_assistants_name(context: Context) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from html import escape
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fedisocial.config import Settings
@@ -116,6 +116,10 @@ async def _write(
         changed = existed and (actor.name, actor.summary, actor.fields) != profile
         actor.name, actor.summary, actor.fields = profile
         actor.manually_approves_followers = False
+        # one assistant per instance: one left behind by a change of name answers no more
+        await session.execute(
+            update(ServiceState).where(ServiceState.actor_uri != actor.uri).values(enabled=False)
+        )
         state = await session.get(ServiceState, actor.uri)
         if state is None:
             session.add(ServiceState(actor_uri=actor.uri, enabled=settings.assistant_enabled))
