@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -27,6 +28,8 @@ from starlette.staticfiles import StaticFiles
 
 from fedisocial.ap.client import FederationClient
 from fedisocial.ap.httpsig import HttpSignatureAuth, load_private_key
+from fedisocial.assistant.actor import ensure_assistant_actor
+from fedisocial.assistant.answers import ANSWER_RETRY, Assistant
 from fedisocial.assistant.drafting import DraftingHelp
 from fedisocial.auth.clients import ClientDirectory
 from fedisocial.auth.server import OAuthServer
@@ -39,6 +42,7 @@ from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobKind, JobQueue, Worker
 from fedisocial.social.accounts import ensure_instance_actor
 from fedisocial.social.housekeeping import prune as prune_old_rows
+from fedisocial.social.notifications import SERVICE_MENTIONED
 from fedisocial.social.outbox import Outbox
 from fedisocial.social.streaming import StreamHub
 from fedisocial.store.db import Database, require_current_schema
@@ -95,6 +99,8 @@ class Context:
     oauth: OAuthServer
     #: the live streams of the streaming API (this process's subscribers)
     streams: StreamHub
+    #: answers the mentions of the assistant actor
+    assistant: Assistant
     #: rendered actor, WebFinger and NodeInfo bodies (see :class:`ByteCache`)
     cache: ByteCache = field(default_factory=lambda: ByteCache(ttl=10.0))
     #: the text model of ``[ai.text]``; None when there is none (callers answer offline)
@@ -127,8 +133,24 @@ def job_handlers(context: Context) -> dict[str, JobKind]:
             run_batch=context.inbox.process_batch,
             batch_size=PROCESS_BATCH,
         ),
-        GENERATE: JobKind(context.studio.run, GENERATE_RETRY, gave_up=context.studio.gave_up),
+        GENERATE: JobKind(context.studio.run, GENERATE_RETRY, gave_up=_generation_gave_up(context)),
+        SERVICE_MENTIONED: JobKind(
+            context.assistant.answer, ANSWER_RETRY, gave_up=context.assistant.gave_up
+        ),
     }
+
+
+def _generation_gave_up(
+    context: Context,
+) -> Callable[[dict[str, Any], BaseException], Awaitable[None]]:
+    """A generation failed for good: the studio marks it, and the assistant answers the
+    ask it was for (if it was for one)."""
+
+    async def gave_up(payload: dict[str, Any], exc: BaseException) -> None:
+        await context.studio.gave_up(payload, exc)
+        await context.assistant.image_gave_up(payload, exc)
+
+    return gave_up
 
 
 def housekeeping(context: Context) -> Callable[[], Awaitable[Mapping[str, int]]]:
@@ -170,6 +192,10 @@ async def build_context(settings: Settings, database: Database | None = None) ->
     media = LocalMediaStore.from_settings(settings)
     studio = Studio(db, queue, settings, image_provider(settings, client), media, outbox)
     text = text_provider(settings)
+    service, changed = await ensure_assistant_actor(db, urls, settings, studio.provider, text)
+    if changed:  # what it says of itself (models, limits, on or off) is news to its followers
+        await outbox.update_profile(service)
+    assistant = Assistant(db, queue, client, settings, outbox, studio, text, actor_max_age)
     return Context(
         settings=settings,
         urls=urls,
@@ -184,6 +210,7 @@ async def build_context(settings: Settings, database: Database | None = None) ->
         verifier=verifier,
         oauth=OAuthServer(db, ClientDirectory(db, client), urls, settings.oauth_token_lifetime),
         streams=StreamHub(db),
+        assistant=assistant,
         text=text,
         drafting=DraftingHelp(db, media, settings, text),
     )

@@ -37,6 +37,12 @@ __all__ = [
 REGISTRATION_MODES = ("open", "approval", "closed")
 AI_CRAWLER_MODES = ("allow", "block")
 DEFAULT_CONFIG_FILE = "fedisocial.toml"
+#: the [assistant] bounds and quotas, each at least one
+ASSISTANT_POSITIVE = ("assistant_max_post_age_hours", "assistant_thread_depth",
+                      "assistant_per_actor_per_hour", "assistant_per_actor_per_day",
+                      "assistant_per_domain_per_hour", "assistant_per_domain_per_day",
+                      "assistant_per_instance_per_hour",
+                      "assistant_per_instance_per_day")  # fmt: skip
 
 
 def _setting(
@@ -337,6 +343,59 @@ class Settings:
         "FEDISOCIAL_AI_TEXT_DRAFTS_PER_HOUR", section="ai.text",
     )  # fmt: skip
 
+    # -- [assistant]: the account anyone in the fediverse can mention ---------------
+    assistant_enabled: bool = _setting(
+        True, "Whether the assistant account answers mentions (off: it stays, says it is "
+        "off, and queues nothing).", "FEDISOCIAL_ASSISTANT_ENABLED", section="assistant",
+    )  # fmt: skip
+    assistant_username: str = _setting(
+        "assistant", "Username of the assistant account (no person may have it).",
+        "FEDISOCIAL_ASSISTANT_USERNAME", section="assistant",
+    )  # fmt: skip
+    assistant_display_name: str = _setting(
+        "Assistant (AI)", "Name shown on the assistant's profile.",
+        "FEDISOCIAL_ASSISTANT_DISPLAY_NAME", section="assistant",
+    )  # fmt: skip
+    assistant_system_prompt: str = _setting(
+        "You are an AI assistant on a fediverse (ActivityPub) instance. People mention you "
+        "in posts; answer briefly, in plain text, in the language of the question, and say "
+        "so when you do not know.",
+        "The system prompt of the assistant's text answers.",
+        "FEDISOCIAL_ASSISTANT_SYSTEM_PROMPT", section="assistant",
+    )  # fmt: skip
+    assistant_max_post_age_hours: int = _setting(
+        24, "Posts older than this many hours are not answered.",
+        "FEDISOCIAL_ASSISTANT_MAX_POST_AGE_HOURS", section="assistant",
+    )  # fmt: skip
+    assistant_thread_depth: int = _setting(
+        6, "Posts above the asking one that the assistant reads as context.",
+        "FEDISOCIAL_ASSISTANT_THREAD_DEPTH", section="assistant",
+    )  # fmt: skip
+    assistant_per_actor_per_hour: int = _setting(
+        5, "Requests one remote or local account may make per hour.",
+        "FEDISOCIAL_ASSISTANT_PER_ACTOR_PER_HOUR", section="assistant",
+    )  # fmt: skip
+    assistant_per_actor_per_day: int = _setting(
+        20, "Requests one account may make per day.",
+        "FEDISOCIAL_ASSISTANT_PER_ACTOR_PER_DAY", section="assistant",
+    )  # fmt: skip
+    assistant_per_domain_per_hour: int = _setting(
+        30, "Requests the accounts of one server may make per hour.",
+        "FEDISOCIAL_ASSISTANT_PER_DOMAIN_PER_HOUR", section="assistant",
+    )  # fmt: skip
+    assistant_per_domain_per_day: int = _setting(
+        200, "Requests the accounts of one server may make per day.",
+        "FEDISOCIAL_ASSISTANT_PER_DOMAIN_PER_DAY", section="assistant",
+    )  # fmt: skip
+    assistant_per_instance_per_hour: int = _setting(
+        100, "Requests the assistant answers per hour, from everyone.",
+        "FEDISOCIAL_ASSISTANT_PER_INSTANCE_PER_HOUR", section="assistant",
+    )  # fmt: skip
+    assistant_per_instance_per_day: int = _setting(
+        500, "Requests the assistant answers per day, from everyone.",
+        "FEDISOCIAL_ASSISTANT_PER_INSTANCE_PER_DAY", section="assistant",
+    )  # fmt: skip
+
     # -- derived values -------------------------------------------------------
 
     @property
@@ -562,6 +621,10 @@ def _validate(settings: Settings) -> None:
     for name in positive:
         if cast(float, getattr(settings, name)) <= 0:
             raise ConfigError(name, "must be greater than zero")
+    for name in ASSISTANT_POSITIVE:
+        if cast(int, getattr(settings, name)) <= 0:
+            raise ConfigError(f"assistant.{name.removeprefix('assistant_')}",
+                              "must be greater than zero")  # fmt: skip
     if settings.inbox_max_backlog < 0:
         raise ConfigError("inbox_max_backlog", "must be zero (no bound) or more")
     if settings.oauth_token_lifetime < 0:

@@ -97,3 +97,16 @@ def test_ai_images_section_and_key_fallback(tmp_path: Path) -> None:
     path.write_text("[ai.images]\nmodle = 1\n")
     with pytest.raises(ConfigError, match=r"ai\.images\.modle"):
         load_settings(path, environ={})
+
+
+def test_assistant_section_and_its_bounds(tmp_path: Path) -> None:
+    # Given an [assistant] table
+    path = tmp_path / "fedisocial.toml"
+    path.write_text('[assistant]\nusername = "helper"\nper_actor_per_hour = 2\nenabled = false\n')
+    settings = load_settings(path, environ={})
+    assert (settings.assistant_username, settings.assistant_per_actor_per_hour) == ("helper", 2)
+    assert settings.assistant_enabled is False and settings.assistant_per_actor_per_day == 20
+    # A quota of zero is refused, naming the setting as the file spells it
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"FEDISOCIAL_ASSISTANT_THREAD_DEPTH": "0"})
+    assert caught.value.field == "assistant.thread_depth"

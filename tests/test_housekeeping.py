@@ -15,7 +15,7 @@ from fedisocial.app import Context, housekeeping, job_handlers
 from fedisocial.jobs import Worker
 from fedisocial.social import mutes
 from fedisocial.social.housekeeping import prunable, prune
-from fedisocial.store.models import IdempotencyKey, Mute, StreamEvent, utcnow
+from fedisocial.store.models import AssistantRequest, IdempotencyKey, Mute, StreamEvent, utcnow
 from tests.c2s_helpers import Person, person
 
 
@@ -25,7 +25,8 @@ async def _rows(context: Context, model: type) -> int:
 
 
 async def _given_old_and_new_rows(context: Context, alice: Person) -> None:
-    """Two mutes (one ended), two stream events and two idempotency keys (one old each)."""
+    """Two mutes (one ended), two stream events and two idempotency keys (one old each), and
+    three assistant requests (one ended long ago, one open as long, one recent)."""
     me = await context.outbox.actor_of("alice")
     for name in ("bob", "dave"):
         await person(context, name)
@@ -41,6 +42,12 @@ async def _given_old_and_new_rows(context: Context, alice: Person) -> None:
             StreamEvent(kind="delete", object_id=post.id),
             IdempotencyKey(owner_id=me.id, key="old", object_id=post.id, created_at=long_ago),
             IdempotencyKey(owner_id=me.id, key="new", object_id=post.id),
+            *(AssistantRequest(post_uri=f"{me.uri}/asked/{n}", service_uri="s",
+                               asker_uri=me.uri, asker_domain="d", status=status,
+                               created_at=utcnow() - age)
+              for n, (status, age) in enumerate([("answered", timedelta(days=31)),
+                                                 ("queued", timedelta(days=31)),
+                                                 ("answered", timedelta(days=1))])),
         ])  # fmt: skip
 
 
@@ -48,15 +55,17 @@ async def test_prune_deletes_ended_mutes_old_stream_events_and_idempotency_keys(
     context: Context, alice: Person
 ) -> None:
     await _given_old_and_new_rows(context, alice)
-    assert await prunable(context.db) == {"mutes": 1, "stream_events": 1, "idempotency_keys": 1}
+    every = {"mutes": 1, "stream_events": 1, "idempotency_keys": 1, "assistant_requests": 1}
+    assert await prunable(context.db) == every
     # When pruned
-    assert await prune(context.db) == {"mutes": 1, "stream_events": 1, "idempotency_keys": 1}
-    # Then the fresh rows stay, and pruning again finds nothing
-    assert [await _rows(context, m) for m in (Mute, StreamEvent, IdempotencyKey)] == [1, 1, 1]
-    assert await prune(context.db) == {"mutes": 0, "stream_events": 0, "idempotency_keys": 0}
+    assert await prune(context.db) == every
+    # Then the fresh rows stay (and an old request still open), and pruning again finds nothing
+    tables = (Mute, StreamEvent, IdempotencyKey, AssistantRequest)
+    assert [await _rows(context, m) for m in tables] == [1, 1, 1, 2]
+    assert await prune(context.db) == dict.fromkeys(every, 0)
     # ten minutes on, the fresh stream event goes too (keys last an hour, the mute its hour)
     later = await prune(context.db, utcnow() + timedelta(minutes=11))
-    assert later == {"mutes": 0, "stream_events": 1, "idempotency_keys": 0}
+    assert later == {**dict.fromkeys(every, 0), "stream_events": 1}
 
 
 async def test_the_worker_loop_prunes_them(context: Context, alice: Person) -> None:

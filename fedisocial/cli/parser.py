@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _admin(commands)
     _users(commands.add("user", "", "manage local accounts"))
     _tokens(commands.add("token", "", "OAuth tokens for scripts and bots"))
+    _assistant(commands.add("assistant", "", "the assistant account: state, queue, pause"))
     _actions(commands)
     return parser
 
@@ -133,6 +134,31 @@ def _tokens(parent: argparse.ArgumentParser) -> None:
     p.add_argument("user", nargs="?", help="local username (default: everyone's)")
     p = tokens.add("revoke", "tokens:cmd_token_revoke", "revoke a token by its ID (token list)")
     p.add_argument("id", type=int, help="the token's ID")
+
+
+def _assistant(parent: argparse.ArgumentParser) -> None:
+    assistant = _Commands(parent, "assistant_command", "SUBCOMMAND")
+    assistant.add("status", "assistant:cmd_assistant_status",
+                  "on, off or paused; its models, quotas and requests by status")  # fmt: skip
+    p = assistant.add("queue", "assistant:cmd_assistant_queue",
+                      "the requests waiting or running, then the latest that ended: id, "
+                      "asker, kind, status, age, reason")  # fmt: skip
+    p.add_argument("--recent", type=int, default=20,
+                   help="how many ended requests to list (default 20)")  # fmt: skip
+    p = assistant.add("cancel", "assistant:cmd_assistant_cancel",
+                      "cancel a request (its job, and its image if not started yet)")  # fmt: skip
+    p.add_argument("id", type=int, help="the request's ID (`fedisocial assistant queue`)")
+    assistant.add("pause", "assistant:cmd_assistant_pause",
+                  "stop answering for now: mentions wait, queued (in every process)")  # fmt: skip
+    assistant.add("resume", "assistant:cmd_assistant_resume",
+                  "answer again; the mentions that waited run at once")  # fmt: skip
+    for name, blocked, help_text in (
+        ("block-domain", True, "never answer anyone of a server (nor in threads with them)"),
+        ("unblock-domain", False, "take a server block back"),
+    ):
+        p = assistant.add(name, "assistant:cmd_assistant_block_domain", help_text,
+                          block=blocked)  # fmt: skip
+        p.add_argument("domain", help="the server, like social.example")
 
 
 def _actions(commands: _Commands) -> None:

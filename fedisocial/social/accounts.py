@@ -28,6 +28,7 @@ __all__ = [
     "RESERVED_USERNAMES",
     "Usage",
     "UsernameTaken",
+    "account_actor",
     "approve",
     "authenticate",
     "check_password_rules",
@@ -108,7 +109,7 @@ def _new_actor(urls: Urls, username: str, actor_type: str, uri: str, key_id: str
         local=True,
         name="",
         summary="",
-        inbox=urls.inbox(username) if actor_type == "Person" else f"{uri}/inbox",
+        inbox=urls.inbox(username) if actor_type != "Application" else f"{uri}/inbox",
         shared_inbox=urls.shared_inbox,
         public_key_id=key_id,
         public_key_pem=httpsig.public_key_to_pem(rsa_key.public_key()),
@@ -139,21 +140,18 @@ async def create_user(
     check_username(username)
     check_password_rules(password)
     password_hash = await asyncio.to_thread(hash_password, password)
-    actor = _new_actor(urls, username, "Person", urls.actor(username), urls.actor_key(username))
+    actor = account_actor(urls, username)
     actor.name = display_name or username
-    actor.url = urls.profile(username)
-    actor.outbox = urls.outbox(username)
-    actor.followers_url = urls.followers(username)
-    actor.following_url = urls.following(username)
-    actor.featured_url = urls.featured(username)
-    actor.icon_url = urls.avatar(username)
-    actor.image_url = urls.header(username)
     async with db.transaction() as session:
         taken = await session.scalar(
             select(func.count())
             .select_from(User)
             .where(func.lower(User.username) == username.lower())
         )
+        taken = taken or await session.scalar(  # a built-in account's (the assistant's)
+            select(func.count()).select_from(Actor)
+            .where(Actor.local.is_(True), func.lower(Actor.username) == username.lower())
+        )  # fmt: skip
         if taken:
             raise UsernameTaken(f"username {username!r} is already taken")
         session.add(actor)
@@ -163,6 +161,20 @@ async def create_user(
                     sign_up_reason=sign_up_reason)  # fmt: skip
         session.add(user)
     return user
+
+
+def account_actor(urls: Urls, username: str, actor_type: str = "Person") -> Actor:
+    """A new actor (not stored) of an account at ``/users/USERNAME``, with fresh keys and
+    its collections: a person's, or a built-in ``Service`` account's (the assistant)."""
+    actor = _new_actor(urls, username, actor_type, urls.actor(username), urls.actor_key(username))
+    actor.url = urls.profile(username)
+    actor.outbox = urls.outbox(username)
+    actor.followers_url = urls.followers(username)
+    actor.following_url = urls.following(username)
+    actor.featured_url = urls.featured(username)
+    actor.icon_url = urls.avatar(username)
+    actor.image_url = urls.header(username)
+    return actor
 
 
 @functools.cache

@@ -58,6 +58,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from fedisocial.ap.vocab import mention_hrefs
+from fedisocial.jobs import JobQueue
 from fedisocial.social.access import readable_by
 from fedisocial.social.collections import Cursor, Listing, Page
 from fedisocial.store.db import Database
@@ -69,6 +70,7 @@ from fedisocial.store.models import (
     Mute,
     Notification,
     Object,
+    ServiceState,
     utcnow,
 )
 from fedisocial.store.rows import upsert
@@ -79,6 +81,7 @@ __all__ = [
     "GROUPABLE",
     "MASTODON_TYPES",
     "SAMPLE_ACCOUNTS",
+    "SERVICE_MENTIONED",
     "Group",
     "Notice",
     "Shown",
@@ -101,6 +104,9 @@ __all__ = [
     "withdrawn",
 ]
 
+#: the job a mention of a local Service actor that answers mentions queues (its payload:
+#: the post's id and the actor's); the app registers what answers it (the assistant)
+SERVICE_MENTIONED = "service_mentioned"
 #: our own type: an image the account asked for (with no post) is made
 GENERATION = "fedisocial:generation"
 #: the types of Mastodon 4.x we send, and the types listed when a client names none
@@ -142,10 +148,14 @@ class Shown:
 
 
 async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
-    """Write ``notices`` in the caller's transaction: three reads and one insert for any number.
+    """Write ``notices`` in the caller's transaction: three reads and one insert for any number
+    (a fourth read when some are mentions).
 
     Left out: notices to non-local actors, to oneself, from an actor the owner blocks
-    or mutes with notifications; those already written (same owner, type and key).
+    or mutes with notifications; those already written (same owner, type and key). A
+    new mention of a local Service actor that answers mentions queues a
+    :data:`SERVICE_MENTIONED` job in the same transaction: every path that records a
+    mention (the inbox, the outbox, C2S, the Mastodon API) asks it alike.
     """
     wanted = {(n.owner, n.type, n.key): n for n in notices if n.own or n.owner != n.actor}
     if not wanted:
@@ -173,8 +183,40 @@ async def record(session: AsyncSession, notices: Iterable[Notice]) -> None:
              "object_id": n.post.id if n.post is not None else None, "created_at": now}
             for n in wanted.values()
             if n.owner in local and (n.own or (n.owner, n.actor) not in refused)]  # fmt: skip
+    services = await _answering(session, rows)
+    asks = [row for row in rows if row["owner_id"] in services]
+    rows = [row for row in rows if row["owner_id"] not in services]
     if rows:
         await session.execute(upsert(session, Notification).on_conflict_do_nothing(), rows)
+    if asks:
+        await _queue_asks(session, asks, services)
+
+
+async def _answering(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[int, str]:
+    """The local Service actors among those mentioned that answer mentions, id → uri (a
+    reply to one of their posts is a mention too: the job tells them apart)."""
+    mentioned = {row["owner_id"] for row in rows if row["type"] == "mention"}
+    if not mentioned:
+        return {}
+    found = await session.execute(
+        select(Actor.id, Actor.uri).join(ServiceState, ServiceState.actor_uri == Actor.uri)
+        .where(Actor.id.in_(mentioned), Actor.type == "Service", ServiceState.enabled.is_(True))
+    )  # fmt: skip
+    return {int(id_): str(uri) for id_, uri in found}
+
+
+async def _queue_asks(
+    session: AsyncSession, rows: list[dict[str, Any]], services: dict[int, str]
+) -> None:
+    """Write the notifications of answering Service actors, and queue a job for each one
+    newly written (RETURNING: a post delivered twice, or edited, asks once)."""
+    written = await session.execute(
+        upsert(session, Notification).on_conflict_do_nothing()
+        .returning(Notification.owner_id, Notification.type, Notification.key), rows
+    )  # fmt: skip
+    asked = [({"post": key, "service": services[owner]}, key)
+             for owner, kind, key in written if kind == "mention"]  # fmt: skip
+    await JobQueue.add_many(session, SERVICE_MENTIONED, asked)
 
 
 def post_notices(post: Object, replied_to: str | None) -> list[Notice]:

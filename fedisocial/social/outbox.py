@@ -517,7 +517,11 @@ class Outbox:
 
     # -- follows ----------------------------------------------------------------------
     async def follow(self, actor: Actor, target: str) -> Object:
-        """Ask to follow ``target``; local targets answer at once (unless they approve)."""
+        """Ask to follow ``target``; local targets answer at once (unless they approve).
+
+        A local Service account (the assistant) follows nobody: it is mentioned, not fed."""
+        if actor.type == "Service":
+            raise Forbidden(f"@{actor.username} is a service account: it never follows anyone")
         followee = await self.actor_of(target)
         if followee.uri == actor.uri:
             raise BadRequest("you cannot follow yourself")

@@ -32,9 +32,11 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Actor",
+    "AssistantRequest",
     "Base",
     "Block",
     "Bookmark",
+    "DomainBlock",
     "Engagement",
     "Follow",
     "Generation",
@@ -52,6 +54,7 @@ __all__ = [
     "PostApplication",
     "PostTag",
     "PostVersion",
+    "ServiceState",
     "StreamEvent",
     "ThrottleCounter",
     "TimelineEntry",
@@ -614,3 +617,62 @@ class PostApplication(Base):
     client_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
     )
+
+
+class AssistantRequest(Base):
+    """One mention of the assistant: the admin's queue, the quota counter, and the memory of
+    who was told to wait (see :mod:`fedisocial.assistant.answers`)."""
+
+    __tablename__ = "assistant_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: the asking post: one request per post, however often it is delivered or edited
+    post_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    #: the assistant actor that was mentioned
+    service_uri: Mapped[str] = mapped_column(String(2048))
+    asker_uri: Mapped[str] = mapped_column(String(2048))
+    #: host[:port] of the asker, lower case (the per-server quota counts by it)
+    asker_domain: Mapped[str] = mapped_column(String(255))
+    #: image or text, once decided
+    kind: Mapped[str | None] = mapped_column(String(8))
+    #: queued, running, answered, skipped, limited, refused, failed or cancelled
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: the assistant's reply, when it wrote one
+    reply_uri: Mapped[str | None] = mapped_column(String(2048))
+    #: the image being made for the reply
+    generation_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_assistant_requests_asker_created", "asker_uri", "created_at"),
+        Index("ix_assistant_requests_domain_created", "asker_domain", "created_at"),
+        Index("ix_assistant_requests_created", "created_at"),
+    )
+
+
+class ServiceState(Base):
+    """Whether a local ``Service`` actor (the assistant) answers mentions, and whether it is
+    paused: in the database, so that every process sees it. A Service actor without a row,
+    or with ``enabled`` false, is mentioned like anyone and queues nothing."""
+
+    __tablename__ = "service_states"
+
+    actor_uri: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused_at: Mapped[datetime | None]
+
+
+class DomainBlock(Base):
+    """``blocker_uri`` blocks every account of ``domain`` (Mastodon's account domain block)."""
+
+    __tablename__ = "domain_blocks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    blocker_uri: Mapped[str] = mapped_column(String(2048))
+    #: host[:port], lower case
+    domain: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("blocker_uri", "domain"),)

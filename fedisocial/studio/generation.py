@@ -90,13 +90,16 @@ class Studio:
             return await self.request_in(session, actor, prompt)
 
     async def request_in(
-        self, session: Any, actor: Actor, prompt: str, *, then: dict[str, Any] | None = None
-    ) -> Generation:
+        self, session: Any, actor: Actor, prompt: str, *, then: dict[str, Any] | None = None,
+        limits: bool = True,
+    ) -> Generation:  # fmt: skip
         """:meth:`request` in the caller's transaction. ``then`` rides in the job's payload:
         ``{"note": URI, "hidden": [...]}`` publishes that post, kept back by
-        :meth:`Outbox.publish`, with the image once it is made."""
+        :meth:`Outbox.publish`, with the image once it is made. ``limits`` False: the
+        per-user limits are not for ``actor`` (the assistant, which has quotas of its own)."""
         prompt = check_prompt(prompt)
-        await self._check_limits(session, actor)
+        if limits:
+            await self._check_limits(session, actor)
         generation = Generation(owner_id=actor.id, prompt=prompt, provider=self.provider.name,
                                 model=self.provider.model)  # fmt: skip
         session.add(generation)
