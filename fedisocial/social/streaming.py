@@ -200,6 +200,7 @@ class StreamHub:
         self._task: asyncio.Task[None] | None = None
         self._listener: Any = None
         self._started = asyncio.Event()
+        self._closing = False
 
     async def subscribe(self, subscription: Subscription) -> Subscription:
         """Start feeding ``subscription`` with what happens from now on."""
@@ -217,6 +218,10 @@ class StreamHub:
         self._wake.set()
 
     async def close(self) -> None:
+        # the flag ends the loop even where a cancel is lost: Python 3.11's wait_for can
+        # swallow one that lands as the wait ends (gh-86296), and close() then waited forever
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -231,11 +236,12 @@ class StreamHub:
             await self._listen()
         finally:
             self._started.set()
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
-            if not self._subscriptions:
+            if self._closing or not self._subscriptions:
                 continue
             try:
                 await self._look()
