@@ -11,11 +11,12 @@ import importlib.util
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "keep_policy_violations", "require_browser",
-           "why_no_browser"]  # fmt: skip
+           "watch", "why_no_browser"]  # fmt: skip
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,3 +47,21 @@ def keep_policy_violations(errors: list[str], message: Any) -> None:
     """What our Content-Security-Policy blocked (a console message): pages must work within it."""
     if "Content Security Policy" in message.text:
         errors.append(message.text)
+
+
+def watch(page: Any, timeout_ms: int = 30_000) -> list[str]:
+    """What goes wrong on ``page`` from now on, filled in as it happens: script errors,
+    failed requests (but the favicon, and the home feed's live stream ``/live``, which
+    app.js opens and closes and which has tests of its own) and CSP violations."""
+    errors: list[str] = []
+
+    def keep_failure(response: Any) -> None:
+        path = urlsplit(response.url).path
+        if response.status >= 400 and path not in ("/favicon.ico", "/live"):
+            errors.append(f"{response.status} {response.url}")
+
+    page.set_default_timeout(timeout_ms)
+    page.on("pageerror", lambda exc: errors.append(f"script error: {exc}"))
+    page.on("response", keep_failure)
+    page.on("console", lambda message: keep_policy_violations(errors, message))
+    return errors

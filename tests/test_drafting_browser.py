@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from tests.browsers import CHROMIUM, CHROMIUM_ARGS, keep_policy_violations, require_browser
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, require_browser, watch
 from tests.fake_openai import SECRET, FakeChatAPI, png
 from tests.instances import Instance, make_instance
 from tests.loopback import serve_in_thread
-from tests.test_studio_browser import _keep_failures
 from tests.test_web_browser import AXE, DESKTOP, PHONE, artifacts, axe_problems
 
 if TYPE_CHECKING:
@@ -103,11 +102,7 @@ def test_an_author_takes_a_rewrite_a_hashtag_and_alt_text_and_posts_her_text(
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(viewport=DESKTOP).new_page()
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("response", lambda response: _keep_failures(errors, response))
-            page.on("console", lambda message: keep_policy_violations(errors, message))
+            errors = watch(page)
 
             # Given alice, signed in, with a draft on her home page
             page.goto(f"{instance.base_url}/compose")

@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from fedisocial.studio.ai.local import LOCAL_MODEL
-from tests.browsers import CHROMIUM, CHROMIUM_ARGS, keep_policy_violations, require_browser
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, require_browser, watch
 from tests.instances import Instance, make_instance
 
 PASSWORD = "a lighthouse keeper's password"
@@ -54,11 +52,7 @@ def test_a_new_user_generates_reviews_and_publishes_an_image(
         try:
             context = browser.new_context(viewport={"width": 1100, "height": 900})
             page = context.new_page()
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("response", lambda response: _keep_failures(errors, response))
-            page.on("console", lambda message: keep_policy_violations(errors, message))
+            errors = watch(page)
 
             # Given alice, who opens the studio: she signs in and is at the composer
             page.goto(f"{instance.base_url}/studio")
@@ -119,11 +113,3 @@ def test_a_new_user_generates_reviews_and_publishes_an_image(
             assert errors == []
         finally:
             browser.close()
-
-
-def _keep_failures(errors: list[str], response: Any) -> None:
-    """Failed requests, but the favicon and the home feed's live stream (``/live``: app.js
-    opens it on the home page; it has its own tests)."""
-    path = urlsplit(response.url).path
-    if response.status >= 400 and path not in ("/favicon.ico", "/live"):
-        errors.append(f"{response.status} {response.url}")
