@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
 
 from fedisocial.assistant.hints import (
     OfflineHints,
@@ -37,13 +36,13 @@ from fedisocial.assistant.hints import (
     offline_hints,
     primary_language,
 )
+from fedisocial.auth.throttle import swap_counter
 from fedisocial.config import Settings
 from fedisocial.errors import BadRequest, RateLimited, Unprocessable
 from fedisocial.social.content import find_hashtags
 from fedisocial.social.outbox import MAX_TEXT
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Media, ThrottleCounter, utcnow
-from fedisocial.store.rows import upsert
+from fedisocial.store.models import Actor, Media, utcnow
 from fedisocial.studio.ai.images import GeneratedImage
 from fedisocial.studio.ai.images import alt_text as generated_alt_text
 from fedisocial.studio.ai.text import Message, TextProvider
@@ -63,8 +62,6 @@ __all__ = [
 #: the rewrites asked for, in the order shown
 REWRITE_KINDS = ("shorter", "clearer", "engaging")
 _HOUR = timedelta(hours=1)
-#: how often a charge is tried again when another process changed the count meanwhile
-_SWAPS = 8
 #: the longest content warning taken from a model
 _MAX_WARNING = 100
 _HASHTAG = re.compile(r"^#?([^\W_][\w]*)$")
@@ -123,7 +120,7 @@ class AltText:
 class HourlyLimit:
     """About ``per_hour`` model calls per user an hour, counted for every web process in the
     ``throttle_counters`` table (row ``drafting:ID``): a window opens with a user's first
-    call and lasts an hour. Counts change by compare-and-swap, as the sign-in throttle's."""
+    call and lasts an hour (the sign-in throttle's compare-and-swap counter, swap_counter)."""
 
     def __init__(self, db: Database, per_hour: int, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
@@ -132,38 +129,16 @@ class HourlyLimit:
 
     async def charge(self, actor_id: int) -> None:
         """Count one call, or raise RateLimited saying when the next one is allowed."""
-        key = f"drafting:{actor_id}"
-        for _ in range(_SWAPS):
-            now = self.clock()
-            async with self.db.session() as session:
-                row = (await session.execute(
-                    select(ThrottleCounter.failures, ThrottleCounter.last_attempt_at)
-                    .where(ThrottleCounter.key == key)
-                )).first()  # fmt: skip
-            if row is None:
-                async with self.db.transaction() as session:
-                    done = await session.execute(
-                        upsert(session, ThrottleCounter)
-                        .values(key=key, failures=1, last_attempt_at=now)
-                        .on_conflict_do_nothing()
-                    )
-            else:
-                count, opened = row
-                if now - opened >= _HOUR:
-                    count_to, opened_to = 1, now
-                elif count >= self.per_hour:
-                    raise self._refusal(count, opened + _HOUR - now)
-                else:
-                    count_to, opened_to = count + 1, opened
-                async with self.db.transaction() as session:
-                    done = await session.execute(
-                        update(ThrottleCounter)
-                        .where(ThrottleCounter.key == key, ThrottleCounter.failures == count)
-                        .values(failures=count_to, last_attempt_at=opened_to)
-                    )
-            if getattr(done, "rowcount", 0):
-                return
-        raise RateLimited("too many drafting requests at once; try again in 1 s", retry_after=1)
+
+        def step(count: int, opened: datetime | None, now: datetime) -> tuple[int, datetime]:
+            if opened is None or now - opened >= _HOUR:
+                return 1, now
+            if count >= self.per_hour:
+                raise self._refusal(count, opened + _HOUR - now)
+            return count + 1, opened
+
+        await swap_counter(self.db, f"drafting:{actor_id}", step, clock=self.clock,
+                           busy="drafting requests at once")  # fmt: skip
 
     def _refusal(self, count: int, left: timedelta) -> RateLimited:
         wait = max(1, math.ceil(left.total_seconds()))

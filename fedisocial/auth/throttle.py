@@ -37,11 +37,13 @@ __all__ = [
     "account_key",
     "address_key",
     "backoff",
+    "read_counter",
     "registration_key",
     "registration_throttle",
     "sign_in_throttle",
     "sign_up_key",
     "sign_up_throttle",
+    "swap_counter",
     "token_throttle",
 ]
 
@@ -125,7 +127,7 @@ class Throttle:
 
     async def admit(self, keys: Sequence[ThrottleKey]) -> None:
         """Charge one attempt to every key, or raise RateLimited (with Retry-After) if one waits."""
-        read = [(key, await self._read(key)) for key in keys]
+        read = [(key, await read_counter(self.db, key.row)) for key in keys]
         for key, (failures, last) in read:
             self._refuse_if_waiting(key, failures, last, self.clock())
         for key, seen in read:
@@ -151,17 +153,6 @@ class Throttle:
                         .values(failures=ThrottleCounter.failures - 1)
                     )
 
-    async def _read(self, key: ThrottleKey) -> tuple[int, datetime | None]:
-        async with self.db.session() as session:
-            row = (
-                await session.execute(
-                    select(ThrottleCounter.failures, ThrottleCounter.last_attempt_at).where(
-                        ThrottleCounter.key == key.row
-                    )
-                )
-            ).first()
-        return (row[0], row[1]) if row is not None else (0, None)
-
     @staticmethod
     def _counted(failures: int, last: datetime | None, now: datetime) -> int:
         return 0 if last is None or now - last >= FORGET_AFTER else failures
@@ -181,47 +172,69 @@ class Throttle:
             )
 
     async def _charge(self, key: ThrottleKey, seen: tuple[int, datetime | None]) -> None:
-        """Add one attempt by compare-and-swap on the count; refuse if a wait began meanwhile.
+        """Add one attempt; refuse if a wait began meanwhile (``seen``: the counter as just
+        read, read again only after a lost swap)."""
 
-        ``seen`` is the counter as just read; it is read again only after a lost swap.
-        """
-        for attempt in range(_SWAPS):
-            failures, last = seen if attempt == 0 else await self._read(key)
-            now = self.clock()
-            if last is None:
-                if await self._create(key, now):
-                    return
-                continue
+        def step(failures: int, last: datetime | None, now: datetime) -> tuple[int, datetime]:
             self._refuse_if_waiting(key, failures, last, now)
-            counted = self._counted(failures, last, now)
-            async with self.db.transaction() as session:
-                swapped = await session.execute(
-                    update(ThrottleCounter)
-                    .where(ThrottleCounter.key == key.row, ThrottleCounter.failures == failures)
-                    .values(failures=counted + 1, last_attempt_at=now)
-                )
-            if getattr(swapped, "rowcount", 0):
+            return self._counted(failures, last, now) + 1, now
+
+        await swap_counter(self.db, key.row, step, clock=self.clock, seen=seen,
+                           busy=f"attempts at once {_COUNTS[key.kind]}")  # fmt: skip
+
+
+Step = Callable[[int, datetime | None, datetime], tuple[int, datetime]]
+
+
+async def read_counter(db: Database, row: str) -> tuple[int, datetime | None]:
+    """The count and time of counter ``row``: (0, None) when it has none."""
+    async with db.session() as session:
+        found = (await session.execute(
+            select(ThrottleCounter.failures, ThrottleCounter.last_attempt_at)
+            .where(ThrottleCounter.key == row)
+        )).first()  # fmt: skip
+    return (found[0], found[1]) if found is not None else (0, None)
+
+
+async def swap_counter(
+    db: Database, row: str, step: Step, *, clock: Callable[[], datetime] = utcnow,
+    seen: tuple[int, datetime | None] | None = None, busy: str = "requests at once",
+) -> None:  # fmt: skip
+    """Change counter ``row`` to what ``step(count, time, now)`` makes of it (or let ``step``
+    refuse with RateLimited), by compare-and-swap on the count, so that processes and hosts
+    sharing the database share it. ``seen``: the counter as the caller just read it. After
+    :data:`_SWAPS` lost swaps, a 429 says there were too many ``busy``."""
+    for attempt in range(_SWAPS):
+        count, last = seen if seen is not None and attempt == 0 else await read_counter(db, row)
+        now = clock()
+        count_to, last_to = step(count, last, now)
+        if last is None:
+            if await _create(db, row, count_to, last_to):
                 return
-        raise RateLimited(
-            f"too many attempts at once {_COUNTS[key.kind]}; try again in 1 s",
-            retry_after=1,
+            continue
+        async with db.transaction() as session:
+            swapped = await session.execute(
+                update(ThrottleCounter)
+                .where(ThrottleCounter.key == row, ThrottleCounter.failures == count)
+                .values(failures=count_to, last_attempt_at=last_to)
+            )
+        if getattr(swapped, "rowcount", 0):
+            return
+    raise RateLimited(f"too many {busy}; try again in 1 s", retry_after=1)
+
+
+async def _create(db: Database, row: str, count: int, last: datetime) -> bool:
+    """A new counter; False if another made it first. Forgotten counters are swept out."""
+    async with db.transaction() as session:
+        await session.execute(
+            delete(ThrottleCounter).where(ThrottleCounter.last_attempt_at < last - FORGET_AFTER)
         )
-
-    async def _create(self, key: ThrottleKey, now: datetime) -> bool:
-        """The counter of a new key, with this first attempt; False if another made it first.
-
-        Forgotten counters are swept out on the way.
-        """
-        async with self.db.transaction() as session:
-            await session.execute(
-                delete(ThrottleCounter).where(ThrottleCounter.last_attempt_at < now - FORGET_AFTER)
-            )
-            created = await session.execute(
-                upsert(session, ThrottleCounter)
-                .values(key=key.row, failures=1, last_attempt_at=now)
-                .on_conflict_do_nothing()
-            )
-        return bool(getattr(created, "rowcount", 0))
+        created = await session.execute(
+            upsert(session, ThrottleCounter)
+            .values(key=row, failures=count, last_attempt_at=last)
+            .on_conflict_do_nothing()
+        )
+    return bool(getattr(created, "rowcount", 0))
 
 
 def sign_in_throttle(db: Database, settings: Settings) -> Throttle:
