@@ -29,6 +29,7 @@ __all__ = [
     "AS_CONTEXT",
     "AS_NS",
     "AS_PUBLIC",
+    "AUTOMATED_TYPES",
     "LD_JSON",
     "LD_JSON_PROFILE",
     "MAX_JSON_DEPTH",
@@ -43,11 +44,14 @@ __all__ = [
     "canonical_pem",
     "check_http_url",
     "check_json_depth",
+    "content_language",
     "extract_actor",
     "first",
     "get_id",
+    "host_of",
     "http_url",
     "is_activity_media_type",
+    "is_automated",
     "load_json",
     "mention_hrefs",
     "normalize",
@@ -67,6 +71,8 @@ ACTIVITY_JSON = "application/activity+json"
 LD_JSON = "application/ld+json"
 LD_JSON_PROFILE = f'{LD_JSON}; profile="{AS_CONTEXT}"'
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
+#: actor types of automated accounts (Mastodon shows them as bots)
+AUTOMATED_TYPES = frozenset({"Service", "Application"})
 #: object types shown as posts (what a Create may carry to appear in feeds)
 POST_TYPES = frozenset({"Note", "Article", "Page", "Question", "Event", "Video"})
 #: what apps are shown as statuses (posts, and Pixelfed's and PeerTube's media objects)
@@ -208,6 +214,25 @@ def _bool(value: Any) -> bool:
 
 
 # -- URLs -------------------------------------------------------------------------------
+
+
+def host_of(uri: str) -> str:
+    """``host[:port]`` of a URI, lower case: a handle's domain, a delivery's host."""
+    return urlsplit(uri).netloc.lower()
+
+
+def is_automated(actor_type: str, doc: Mapping[str, Any] | None = None) -> bool:
+    """Whether an actor is a bot: a Service or Application (Mastodon's ``bot``), or a
+    document saying ``bot: true`` (Misskey, some bridges)."""
+    return actor_type in AUTOMATED_TYPES or (doc or {}).get("bot") is True
+
+
+def content_language(doc: Mapping[str, Any]) -> str | None:
+    """The language tag a post is written in: its ``contentMap``'s first key (Mastodon's)."""
+    content_map = doc.get("contentMap")
+    if isinstance(content_map, dict):
+        return next((key for key in content_map if isinstance(key, str) and key), None)
+    return None
 
 
 def same_origin(a: str, b: str) -> bool:

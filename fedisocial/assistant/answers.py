@@ -36,14 +36,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap.addressing import Visibility
 from fedisocial.ap.client import FederationClient
-from fedisocial.ap.vocab import as_list, mention_hrefs
+from fedisocial.ap.vocab import as_list, host_of, is_automated, mention_hrefs
 from fedisocial.config import Settings
 from fedisocial.errors import FedisocialError
 from fedisocial.federation.remote import fetch_actor
@@ -71,7 +70,7 @@ from .quotas import over_quota, told_in
 from .replies import language_of, pick, read_line, say, wait_text
 from .thread import Thread, read_thread
 
-__all__ = ["ANSWER_RETRY", "BOT_TYPES", "PAUSED_WAIT", "Assistant", "reply_visibility"]
+__all__ = ["ANSWER_RETRY", "PAUSED_WAIT", "Assistant", "reply_visibility"]
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +79,6 @@ log = logging.getLogger(__name__)
 ANSWER_RETRY = RetryPolicy(base=60.0, cap=1200.0, attempts=6, max_retry_after=3600.0)
 #: while paused, a request looks again this much later (and stays queued)
 PAUSED_WAIT = timedelta(minutes=1)
-#: actor types of bots (Mastodon's ``bot`` is ``type: Service``; Application is a server's)
-BOT_TYPES = frozenset({"Service", "Application"})
 #: the longest text answer asked of the model (a post, not an essay)
 MAX_ANSWER_TOKENS = 600
 #: the most of a model's answer a reply carries, leaving room for the mention and the note
@@ -95,14 +92,6 @@ _OPEN = ("queued", "running")
 def reply_visibility(asked: str) -> Visibility:
     """Never wider than the ask: unlisted for a public or unlisted ask, else direct."""
     return "unlisted" if asked in ("public", "unlisted") else "direct"
-
-
-def _domain(uri: str) -> str:
-    return urlsplit(uri).netloc.lower()
-
-
-def _is_bot(actor: Actor) -> bool:
-    return actor.type in BOT_TYPES or (actor.data or {}).get("bot") is True
 
 
 def _has_image(post: dict[str, Any]) -> bool:
@@ -203,7 +192,7 @@ class Assistant:
         """The request of this post, written on its first run (one per post)."""
         asker = (post.actor_uri or "") if post is not None else ""
         row = {"post_uri": payload["post"], "service_uri": payload["service"],
-               "asker_uri": asker, "asker_domain": _domain(asker), "status": "queued",
+               "asker_uri": asker, "asker_domain": host_of(asker), "status": "queued",
                "created_at": utcnow()}  # fmt: skip
         async with self.db.transaction() as session:
             await session.execute(upsert(session, AssistantRequest).on_conflict_do_nothing(
@@ -275,7 +264,7 @@ class Assistant:
             return "its author's profile cannot be read"
         if asker.uri == service.uri:
             return "it is the assistant's own post"
-        if _is_bot(asker):
+        if is_automated(asker.type, asker.data):
             return f"its author is a bot ({asker.type})"
         if post.published < utcnow() - max_age:
             return f"it is older than {self.settings.assistant_max_post_age_hours} hours"
@@ -293,7 +282,7 @@ class Assistant:
             ).limit(1))  # fmt: skip
             domains = await session.scalar(select(DomainBlock.id).where(
                 DomainBlock.blocker_uri == service.uri,
-                DomainBlock.domain.in_({_domain(a) for a in actors})).limit(1))  # fmt: skip
+                DomainBlock.domain.in_({host_of(a) for a in actors})).limit(1))  # fmt: skip
         return blocked is not None or domains is not None
 
     async def _within_quotas(self, ask: _Ask) -> _Ask | None:

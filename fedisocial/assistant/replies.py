@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from fedisocial.ap.vocab import content_language
+from fedisocial.assistant.hints import primary_language
+
 __all__ = ["MESSAGES", "language_of", "pick", "read_line", "say", "wait_text"]
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -94,13 +97,8 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def language_of(post: dict[str, Any]) -> str | None:
-    """The language a post is written in: its ``contentMap``'s (Mastodon's) first key."""
-    content_map = post.get("contentMap")
-    if isinstance(content_map, dict):
-        for key in content_map:
-            if isinstance(key, str) and key:
-                return key.split("-")[0].lower()
-    return None
+    """The language a post is written in (``de`` for ``de-AT``), as its ``contentMap`` says."""
+    return primary_language(content_language(post))
 
 
 def pick(language: str | None) -> str:

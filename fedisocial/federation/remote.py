@@ -23,6 +23,7 @@ from fedisocial.ap.vocab import (
     as_list,
     extract_actor,
     get_id,
+    host_of,
     http_url,
     normalize,
     parse_handle,
@@ -57,7 +58,7 @@ def _opts_out_of_ai(doc: dict[str, Any]) -> bool:
 
 
 def _handle_domain(remote: RemoteActor) -> str:
-    return urlsplit(remote.id).netloc.lower()
+    return host_of(remote.id)
 
 
 async def store_actor(db: Database, doc: dict[str, Any]) -> Actor:

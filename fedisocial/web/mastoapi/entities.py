@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedisocial.ap import vocab
+from fedisocial.ap.vocab import AUTOMATED_TYPES, content_language
 from fedisocial.social.bookmarks import bookmarked
 from fedisocial.social.collections import Counts, counts
 from fedisocial.social.content import plain_text
@@ -129,7 +130,7 @@ class Entities:
             "acct": self._acct(actor),
             "display_name": actor.name or "",
             "locked": actor.manually_approves_followers,
-            "bot": actor.type in ("Service", "Application"),
+            "bot": actor.type in AUTOMATED_TYPES,
             "discoverable": actor.discoverable,
             "indexable": actor.indexable,
             "group": actor.type == "Group",
@@ -317,8 +318,7 @@ class Entities:
         parent = loaded.objects.get(post.in_reply_to or "")
         parent_author = loaded.actors.get(parent.actor_uri or "") if parent else None
         tally = loaded.counts.get(post.uri, Counts())
-        language = next(iter(doc["contentMap"]), None) if isinstance(
-            doc.get("contentMap"), dict) and doc["contentMap"] else None  # fmt: skip
+        language = content_language(doc)
         updated = _time(doc.get("updated"))
         attachments = _attachments(doc)
         return {
