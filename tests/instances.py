@@ -132,6 +132,23 @@ def make_instance(
 
 
 @contextmanager
+def serving(
+    root: Path, user: str = "alice", password: str = "a good password", *,
+    environ: dict[str, str] | None = None,
+) -> Iterator[Instance]:  # fmt: skip
+    """A running instance in ``root`` with one account, ``user``; stopped after."""
+    instance = make_instance(root)
+    instance.environ.update(environ or {})
+    created = instance.cli("user", "create", user, "--password-stdin", stdin=f"{password}\n")
+    assert created.returncode == 0, created.stderr
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@contextmanager
 def alice_and_bob(
     root: Path, *, environ_one: dict[str, str] | None = None,
     environ_two: dict[str, str] | None = None,

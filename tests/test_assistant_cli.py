@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.instances import Instance, eventually, make_instance
+from tests.instances import Instance, eventually, serving
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Instance]:
     """A running instance with alice (its worker runs in the server)."""
-    instance = make_instance(tmp_path / "site")
-    created = instance.cli("user", "create", "alice", "--password-stdin", stdin="long enough\n")
-    assert created.returncode == 0, created.stderr
-    instance.start()
-    try:
+    with serving(tmp_path / "site", password="long enough") as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def _queue(site: Instance) -> list[list[str]]:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, require_browser, watch
 from tests.fake_openai import SECRET, FakeChatAPI, png
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, make_instance, serving
 from tests.loopback import serve_in_thread
 from tests.test_web_browser import AXE, DESKTOP, PHONE, artifacts, axe_problems
 
@@ -61,17 +61,11 @@ def chat() -> Iterator[tuple[FakeChatAPI, str]]:
 @pytest.fixture
 def instance(chat: tuple[FakeChatAPI, str], tmp_path: Path) -> Iterator[Instance]:
     """A fresh instance with one user, alice, whose text model is the fake chat API."""
-    social = make_instance(tmp_path / "social")
-    social.environ.update({"FEDISOCIAL_AI_TEXT_BASE_URL": f"{chat[1]}/v1",
+    environ = {"FEDISOCIAL_AI_TEXT_BASE_URL": f"{chat[1]}/v1",
                            "FEDISOCIAL_AI_TEXT_API_KEY": SECRET,
-                           "FEDISOCIAL_AI_TEXT_VISION": "true"})  # fmt: skip
-    created = social.cli("user", "create", "alice", "--password-stdin", stdin=PASSWORD)
-    assert created.returncode == 0, created.stderr
-    social.start()
-    try:
+                           "FEDISOCIAL_AI_TEXT_VISION": "true"}  # fmt: skip
+    with serving(tmp_path / "social", password=PASSWORD, environ=environ) as social:
         yield social
-    finally:
-        social.stop()
 
 
 def composer_checked(page: Page, name: str) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 
 from fedisocial.studio.ai.local import LOCAL_MODEL
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, require_browser, watch
-from tests.instances import Instance, make_instance
+from tests.instances import Instance, serving
 
 PASSWORD = "a lighthouse keeper's password"
 PROMPT = "a lighthouse at dawn, watercolor"
@@ -32,14 +32,8 @@ def browser_ready() -> None:
 @pytest.fixture
 def instance(browser_ready: None, tmp_path: Path) -> Iterator[Instance]:
     """A fresh instance with one user, alice, served by a real process."""
-    social = make_instance(tmp_path / "social")
-    created = social.cli("user", "create", "alice", "--password-stdin", stdin=PASSWORD)
-    assert created.returncode == 0, created.stderr
-    social.start()
-    try:
+    with serving(tmp_path / "social", password=PASSWORD) as social:
         yield social
-    finally:
-        social.stop()
 
 
 def test_a_new_user_generates_reviews_and_publishes_an_image(
