@@ -353,6 +353,7 @@ class Inbox:
                     failures[job_id] = _failure(act, result)
                     steps = steps[1:]
                 else:
+                    # without the batch's up-front reads: what was applied since made them stale
                     again = await asyncio.gather(self._prepare(self._services, act, handler),
                                                  return_exceptions=True)  # fmt: skip
                     steps[0] = ((job_id, act, handler), again[0])
