@@ -288,12 +288,17 @@ class JobQueue:
         One Core insert: ORM units of work cost 3x more per row, and row-at-a-time
         inserts are slow on SQLite.
         """
-        if not payloads:
-            return
+        if payloads:
+            await session.execute(insert(Job), JobQueue.rows(kind, payloads))
+
+    @staticmethod
+    def rows(
+        kind: str, payloads: Sequence[tuple[dict[str, Any], str | None]]
+    ) -> list[dict[str, Any]]:
+        """The ``jobs`` rows that queue ``(payload, ref)`` jobs of ``kind``, due now."""
         now = utcnow()
-        rows = [{"kind": kind, "payload": payload, "ref": ref, "run_at": now, "status": "queued",
+        return [{"kind": kind, "payload": payload, "ref": ref, "run_at": now, "status": "queued",
                  "attempts": 0, "created_at": now} for payload, ref in payloads]  # fmt: skip
-        await session.execute(insert(Job), rows)
 
     async def enqueue_many(
         self, kind: str, payloads: list[dict[str, Any]], *, ref: str | None = None

@@ -6,13 +6,17 @@ is killed (no orphan left running).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fedisocial.app import SERVING_GC_THRESHOLDS
 from tests.instances import Instance, eventually, make_instance
 
 
@@ -106,3 +110,31 @@ def test_stopping_serve_stops_its_worker(instance: Instance) -> None:
     # Then its worker is gone too, and serve exited cleanly
     assert eventually(lambda: not _alive(worker))
     assert instance.process is not None and instance.process.returncode in (0, -2, 130)
+
+
+_HEAP_AFTER_STARTUP = """
+import gc, json, sys
+from starlette.testclient import TestClient
+from fedisocial.app import app_from_environment, create_app
+from fedisocial.config import load_settings
+app = app_from_environment() if sys.argv[1] == "serving" else create_app(load_settings())
+with TestClient(app):
+    print(json.dumps({"thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["serving", "built"])
+def test_a_web_process_settles_its_heap_after_startup(tmp_path: Path, kind: str) -> None:
+    # Given an instance, and an app started as a web process of serve starts it, or not
+    instance = make_instance(tmp_path / "one")
+    done = subprocess.run([sys.executable, "-c", _HEAP_AFTER_STARTUP, kind], env=instance.env,
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    heap = json.loads(done.stdout)
+    if kind == "serving":
+        # Then what startup built is out of the collector's sight, which runs less often
+        assert heap["frozen"] > 10_000
+        assert tuple(heap["thresholds"]) == SERVING_GC_THRESHOLDS
+    else:
+        # An app built in a process that may build others (the tests) leaves the collector be
+        assert heap["frozen"] == 0
+        assert tuple(heap["thresholds"]) == (700, 10, 10)

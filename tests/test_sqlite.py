@@ -6,8 +6,12 @@ it is done; counted here as calls of aiosqlite's ``Connection._execute``.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,8 @@ import pytest
 from sqlalchemy import event, insert, select, text
 
 from fedisocial.store.db import Database, migrate
-from fedisocial.store.models import Actor
+from fedisocial.store.models import Actor, Object
+from fedisocial.store.sqlite import PreparedInsert
 
 pytestmark = pytest.mark.asyncio
 
@@ -140,3 +145,86 @@ async def test_migrations_run_in_one_write_transaction(tmp_path: Path) -> None:
     assert ran["writer"][0] == "BEGIN IMMEDIATE"
     assert any(sql.lstrip().startswith("CREATE TABLE") for sql in ran["writer"])
     assert not any(sql.lstrip().startswith(("CREATE", "ALTER")) for sql in ran["reader"])
+
+
+def _note(n: int, **more: Any) -> dict[str, Any]:
+    uri = f"https://remote.example/notes/{n}"
+    return {"uri": uri, "type": "Note", "actor_uri": "https://remote.example/users/u1",
+            "published": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+            "visibility": "followers", "local": False, "in_reply_to": None,
+            "data": {"type": "Note", "content": "<p>caf\u00e9 \U0001f600</p>", "tag": [1, None]},
+            **more}  # fmt: skip
+
+
+async def test_a_write_at_once_is_one_trip_with_rows_bound_as_sqlalchemy_binds_them(
+    sqlite_db: Database, trips: Counter[str]
+) -> None:
+    # Given a note inserted through SQLAlchemy, and the same insert prepared for one trip
+    moment = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    times = {"created_at": moment, "updated_at": moment}
+    async with sqlite_db.transaction() as session:
+        await session.execute(insert(Object).values(_note(1, **times)))
+    dialect = sqlite_db.write_engine.dialect
+    prepared = PreparedInsert(insert(Object).returning(Object.uri), dialect)
+    rows = [prepared.parameters(_note(2, **times)), prepared.parameters(_note(3))]
+    # When both notes are written at once (the second leaves its timestamps to the defaults)
+    trips.clear()
+    written = await sqlite_db.write_at_once(lambda connection: prepared.run(connection, rows))
+    # Then it went to the writer's thread once, and gave what RETURNING returned
+    assert sum(trips.values()) == 1
+    assert written == [("https://remote.example/notes/2",), ("https://remote.example/notes/3",)]
+    # And the row holds exactly what SQLAlchemy stores for the same values
+    async with sqlite_db.session() as session:
+        stored = (await session.execute(text("SELECT * FROM objects ORDER BY id"))).all()
+    columns = [c for c in Object.__table__.columns.keys() if c not in ("id", "uri")]
+    as_sqlalchemy, at_once, defaulted = ({c: row._mapping[c] for c in columns} for row in stored)
+    assert at_once == as_sqlalchemy
+    # And the ORM reads it back as it wrote it, defaults filled in
+    async with sqlite_db.session() as session:
+        note = await session.scalar(select(Object).where(Object.uri.endswith("/3")))
+    assert note is not None and note.published == _note(3)["published"]
+    assert note.data == _note(3)["data"] and note.created_at is not None
+    assert defaulted["created_at"] is not None and defaulted["original"] is None
+
+
+async def test_a_write_at_once_rolls_back_and_holds_the_writers_turn_throughout(
+    sqlite_db: Database,
+) -> None:
+    # Given another process's writers on the same file
+    other = Database(sqlite_db.url)
+    try:
+        # When a write at once fails half-way
+        prepared = PreparedInsert(insert(Actor), sqlite_db.write_engine.dialect)
+
+        def fail(connection: sqlite3.Connection) -> None:
+            prepared.run(connection, [prepared.parameters(_actor(2))])
+            raise ValueError("the work failed")
+
+        with pytest.raises(ValueError, match="the work failed"):
+            await sqlite_db.write_at_once(fail)
+        # Then nothing of it is stored
+        async with sqlite_db.session() as session:
+            assert await session.scalar(select(Actor.id).limit(1)) is None
+        # And while one runs, the other process's writer waits for its turn, then goes on
+        started, finish = threading.Event(), threading.Event()
+
+        def slow(connection: sqlite3.Connection) -> None:
+            started.set()
+            finish.wait(10)
+
+        running = asyncio.ensure_future(sqlite_db.write_at_once(slow))
+        await asyncio.to_thread(started.wait, 10)
+
+        async def write_other() -> None:
+            async with other.transaction() as session:
+                await session.execute(insert(Actor).values(_actor(1)))
+
+        waiting = asyncio.ensure_future(write_other())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        finish.set()
+        await asyncio.gather(running, waiting)
+        async with sqlite_db.session() as session:
+            assert await session.scalar(select(Actor.username)) == "u1"
+    finally:
+        await other.close()

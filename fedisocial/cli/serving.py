@@ -37,13 +37,14 @@ STOP_TIMEOUT = 30.0
 
 def run_worker(settings: Settings, concurrency: int, *, parent: int | None = None) -> None:
     """Run a job worker until SIGINT/SIGTERM (or, with ``parent``, until that process is gone)."""
-    from fedisocial.app import build_context, housekeeping, job_handlers
+    from fedisocial.app import build_context, housekeeping, job_handlers, settle_heap
     from fedisocial.jobs import Worker
 
     async def run() -> None:
         context = await build_context(settings)
         worker = Worker(context.queue, job_handlers(context), concurrency=concurrency,
                         housekeeping=housekeeping(context))  # fmt: skip
+        settle_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM,) if parent else (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)

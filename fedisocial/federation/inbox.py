@@ -47,13 +47,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from fedisocial.ap import httpsig
@@ -81,8 +82,9 @@ from fedisocial.social.notifications import record
 from fedisocial.social.outbox import Outbox
 from fedisocial.social.timeline import add_all_to_feeds
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Object
-from fedisocial.store.rows import check_uri_lengths, object_columns, upsert
+from fedisocial.store.models import Actor, Job, Object
+from fedisocial.store.rows import check_uri_lengths, dialect_insert, object_columns, upsert
+from fedisocial.store.sqlite import PreparedInsert
 from fedisocial.urls import Urls
 
 __all__ = ["HANDLERS", "PROCESS", "PROCESS_BATCH", "PROCESS_RETRY", "Inbox"]
@@ -137,6 +139,23 @@ def _is_data_error(exc: DBAPIError) -> bool:
     return isinstance(exc, DataError) or str(sqlstate or "").startswith("22")
 
 
+def _insert_new(insert: Any) -> Any:
+    """The activities of a group commit not stored before: their ids and URIs."""
+    return insert.on_conflict_do_nothing(index_elements=[Object.uri]).returning(
+        Object.id, Object.uri
+    )
+
+
+def _jobs_of(batch: Sequence[_Pending], new: dict[str, int]) -> list[tuple[dict[str, Any], str]]:
+    """The ``process_activity`` jobs of the activities ``new`` (by URI) gives the ids of."""
+    jobs: list[tuple[dict[str, Any], str]] = []
+    for pending in batch:
+        uri = pending.values["uri"]
+        if uri in new:  # once, even when a batch holds the same activity twice
+            jobs.append(({"object_id": new.pop(uri), "recipient": pending.recipient}, uri))
+    return jobs
+
+
 @dataclass
 class _Pending:
     """One accepted activity waiting for the group commit."""
@@ -170,10 +189,20 @@ class Inbox:
     _services: Services = field(init=False, repr=False)
     _waiting: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    #: on SQLite, the group commit's two inserts, for ``write_at_once``
+    _at_once: tuple[PreparedInsert, PreparedInsert] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self._services = Services(self.db, self.client, self.outbox, self.urls, self._max_age)
         self.backpressure = Backpressure(self.queue, PROCESS, self.settings.inbox_max_backlog)
+        if self.db.is_sqlite:
+            dialect = self.db.write_engine.dialect
+            self._at_once = (
+                PreparedInsert(_insert_new(dialect_insert(dialect.name, Object)), dialect),
+                PreparedInsert(insert(Job), dialect),
+            )
 
     @property
     def _max_age(self) -> timedelta:
@@ -264,21 +293,29 @@ class Inbox:
 
     async def _insert(self, batch: list[_Pending]) -> set[str]:
         """One transaction: the activities not seen before, and a job for each; their ids."""
+        if self._at_once is not None:
+            return await self._insert_at_once(batch, *self._at_once)
         rows = [pending.values for pending in batch]
         async with self.db.transaction() as session:
-            statement = (
-                upsert(session, Object)
-                .on_conflict_do_nothing(index_elements=[Object.uri])
-                .returning(Object.id, Object.uri)
-            )
+            statement = _insert_new(upsert(session, Object))
             new = {uri: object_id for object_id, uri in await session.execute(statement, rows)}
-            jobs: list[tuple[dict[str, Any], str]] = []
-            for pending in batch:
-                uri = pending.values["uri"]
-                if uri in new:  # once, even when a batch holds the same activity twice
-                    jobs.append(({"object_id": new.pop(uri), "recipient": pending.recipient}, uri))
+            jobs = _jobs_of(batch, new)
             await JobQueue.add_many(session, PROCESS, jobs)
         return {uri for _, uri in jobs}
+
+    async def _insert_at_once(
+        self, batch: list[_Pending], activities: PreparedInsert, jobs: PreparedInsert
+    ) -> set[str]:
+        """:meth:`_insert` on SQLite: bound here, written in one trip (``write_at_once``)."""
+        rows = [activities.parameters(pending.values) for pending in batch]
+
+        def write(connection: sqlite3.Connection) -> set[str]:
+            new = {uri: object_id for object_id, uri in activities.run(connection, rows)}
+            queued = _jobs_of(batch, new)
+            jobs.run(connection, [jobs.parameters(row) for row in JobQueue.rows(PROCESS, queued)])
+            return {uri for _, uri in queued}
+
+        return await self.db.write_at_once(write)
 
     # -- process ------------------------------------------------------------------------
     async def process(self, payload: dict[str, Any]) -> None:

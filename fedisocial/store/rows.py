@@ -15,7 +15,7 @@ from fedisocial.ap.vocab import get_id
 from fedisocial.errors import InvalidDocument
 from fedisocial.store.models import utcnow
 
-__all__ = ["MAX_URI", "check_uri_lengths", "object_columns", "upsert"]
+__all__ = ["MAX_URI", "check_uri_lengths", "dialect_insert", "object_columns", "upsert"]
 
 #: the longest URI our columns hold (String(2048); PostgreSQL enforces it)
 MAX_URI = 2048
@@ -23,7 +23,12 @@ MAX_URI = 2048
 
 def upsert(session: AsyncSession, model: Any) -> Any:
     """``INSERT`` for ``model`` in the session's dialect, with ``on_conflict_do_*`` available."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return dialect_insert(session.bind.dialect.name if session.bind is not None else "sqlite",
+                          model)  # fmt: skip
+
+
+def dialect_insert(dialect: str, model: Any) -> Any:
+    """``INSERT`` for ``model`` in ``dialect`` (its name), with ``on_conflict_do_*``."""
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 

@@ -13,20 +13,28 @@ read session and every reset after a commit find.
 
 Built on aiosqlite 0.22's ``Connection``/``Cursor`` (pinned in pyproject), whose
 thread and queue do the real work.
+
+A write that must hold the file's lock as briefly as possible (the inbox's group
+commit) runs as one trip: :func:`run_transaction` takes the writers' turn, begins,
+runs its statements, prepared beforehand as :class:`PreparedInsert`, and commits,
+all on the connection's thread, never waiting for the event loop in between.
 """
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 from aiosqlite.context import contextmanager
+from sqlalchemy import Column, Insert, Table
+from sqlalchemy.engine import Dialect
 
-__all__ = ["connect"]
+__all__ = ["PreparedInsert", "connect", "run_transaction"]
 
 T = TypeVar("T")
 
@@ -98,3 +106,81 @@ async def connect(path: str, *, busy_seconds: float) -> aiosqlite.Connection:
     connection = _Connection(connector, iter_chunk_size=64)
     connection._thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
     return await connection
+
+
+class PreparedInsert:
+    """An ``INSERT`` compiled for SQLite once, and rows bound for it as SQLAlchemy binds them.
+
+    Every column but an autoincrementing key is bound: a value the row does not give
+    is the column's default (``utcnow`` for a timestamp), and each value passes the
+    column type's bind processor (JSON to text, datetimes to SQLAlchemy's format), so
+    the rows read back through the ORM as rows it wrote itself.
+    """
+
+    def __init__(self, statement: Insert, dialect: Dialect) -> None:
+        table = cast("Table", statement.table)
+        columns = [c for c in table.columns if c is not table.autoincrement_column]
+        compiled = statement.compile(dialect=dialect, column_keys=[c.key for c in columns])
+        by_key: dict[str, Column[Any]] = {c.key: c for c in columns}
+        assert compiled.positiontup is not None  # SQLite's parameters are positional
+        self.sql = compiled.string
+        self.returns_rows = bool(compiled.effective_returning)
+        self._binds = [
+            (key, by_key[key].type.dialect_impl(dialect).bind_processor(dialect),
+             _default_of(by_key[key]))
+            for key in compiled.positiontup
+        ]  # fmt: skip
+
+    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for key, process, default in self._binds:
+            value = row[key] if key in row else default()
+            values.append(process(value) if process is not None and value is not None else value)
+        return tuple(values)
+
+    def run(self, connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Insert ``rows`` (bound by :meth:`parameters`); what RETURNING gave, in row order."""
+        if not self.returns_rows:
+            connection.executemany(self.sql, rows)
+            return []
+        returned: list[Any] = []
+        for row in rows:
+            returned.extend(connection.execute(self.sql, row).fetchall())
+        return returned
+
+
+def _default_of(column: Column[Any]) -> Callable[[], Any]:
+    default: Any = column.default
+    if default is None:
+        return lambda: None
+    if default.is_callable:
+        return partial(default.arg, None)  # SQLAlchemy passes an execution context
+    return lambda: default.arg
+
+
+def _locked_transaction(
+    connection: sqlite3.Connection, lock: int, work: Callable[[sqlite3.Connection], T]
+) -> T:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def run_transaction(
+    connection: aiosqlite.Connection, lock: int, work: Callable[[sqlite3.Connection], T]
+) -> T:
+    """``work(connection)`` in one write transaction, on the connection's thread throughout.
+
+    ``lock``: the writers' lock file (``flock``), held from before ``BEGIN IMMEDIATE``
+    to after ``COMMIT`` (or ``ROLLBACK`` when ``work`` raises), and only then.
+    """
+    return await _trip(connection, _locked_transaction, connection._conn, lock, work)
