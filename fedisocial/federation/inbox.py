@@ -12,8 +12,13 @@ and not queued again, so redeliveries are harmless.
 Writes are group-committed: concurrent deliveries wait for one writer that
 stores up to ``_BATCH`` of them (each activity with its job) per transaction.
 Row-at-a-time commits through aiosqlite top out near 350 a second; batches
-reach thousands (see the performance notes in DESIGN.md). Keys are looked up
-through a short in-memory cache, so a known sender costs no database read.
+reach thousands (see the performance notes in DESIGN.md). On SQLite a group
+commit is bound before it takes the writers' turn and then runs in one trip to
+the writer's thread (:meth:`~fedisocial.store.db.Database.write_at_once`): as a
+transaction of awaited statements, the file's lock stayed held while this busy
+process served other requests between them, and the other processes waited.
+Keys are looked up through a short in-memory cache, so a known sender costs no
+database read.
 
 Processing runs as ``process_activity`` jobs, claimed in batches of up to
 :data:`PROCESS_BATCH` (``process_batch``; ``process`` is a batch of one). It
