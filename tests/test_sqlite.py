@@ -176,7 +176,7 @@ async def test_a_write_at_once_is_one_trip_with_rows_bound_as_sqlalchemy_binds_t
     # And the row holds exactly what SQLAlchemy stores for the same values
     async with sqlite_db.session() as session:
         stored = (await session.execute(text("SELECT * FROM objects ORDER BY id"))).all()
-    columns = [c for c in Object.__table__.columns.keys() if c not in ("id", "uri")]
+    columns = [c.key for c in Object.__table__.columns if c.key not in ("id", "uri")]
     as_sqlalchemy, at_once, defaulted = ({c: row._mapping[c] for c in columns} for row in stored)
     assert at_once == as_sqlalchemy
     # And the ORM reads it back as it wrote it, defaults filled in
