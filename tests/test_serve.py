@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from fedisocial.app import SERVING_GC_THRESHOLDS
+from fedisocial.cli.serving import WORKER_NICENESS
 from tests.instances import Instance, eventually, make_instance
+from tests.mastoclient import database_url
 
 
 def _children(pid: int) -> list[int]:
@@ -66,6 +68,10 @@ def instance(tmp_path: Path) -> Iterator[Instance]:
         yield running
     finally:
         running.stop()
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def _serve_pid(instance: Instance) -> int:
@@ -138,3 +144,27 @@ def test_a_web_process_settles_its_heap_after_startup(tmp_path: Path, kind: str)
         # An app built in a process that may build others (the tests) leaves the collector be
         assert heap["frozen"] == 0
         assert tuple(heap["thresholds"]) == (700, 10, 10)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_on_postgresql_the_worker_yields_the_cpu_to_the_web_processes(
+    tmp_path: Path, backend: str
+) -> None:
+    # Given a running instance on each backend
+    with database_url(backend, tmp_path / "db") as url:
+        running = make_instance(tmp_path / "one", url)
+        running.start()
+        try:
+            serve = _serve_pid(running)
+            assert eventually(lambda: len(_job_workers(serve)) == 1)
+            [worker] = _job_workers(serve)
+            others = [child for child in _children(serve) if child != worker]  # web processes
+            # Then on PostgreSQL its job worker runs at a lower CPU priority than the web
+            # processes; on SQLite, whose write lock it holds while web processes wait, not
+            expected = WORKER_NICENESS if backend == "postgresql" else 0
+            assert eventually(lambda: _niceness(worker) == _niceness(serve) + expected)
+            assert others and all(_niceness(pid) == _niceness(serve) for pid in others)
+        finally:
+            running.stop()
