@@ -22,10 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fedisocial.app import Context, job_handlers
+from fedisocial.federation import handlers
 from fedisocial.federation import inbox as inbox_module
 from fedisocial.federation.inbox import PROCESS
 from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import JobKind, Worker
+from fedisocial.store import db as db_module
 from fedisocial.store.models import Actor, Engagement, Job, Object, TimelineEntry
 from tests import test_inbox
 from tests.conftest import sql_sent
@@ -199,3 +201,29 @@ async def test_a_boost_whose_host_is_down_waits_for_its_retry_alone(
     retried = await count(context, Job, Job.kind == PROCESS, Job.status == "queued",
                           Job.last_error.is_not(None))  # fmt: skip
     assert retried == 1
+
+
+async def test_a_batch_cleans_its_posts_before_its_transaction(
+    client: httpx.AsyncClient, context: Context, alice: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three posts with HTML to clean, and a note of whether a write transaction was open
+    # each time a post was cleaned (on SQLite it holds the file's one write lock)
+    cleaned_in_transaction: list[bool] = []
+    clean = handlers.clean_remote_post
+
+    def noting(post: dict[str, Any], author: str) -> dict[str, Any]:
+        cleaned_in_transaction.append(db_module._writing.get())
+        return clean(post, author)
+
+    monkeypatch.setattr(handlers, "clean_remote_post", noting)
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    for i in range(3):
+        post = {**note(f"{BOB}/statuses/{i}"), "content": f"<p>{i}<script>x()</script></p>"}
+        response = await deliver(client, activity("Create", post, BOB, f"create-{i}"))
+        assert response.status_code == 202, response.text
+    # When they are processed in one batch
+    await _in_one_batch(context, 3)
+    # Then each was cleaned once, outside the transaction, and stored clean
+    assert cleaned_in_transaction == [False, False, False]
+    row = await object_row(context, f"{BOB}/statuses/2")
+    assert row is not None and row.data["content"] == "<p>2</p>"

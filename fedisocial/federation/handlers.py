@@ -94,6 +94,10 @@ class Received:
     recipient: str | None = None
     #: the post it is about, as received, when ``prepare`` found it (fetched or trusted)
     resolved: dict[str, Any] | None = None
+    #: a created post as it is stored (normalized, addressed, cleaned), made by ``prepare``
+    #: outside the batch's transaction: cleaning HTML is the most CPU a post costs, and on
+    #: SQLite the transaction holds the file's one write lock
+    cleaned: dict[str, Any] | None = None
 
     @property
     def object_type(self) -> str | None:
@@ -120,8 +124,10 @@ class Received:
         """The same activity with its object replaced (by the stored copy of a bare id)."""
         return self._build(self.row_id, self.doc, obj, self.recipient)
 
-    def with_resolved(self, post: dict[str, Any]) -> Received:
-        return replace(self, resolved=post)
+    def with_resolved(
+        self, post: dict[str, Any], cleaned: dict[str, Any] | None = None
+    ) -> Received:
+        return replace(self, resolved=post, cleaned=cleaned)
 
     def mentions(self) -> set[str]:
         """The ids of stored objects its handler may read: its object and what that replies
@@ -304,19 +310,20 @@ def _author_of(post: dict[str, Any], fallback: str | None) -> str:
 
 
 async def _save_post(
-    tx: Tx, post: dict[str, Any], author: str, original: dict[str, Any] | None = None
-) -> Object:
+    tx: Tx, post: dict[str, Any], author: str, original: dict[str, Any] | None = None,
+    clean: dict[str, Any] | None = None,
+) -> Object:  # fmt: skip
     """Insert or refresh the row of a remote post (local posts are never overwritten).
 
     ``post`` is normalized; ``original`` the document as received, kept beside the
-    sanitized copy (None keeps the one stored).
+    sanitized copy (None keeps the one stored); ``clean``: that copy, when made before.
     """
     row = await tx.stored(post["id"])
     if row is not None and row.local:
         return row
     if row is not None and row.deleted_at is not None:
         raise InvalidDocument(f"{post['id']} was deleted")
-    clean = clean_remote_post(post, author)
+    clean = clean or clean_remote_post(post, author)
     columns = object_columns(clean, await tx.followers_of(author))
     check_uri_lengths("post", {"id": post["id"], "inReplyTo": columns["in_reply_to"]})
     if row is None:  # inserted with the next flush (the batch's, in one statement)
@@ -362,16 +369,16 @@ def _address(row: Object, delivered_to: Iterable[str]) -> None:
 
 async def _store_post(
     tx: Tx, post: dict[str, Any], author: str, original: dict[str, Any],
-    act: Received | None = None,
+    act: Received | None = None, clean: dict[str, Any] | None = None,
 ) -> Object:  # fmt: skip
     """Store a remote post and add it to the feeds of the local actors it reaches.
 
     ``original``: the post as received; ``act``: the Create that delivered it (an
-    edit reaches no one new).
+    edit reaches no one new); ``clean``: the post cleaned already (:func:`_save_post`).
     """
     if post.get("type") not in POST_TYPES:
         raise InvalidDocument(f"{post.get('id')} is a {post.get('type')}, not a post")
-    row = await _save_post(tx, post, author, original)
+    row = await _save_post(tx, post, author, original, clean)
     reached = await _also_reached(tx, act, row) if act is not None else []
     if not is_public(row):
         _address(row, reached)
@@ -389,21 +396,32 @@ def _addressed(post: dict[str, Any], create: dict[str, Any]) -> dict[str, Any]:
     return {**post, **given}
 
 
+def _created_post(original: dict[str, Any], act: Received) -> dict[str, Any]:
+    """The post a Create delivers, normalized, with the Create's addressing where it has none."""
+    return _addressed(normalize(original), act.doc)
+
+
 async def resolve_object(svc: Services, act: Received) -> Received:
-    """Prepare a Create: its post, as sent when trusted, else fetched from its host."""
+    """Prepare a Create: its post, as sent when trusted, else fetched from its host; and,
+    when its author may create it, that post as it is stored (:attr:`Received.cleaned`)."""
     if act.embedded is not None and act.object_type not in POST_TYPES:
         return act  # not a post: kept as received (see on_create)
-    return act.with_resolved(await _received_post(svc, act, act.object))
+    original = await _received_post(svc, act, act.object)
+    post = _created_post(original, act)
+    author = get_id(post.get("attributedTo")) or act.actor
+    if author != act.actor or not same_origin(str(post.get("id")), author):
+        return act.with_resolved(original)  # refused in the transaction, with the reason
+    return act.with_resolved(original, clean_remote_post(post, author))
 
 
 @handles(prepare=resolve_object)
 async def on_create_post(tx: Tx, act: Received) -> None:
     original = _resolved(act)
-    post = _addressed(normalize(original), act.doc)
+    post = act.cleaned or _created_post(original, act)
     author = _author_of(post, act.actor)
     if author != act.actor:
         raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
-    row = await _store_post(tx, post, author, original, act)
+    row = await _store_post(tx, post, author, original, act, act.cleaned)
     parent = await tx.stored(row.in_reply_to)
     tx.notify(*notifications.post_notices(row, parent.actor_uri if parent else None))
 
