@@ -38,7 +38,13 @@ from fedisocial.cache import ByteCache
 from fedisocial.config import Settings, load_settings
 from fedisocial.errors import ConfigError, FedisocialError
 from fedisocial.federation.delivery import DELIVER, DELIVER_RETRY, FANOUT, FANOUT_RETRY, Delivery
-from fedisocial.federation.inbox import PROCESS, PROCESS_BATCH, PROCESS_RETRY, Inbox
+from fedisocial.federation.inbox import (
+    PROCESS,
+    PROCESS_BATCH,
+    PROCESS_RETRY,
+    Inbox,
+    batches_at_once,
+)
 from fedisocial.federation.signatures import SignatureVerifier
 from fedisocial.jobs import JobKind, JobQueue, Worker
 from fedisocial.social.accounts import ensure_instance_actor
@@ -133,6 +139,7 @@ def job_handlers(context: Context) -> dict[str, JobKind]:
             PROCESS_RETRY,
             run_batch=context.inbox.process_batch,
             batch_size=PROCESS_BATCH,
+            batches_at_once=batches_at_once(context.db),
         ),
         GENERATE: JobKind(context.studio.run, GENERATE_RETRY, gave_up=_generation_gave_up(context)),
         SERVICE_MENTIONED: JobKind(

@@ -227,3 +227,23 @@ async def test_a_batch_cleans_its_posts_before_its_transaction(
     assert cleaned_in_transaction == [False, False, False]
     row = await object_row(context, f"{BOB}/statuses/2")
     assert row is not None and row.data["content"] == "<p>2</p>"
+
+
+async def test_on_sqlite_a_worker_runs_one_batch_at_a_time(
+    client: httpx.AsyncClient, context: Context, alice: Actor
+) -> None:
+    # Given twelve posts received
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    for i in range(12):
+        response = await deliver(client, activity("Create", note(f"{BOB}/statuses/{i}"), BOB,
+                                                  f"create-{i}"))  # fmt: skip
+        assert response.status_code == 202, response.text
+    # When the worker the app configures processes them, three to a batch
+    kind = job_handlers(context)[PROCESS]
+    batched = JobKind(kind.run, kind.retry, run_batch=kind.run_batch, batch_size=3,
+                      batches_at_once=kind.batches_at_once)  # fmt: skip
+    await Worker(context.queue, {PROCESS: batched}).run_until_idle()
+    # Then all are stored, one batch at a time on SQLite (the next batch's preparing would
+    # run while one holds the file's write lock), two at once on PostgreSQL
+    assert await count(context, Object, Object.type == "Note", Object.local.is_(False)) == 12
+    assert kind.batches_at_once == (1 if context.db.is_sqlite else 2)

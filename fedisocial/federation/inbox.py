@@ -92,7 +92,7 @@ from fedisocial.store.rows import check_uri_lengths, dialect_insert, object_colu
 from fedisocial.store.sqlite import PreparedInsert
 from fedisocial.urls import Urls
 
-__all__ = ["HANDLERS", "PROCESS", "PROCESS_BATCH", "PROCESS_RETRY", "Inbox"]
+__all__ = ["HANDLERS", "PROCESS", "PROCESS_BATCH", "PROCESS_RETRY", "Inbox", "batches_at_once"]
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,25 @@ _APPLY_SECONDS = 0.025
 #: wait a GIL switch (5 ms) on a busy process, and a transaction of one or two activities
 #: would read the rest of the batch up front again each time
 _APPLY_AT_LEAST = 25
+#: batches of ``process_activity`` jobs a worker runs at once (the next one prepares, reading
+#: and fetching, while one writes), on PostgreSQL; on SQLite one (:func:`batches_at_once`)
+PROCESS_BATCHES_AT_ONCE = 2
 #: Processing waits on other servers (the object, its author): retry for about three hours
 #: (10 attempts, then hourly). An activity whose context is still missing by then is stale.
 PROCESS_RETRY = RetryPolicy(base=30.0, cap=3600.0, attempts=10)
+
+
+def batches_at_once(db: Database) -> int:
+    """How many batches of ``process_activity`` jobs a worker of ``db`` runs at once.
+
+    On SQLite one: a batch's transaction holds the file's one write lock, which the
+    web processes' group commits wait for, and the next batch's preparing (a worker
+    has one thread) would run while it is held: with two, SQLite ``default`` accepted
+    1,360-1,390 a second, with one 1,560-1,610, and processed more too (bench/inbox.py).
+    On PostgreSQL a batch's statements wait for the server, and two overlap (1,310
+    processed a second against 880 with one).
+    """
+    return 1 if db.is_sqlite else PROCESS_BATCHES_AT_ONCE
 
 
 def _parse(body: bytes) -> dict[str, Any]:
