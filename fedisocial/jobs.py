@@ -57,6 +57,7 @@ from fedisocial.store.db import Database
 from fedisocial.store.models import JOB_ACTIVE, Job, utcnow
 
 __all__ = [
+    "BATCHES_AT_ONCE",
     "DEFAULT_RETRY",
     "Handler",
     "JobFailed",
@@ -174,6 +175,10 @@ GaveUp = Callable[[dict[str, Any], BaseException], Awaitable[None]]
 BatchHandler = Callable[[Sequence["ClaimedJob"]], Awaitable[Mapping[int, Exception]]]
 
 
+#: batches of one kind a worker runs at once, unless its kind says otherwise
+BATCHES_AT_ONCE = 2
+
+
 @dataclass(frozen=True)
 class JobKind:
     """A kind of job as the app registers it: its handler, retry policy and last word.
@@ -189,7 +194,7 @@ class JobKind:
     gave_up: GaveUp | None = None
     run_batch: BatchHandler | None = None
     batch_size: int = 100
-    batches_at_once: int = 2
+    batches_at_once: int = BATCHES_AT_ONCE
 
 
 #: how ``JobStats.depth`` splits active jobs: queued and due now, queued for later, running

@@ -161,7 +161,8 @@ async def test_a_write_at_once_is_one_trip_with_rows_bound_as_sqlalchemy_binds_t
 ) -> None:
     # Given a note inserted through SQLAlchemy, and the same insert prepared for one trip
     moment = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
-    times = {"created_at": moment, "updated_at": moment}
+    # (an explicit None: JSON binds it as the JSON null, a column left out is SQL NULL)
+    times = {"created_at": moment, "updated_at": moment, "original": None}
     async with sqlite_db.transaction() as session:
         await session.execute(insert(Object).values(_note(1, **times)))
     dialect = sqlite_db.write_engine.dialect

@@ -408,19 +408,26 @@ async def resolve_object(svc: Services, act: Received) -> Received:
         return act  # not a post: kept as received (see on_create)
     original = await _received_post(svc, act, act.object)
     post = _created_post(original, act)
-    author = get_id(post.get("attributedTo")) or act.actor
-    if author != act.actor or not same_origin(str(post.get("id")), author):
+    try:
+        author = _creator_of(post, act)
+    except (Forbidden, InvalidDocument):
         return act.with_resolved(original)  # refused in the transaction, with the reason
     return act.with_resolved(original, clean_remote_post(post, author))
+
+
+def _creator_of(post: dict[str, Any], act: Received) -> str:
+    """The author of a created post, who must be the Create's actor."""
+    author = _author_of(post, act.actor)
+    if author != act.actor:
+        raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
+    return author
 
 
 @handles(prepare=resolve_object)
 async def on_create_post(tx: Tx, act: Received) -> None:
     original = _resolved(act)
     post = act.cleaned or _created_post(original, act)
-    author = _author_of(post, act.actor)
-    if author != act.actor:
-        raise Forbidden(f"{act.actor} cannot create a post attributed to {author}")
+    author = _creator_of(post, act)
     row = await _store_post(tx, post, author, original, act, act.cleaned)
     parent = await tx.stored(row.in_reply_to)
     tx.notify(*notifications.post_notices(row, parent.actor_uri if parent else None))

@@ -82,7 +82,14 @@ from fedisocial.federation.handlers import (
     write_engagements,
 )
 from fedisocial.federation.signatures import SignatureVerifier
-from fedisocial.jobs import ClaimedJob, JobQueue, PermanentFailure, RetryPolicy, is_final
+from fedisocial.jobs import (
+    BATCHES_AT_ONCE,
+    ClaimedJob,
+    JobQueue,
+    PermanentFailure,
+    RetryPolicy,
+    is_final,
+)
 from fedisocial.social.notifications import record
 from fedisocial.social.outbox import Outbox
 from fedisocial.social.timeline import add_all_to_feeds
@@ -108,9 +115,6 @@ _APPLY_SECONDS = 0.025
 #: wait a GIL switch (5 ms) on a busy process, and a transaction of one or two activities
 #: would read the rest of the batch up front again each time
 _APPLY_AT_LEAST = 25
-#: batches of ``process_activity`` jobs a worker runs at once (the next one prepares, reading
-#: and fetching, while one writes), on PostgreSQL; on SQLite one (:func:`batches_at_once`)
-PROCESS_BATCHES_AT_ONCE = 2
 #: Processing waits on other servers (the object, its author): retry for about three hours
 #: (10 attempts, then hourly). An activity whose context is still missing by then is stale.
 PROCESS_RETRY = RetryPolicy(base=30.0, cap=3600.0, attempts=10)
@@ -126,7 +130,7 @@ def batches_at_once(db: Database) -> int:
     On PostgreSQL a batch's statements wait for the server, and two overlap (1,310
     processed a second against 880 with one).
     """
-    return 1 if db.is_sqlite else PROCESS_BATCHES_AT_ONCE
+    return 1 if db.is_sqlite else BATCHES_AT_ONCE
 
 
 def _parse(body: bytes) -> dict[str, Any]:

@@ -184,6 +184,12 @@ class _WriterTurn:
 _writing: ContextVar[bool] = ContextVar("fedisocial_writing", default=False)
 
 
+def _refuse_nesting() -> None:
+    if _writing.get():
+        raise RuntimeError("a write transaction cannot open another one (it would wait "
+                           "for itself): pass its session down instead")  # fmt: skip
+
+
 class Database:
     """An engine and its session factory, built once by the app and passed in.
 
@@ -220,9 +226,7 @@ class Database:
 
         On SQLite it waits for the process's writer (module docstring).
         """
-        if _writing.get():
-            raise RuntimeError("a write transaction cannot open another one (it would wait "
-                               "for itself): pass its session down instead")  # fmt: skip
+        _refuse_nesting()
         token = _writing.set(True)
         try:
             if self._writer is None:
@@ -247,8 +251,7 @@ class Database:
         """
         if self._writer is None:
             raise RuntimeError("write_at_once is for SQLite, whose writer has a thread")
-        if _writing.get():
-            raise RuntimeError("a write transaction cannot open another one")
+        _refuse_nesting()
         return await asyncio.shield(self._writer.run(self.write_engine, work))
 
     async def close(self) -> None:

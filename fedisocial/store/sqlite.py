@@ -132,10 +132,16 @@ class PreparedInsert:
         ]  # fmt: skip
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
+        values: list[Any] = []
         for key, process, default in self._binds:
-            value = row[key] if key in row else default()
-            values.append(process(value) if process is not None and value is not None else value)
+            if key in row:
+                value = row[key]
+            elif default is not None:
+                value = default()
+            else:
+                values.append(None)  # SQL NULL, as SQLAlchemy binds a column left out
+                continue
+            values.append(value if process is None else process(value))
         return tuple(values)
 
     def run(self, connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
@@ -149,10 +155,10 @@ class PreparedInsert:
         return returned
 
 
-def _default_of(column: Column[Any]) -> Callable[[], Any]:
+def _default_of(column: Column[Any]) -> Callable[[], Any] | None:
     default: Any = column.default
     if default is None:
-        return lambda: None
+        return None
     if default.is_callable:
         return partial(default.arg, None)  # SQLAlchemy passes an execution context
     return lambda: default.arg
