@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, text, update
 
 from fedisocial.errors import BadRequest, NotFound
 from fedisocial.jobs import JobQueue, PermanentFailure, Worker
@@ -21,7 +21,7 @@ from fedisocial.social.accounts import (
     verify_password,
 )
 from fedisocial.store.db import Database, migrate, pending_migrations
-from fedisocial.store.models import Base, Job, utcnow
+from fedisocial.store.models import Base, Job, Object, utcnow
 from fedisocial.urls import Urls
 
 URLS = Urls("https://social.example")
@@ -40,6 +40,66 @@ async def test_migrations_match_the_models(db: Database) -> None:
     # Then nothing is missing or different, and migrating again is harmless
     assert differences == []
     await migrate(db)
+
+
+async def test_json_columns_keep_what_orjson_cannot_write(db: Database) -> None:
+    """JSON columns are written with orjson; integers beyond 64 bits and non-string keys
+    (a value built in Python) still round-trip."""
+    doc = {"id": "https://remote.example/n/1", "big": 2**70, "text": "héllo ✓", 3: "three"}
+    async with db.transaction() as session:
+        session.add(Object(uri=doc["id"], type="Note", data=doc))
+    async with db.session() as session:
+        stored = await session.scalar(select(Object.data).where(Object.uri == doc["id"]))
+    assert stored == {"id": doc["id"], "big": 2**70, "text": "héllo ✓", "3": "three"}
+
+
+async def _index_definitions(db: Database, table: str) -> dict[str, str]:
+    if db.engine.dialect.name == "sqlite":
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"
+    else:
+        query = ("SELECT indexname, indexdef FROM pg_indexes "
+                 "WHERE tablename = :t AND schemaname = current_schema()")  # fmt: skip
+    async with db.session() as session:
+        rows = await session.execute(text(query), {"t": table})
+    return {name: " ".join(str(sql).split()) for name, sql in rows}
+
+
+async def test_the_value_lookups_index_only_the_rows_that_have_a_value(db: Database) -> None:
+    """Each index is written with every row: a received post's activity answers nothing and
+    its post has no object, a queued job has not finished; none of them is in those indexes,
+    and no index of actor_uri alone repeats the lead of ix_objects_actor_published."""
+    objects, jobs = await _index_definitions(db, "objects"), await _index_definitions(db, "jobs")
+    assert "ix_objects_actor_uri" not in objects
+    assert "(actor_uri, published)" in objects["ix_objects_actor_published"]
+    for definition, column in ((objects["ix_objects_in_reply_to"], "in_reply_to"),
+                               (objects["ix_objects_object_uri"], "object_uri"),
+                               (jobs["ix_jobs_finished"], "finished_at")):  # fmt: skip
+        # PostgreSQL writes the condition in parentheses, SQLite as given
+        assert f"WHERE {column} IS NOT NULL" in definition.replace("(", "").replace(")", ""), (
+            definition)  # fmt: skip
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_the_partial_indexes_serve_the_lookups_by_value(db: Database) -> None:
+    """SQLite's plans (they do not depend on statistics; PostgreSQL's do, and pick a
+    sequential scan for tables this small): the queries by value use the partial indexes."""
+    lookups = {
+        "SELECT id FROM objects WHERE in_reply_to = ?": "ix_objects_in_reply_to",
+        "SELECT in_reply_to, count(*) FROM objects WHERE in_reply_to IN (?, ?) "
+        "GROUP BY in_reply_to": "ix_objects_in_reply_to",
+        "SELECT id FROM objects WHERE type = 'Announce' AND object_uri IN (?, ?)":
+            "ix_objects_object_uri",
+        "SELECT id FROM objects WHERE actor_uri = ?": "ix_objects_actor_published",
+        "SELECT id FROM jobs WHERE finished_at < ? AND status = 'done'": "ix_jobs_finished",
+    }  # fmt: skip
+    async with db.engine.connect() as connection:
+        for statement, index in lookups.items():
+            rows = await connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", ("x",) * statement.count("?")
+            )
+            plan = " | ".join(str(row[-1]) for row in rows)
+            assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, (
+                statement, plan)  # fmt: skip
 
 
 async def test_create_user_makes_an_actor_with_keys(db: Database) -> None:

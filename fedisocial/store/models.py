@@ -167,6 +167,12 @@ class User(Base):
     last_active_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+#: the rows of the partial indexes of objects and jobs (queries by value imply them)
+_REPLIES = "in_reply_to IS NOT NULL"
+_WITH_OBJECT = "object_uri IS NOT NULL"
+_FINISHED_JOB = "finished_at IS NOT NULL"
+
+
 class Object(Base):
     """Any AS2 object or activity, local or remote, kept exactly as sent or received."""
 
@@ -177,13 +183,14 @@ class Object(Base):
     #: the ids RETURNING gives back to the rows by it: an "insert sentinel")
     uri: Mapped[str] = mapped_column(String(2048), unique=True, insert_sentinel=True)
     type: Mapped[str] = mapped_column(String(64))
-    actor_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    #: looked up through ix_objects_actor_published, which leads with it
+    actor_uri: Mapped[str | None] = mapped_column(String(2048))
     published: Mapped[datetime] = mapped_column(default=utcnow)
     #: public, unlisted, followers or direct
     visibility: Mapped[str] = mapped_column(String(16), default="public")
-    in_reply_to: Mapped[str | None] = mapped_column(String(2048), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(2048))
     #: for activities: the id of their object (what a Like likes, a Create creates)
-    object_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    object_uri: Mapped[str | None] = mapped_column(String(2048))
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     #: remote posts: the document exactly as received (``data`` is the sanitized copy we show)
@@ -194,7 +201,17 @@ class Object(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_objects_actor_published", "actor_uri", "published"),)
+    # Every row is written to each index, and a received post writes two rows (the
+    # activity, the post): the replies and object lookups are by value (=, IN), so their
+    # indexes hold only the rows that have one (activities answer nothing, posts have no
+    # object); an index of actor_uri alone would repeat the lead of ix_objects_actor_published.
+    __table_args__ = (
+        Index("ix_objects_actor_published", "actor_uri", "published"),
+        Index("ix_objects_in_reply_to", "in_reply_to", sqlite_where=text(_REPLIES),
+              postgresql_where=text(_REPLIES)),
+        Index("ix_objects_object_uri", "object_uri", sqlite_where=text(_WITH_OBJECT),
+              postgresql_where=text(_WITH_OBJECT)),
+    )  # fmt: skip
 
 
 #: the jobs not yet finished: the rows of the partial index ix_jobs_due. Queries repeat it
@@ -225,11 +242,13 @@ class Job(Base):
 
     # The due lookup reads only active jobs in run_at order, however many finished rows wait
     # to be pruned; finished rows are found by age (pruning), and
-    # leading with finished_at, that index never tempts a plan for due jobs.
+    # leading with finished_at, that index never tempts a plan for due jobs (and holds only
+    # finished rows: a job queued is not written to it until it ends).
     __table_args__ = (
         Index("ix_jobs_due", "run_at", sqlite_where=text(JOB_ACTIVE),
               postgresql_where=text(JOB_ACTIVE)),
-        Index("ix_jobs_finished", "finished_at"),
+        Index("ix_jobs_finished", "finished_at", sqlite_where=text(_FINISHED_JOB),
+              postgresql_where=text(_FINISHED_JOB)),
     )  # fmt: skip
 
 
