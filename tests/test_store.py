@@ -66,14 +66,16 @@ async def _index_definitions(db: Database, table: str) -> dict[str, str]:
 
 async def test_the_value_lookups_index_only_the_rows_that_have_a_value(db: Database) -> None:
     """Each index is written with every row: a received post's activity answers nothing and
-    its post has no object, a queued job has not finished; none of them is in those indexes,
-    and no index of actor_uri alone repeats the lead of ix_objects_actor_published."""
+    its post has no object, a queued job has not finished, the processing of a received
+    activity is cancelled by no reference; none of them is in those indexes, and no index
+    of actor_uri alone repeats the lead of ix_objects_actor_published."""
     objects, jobs = await _index_definitions(db, "objects"), await _index_definitions(db, "jobs")
     assert "ix_objects_actor_uri" not in objects
     assert "(actor_uri, published)" in objects["ix_objects_actor_published"]
     for definition, column in ((objects["ix_objects_in_reply_to"], "in_reply_to"),
                                (objects["ix_objects_object_uri"], "object_uri"),
-                               (jobs["ix_jobs_finished"], "finished_at")):  # fmt: skip
+                               (jobs["ix_jobs_finished"], "finished_at"),
+                               (jobs["ix_jobs_ref"], "ref")):  # fmt: skip
         # PostgreSQL writes the condition in parentheses, SQLite as given
         assert f"WHERE {column} IS NOT NULL" in definition.replace("(", "").replace(")", ""), (
             definition)  # fmt: skip
@@ -91,6 +93,7 @@ async def test_the_partial_indexes_serve_the_lookups_by_value(db: Database) -> N
             "ix_objects_object_uri",
         "SELECT id FROM objects WHERE actor_uri = ?": "ix_objects_actor_published",
         "SELECT id FROM jobs WHERE finished_at < ? AND status = 'done'": "ix_jobs_finished",
+        "UPDATE jobs SET status = 'cancelled' WHERE ref = ? AND status = ?": "ix_jobs_ref",
     }  # fmt: skip
     async with db.engine.connect() as connection:
         for statement, index in lookups.items():

@@ -171,13 +171,17 @@ def _insert_new(insert: Any) -> Any:
     )
 
 
-def _jobs_of(batch: Sequence[_Pending], new: dict[str, int]) -> list[tuple[dict[str, Any], str]]:
-    """The ``process_activity`` jobs of the activities ``new`` (by URI) gives the ids of."""
-    jobs: list[tuple[dict[str, Any], str]] = []
+def _jobs_of(batch: Sequence[_Pending], new: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The payloads of the ``process_activity`` jobs of the activities ``new`` (by URI)
+    gives the ids of, by URI.
+
+    Their jobs have no ``ref``: nothing cancels the processing of a received activity, and
+    an index entry of its URI would be one more random write per accept."""
+    jobs: dict[str, dict[str, Any]] = {}
     for pending in batch:
         uri = pending.values["uri"]
         if uri in new:  # once, even when a batch holds the same activity twice
-            jobs.append(({"object_id": new.pop(uri), "recipient": pending.recipient}, uri))
+            jobs[uri] = {"object_id": new.pop(uri), "recipient": pending.recipient}
     return jobs
 
 
@@ -325,8 +329,8 @@ class Inbox:
             statement = _insert_new(upsert(session, Object))
             new = {uri: object_id for object_id, uri in await session.execute(statement, rows)}
             jobs = _jobs_of(batch, new)
-            await JobQueue.add_many(session, PROCESS, jobs)
-        return {uri for _, uri in jobs}
+            await JobQueue.add_many(session, PROCESS, [(job, None) for job in jobs.values()])
+        return set(jobs)
 
     async def _insert_at_once(
         self, batch: list[_Pending], activities: PreparedInsert, jobs: PreparedInsert
@@ -337,8 +341,9 @@ class Inbox:
         def write(connection: sqlite3.Connection) -> set[str]:
             new = {uri: object_id for object_id, uri in activities.run(connection, rows)}
             queued = _jobs_of(batch, new)
-            jobs.run(connection, [jobs.parameters(row) for row in JobQueue.rows(PROCESS, queued)])
-            return {uri for _, uri in queued}
+            job_rows = JobQueue.rows(PROCESS, [(job, None) for job in queued.values()])
+            jobs.run(connection, [jobs.parameters(row) for row in job_rows])
+            return set(queued)
 
         return await self.db.write_at_once(write)
 

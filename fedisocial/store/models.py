@@ -171,6 +171,7 @@ class User(Base):
 _REPLIES = "in_reply_to IS NOT NULL"
 _WITH_OBJECT = "object_uri IS NOT NULL"
 _FINISHED_JOB = "finished_at IS NOT NULL"
+_JOB_REF = "ref IS NOT NULL"
 
 
 class Object(Base):
@@ -236,7 +237,7 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)
     #: what the job is about (e.g. the object a delivery carries), to cancel it
-    ref: Mapped[str | None] = mapped_column(String(2048), index=True)
+    ref: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
@@ -249,6 +250,7 @@ class Job(Base):
               postgresql_where=text(JOB_ACTIVE)),
         Index("ix_jobs_finished", "finished_at", sqlite_where=text(_FINISHED_JOB),
               postgresql_where=text(_FINISHED_JOB)),
+        Index("ix_jobs_ref", "ref", sqlite_where=text(_JOB_REF), postgresql_where=text(_JOB_REF)),
     )  # fmt: skip
 
 

@@ -3,9 +3,10 @@
 Every row is written to each of its table's indexes, and a received post writes two
 ``objects`` rows (the activity and the post) and a job. ``ix_objects_actor_uri``
 repeated the leading column of ``ix_objects_actor_published``, which serves the same
-lookups; the replies, object and finished-job indexes are looked up by value only
-(``=``, ``IN``, ``<``), so they now hold only the rows that have one: an activity
-answers nothing, a post has no object, a queued job has not finished.
+lookups; the replies, object, finished-job and job-reference indexes are looked up by
+value only (``=``, ``IN``, ``<``), so they now hold only the rows that have one: an
+activity answers nothing, a post has no object, a queued job has not finished, and the
+processing of a received activity has no reference (nothing cancels it).
 
 Revision ID: 0015
 Revises: 0014
@@ -27,6 +28,7 @@ _PARTIAL = (
     ("ix_objects_in_reply_to", "objects", "in_reply_to"),
     ("ix_objects_object_uri", "objects", "object_uri"),
     ("ix_jobs_finished", "jobs", "finished_at"),
+    ("ix_jobs_ref", "jobs", "ref"),
 )
 
 
