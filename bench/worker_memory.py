@@ -58,8 +58,8 @@ async def store_activities(database_url: str, base_url: str, count: int) -> None
             async with db.transaction() as session:
                 statement = upsert(session, Object).returning(Object.id, Object.uri)
                 stored = list(await session.execute(statement, rows))
-                jobs = [({"object_id": object_id, "recipient": None}, uri)
-                        for object_id, uri in stored]  # fmt: skip
+                jobs = [({"object_id": object_id, "recipient": None}, None)
+                        for object_id, _ in stored]  # fmt: skip
                 await JobQueue.add_many(session, PROCESS, jobs)
     finally:
         await db.close()
