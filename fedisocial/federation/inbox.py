@@ -171,17 +171,19 @@ def _insert_new(insert: Any) -> Any:
     )
 
 
-def _jobs_of(batch: Sequence[_Pending], new: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """The payloads of the ``process_activity`` jobs of the activities ``new`` (by URI)
-    gives the ids of, by URI.
+def _jobs_of(
+    batch: Sequence[_Pending], new: dict[str, int]
+) -> dict[str, tuple[dict[str, Any], None]]:
+    """The ``process_activity`` jobs, as ``(payload, ref)``, of the activities ``new`` (by
+    URI) gives the ids of, by URI.
 
-    Their jobs have no ``ref``: nothing cancels the processing of a received activity, and
-    an index entry of its URI would be one more random write per accept."""
-    jobs: dict[str, dict[str, Any]] = {}
+    They have no ``ref``: nothing cancels the processing of a received activity, and an
+    index entry of its URI would be one more random write per accept."""
+    jobs: dict[str, tuple[dict[str, Any], None]] = {}
     for pending in batch:
         uri = pending.values["uri"]
         if uri in new:  # once, even when a batch holds the same activity twice
-            jobs[uri] = {"object_id": new.pop(uri), "recipient": pending.recipient}
+            jobs[uri] = ({"object_id": new.pop(uri), "recipient": pending.recipient}, None)
     return jobs
 
 
@@ -329,7 +331,7 @@ class Inbox:
             statement = _insert_new(upsert(session, Object))
             new = {uri: object_id for object_id, uri in await session.execute(statement, rows)}
             jobs = _jobs_of(batch, new)
-            await JobQueue.add_many(session, PROCESS, [(job, None) for job in jobs.values()])
+            await JobQueue.add_many(session, PROCESS, list(jobs.values()))
         return set(jobs)
 
     async def _insert_at_once(
@@ -341,7 +343,7 @@ class Inbox:
         def write(connection: sqlite3.Connection) -> set[str]:
             new = {uri: object_id for object_id, uri in activities.run(connection, rows)}
             queued = _jobs_of(batch, new)
-            job_rows = JobQueue.rows(PROCESS, [(job, None) for job in queued.values()])
+            job_rows = JobQueue.rows(PROCESS, list(queued.values()))
             jobs.run(connection, [jobs.parameters(row) for row in job_rows])
             return set(queued)
 
