@@ -203,6 +203,44 @@ async def test_a_boost_whose_host_is_down_waits_for_its_retry_alone(
     assert retried == 1
 
 
+async def test_a_like_before_a_boost_of_a_post_on_a_down_host_does_not_fetch_it_again(
+    client: httpx.AsyncClient, context: Context, alice: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A like stores no post: a boost after it of the same post on a host that fails is
+    fetched once, and waits for its retry without cutting the batch in two."""
+    asked: list[str] = []
+    applied: list[int] = []
+    apply = context.inbox._apply
+
+    async def counted(ready: Any, *args: Any, **kwargs: Any) -> int:
+        applied.append(len(ready))
+        return await apply(ready, *args, **kwargs)
+
+    monkeypatch.setattr(context.inbox, "_apply", counted)
+
+    async def down(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response("try later", status_code=503)
+
+    await store_actor(context.db, actor_doc(BOB, remote_key()))
+    async with serve(Starlette(routes=[Route("/{path:path}", down)])) as origin:
+        post = f"{origin}/statuses/1"
+        sent = [activity("Create", note(f"{BOB}/statuses/{i}"), BOB, f"post-{i}") for i in range(3)]
+        sent[1:1] = [activity("Like", post, BOB, "like"), activity("Announce", post, BOB, "boost")]
+        for one in sent:
+            response = await deliver(client, one)
+            assert response.status_code == 202, response.text
+        await _in_one_batch(context, len(sent))
+
+    assert asked == ["/statuses/1"]
+    assert applied == [4]  # the three posts and the like, together
+    assert await count(context, Object, Object.type == "Note", Object.local.is_(False)) == 3
+    assert await count(context, Job, Job.kind == PROCESS, Job.status == "done") == 4
+    retried = await count(context, Job, Job.kind == PROCESS, Job.status == "queued",
+                          Job.last_error.is_not(None))  # fmt: skip
+    assert retried == 1
+
+
 async def test_a_batch_cleans_its_posts_before_its_transaction(
     client: httpx.AsyncClient, context: Context, alice: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:

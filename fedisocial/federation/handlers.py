@@ -138,6 +138,12 @@ class Received:
                 ids |= {get_id(obj.get("id")), get_id(obj.get("inReplyTo"))}
         return {i for i in ids if i}
 
+    def stores(self) -> set[str]:
+        """The ids of what applying it may store that an activity after it may name: itself
+        and the post its prepare step resolved (a Like stores neither post nor author)."""
+        post = get_id(self.resolved.get("id")) if self.resolved is not None else None
+        return {self.id, post} if post else {self.id}
+
 
 @dataclass
 class Tx:

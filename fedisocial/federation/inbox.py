@@ -389,15 +389,16 @@ class Inbox:
             return_exceptions=True,
         )
         steps = []
-        named_before: set[str] = set()
+        stored_before: set[str] = set()
         for (job_id, act, handler), result in zip(work, prepared, strict=True):
-            if _may_mend(result) and not act.mentions() & named_before:
+            if _may_mend(result) and not act.mentions() & stored_before:
                 # nothing before it in the batch can store what it missed: it waits for its
                 # retry, without holding the others up (fetched again, one at a time)
                 failures[job_id] = _failure(act, result)  # type: ignore[arg-type]
             else:
                 steps.append(((job_id, act, handler), result))
-            named_before |= act.mentions() | {act.id}
+            if isinstance(result, Received):
+                stored_before |= result.stores()
         while steps:
             # Prepared before the batch applies, an activity may miss what an earlier one
             # stores (a boost of a post created just before): at the first that failed in a
