@@ -8,7 +8,9 @@ those runs are skipped with a message and the SQLite runs go on.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,11 +21,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import event
 from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app
 from fedisocial.config import Settings, load_settings
+from fedisocial.social import accounts
 from fedisocial.store.db import Database, migrate
 from tests.c2s_helpers import Person, person
 
@@ -58,12 +62,72 @@ async def _pg_execute(statement: str) -> None:
         await connection.close()
 
 
+# Migrating takes a quarter of a second on SQLite and over half a second on PostgreSQL, and
+# about 1,300 tests take a database: each test process migrates one database per backend
+# and copies it (a file copy; PostgreSQL: the migrated schema's pg_dump, run again).
+_migrated: dict[str, Any] = {}
+_SCHEMA = "__migrated_schema__"
+
+
+async def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if "sqlite" not in _migrated:
+        path = tmp_path_factory.mktemp("migrated") / "template.db"
+        template = Database(f"sqlite+aiosqlite:///{path}")
+        await migrate(template)
+        await template.close()  # the last connection to close checkpoints the WAL into the file
+        _migrated["sqlite"] = path
+    template_path: Path = _migrated["sqlite"]
+    return template_path
+
+
+async def _postgres_schema_script() -> str | None:
+    """The migrated schema as SQL (pg_dump's) with :data:`_SCHEMA` for its name; None when
+    there is no pg_dump (each test then migrates its own schema)."""
+    if "postgresql" not in _migrated:
+        _migrated["postgresql"] = None
+        if shutil.which("pg_dump"):
+            name = f"migrated_{uuid.uuid4().hex[:12]}"
+            await _pg_execute(f'CREATE SCHEMA "{name}"')
+            try:
+                template = Database(POSTGRES_URL, schema=name)
+                await migrate(template)
+                await template.close()
+                dump = await asyncio.create_subprocess_exec(
+                    "pg_dump", "--inserts", "--no-owner", "--schema", name, _asyncpg_dsn(),
+                    stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                out, _ = await dump.communicate()
+                assert dump.returncode == 0, f"pg_dump of the migrated schema: {dump.returncode}"
+            finally:
+                await _pg_execute(f'DROP SCHEMA "{name}" CASCADE')
+            # psql's meta-commands (pg_dump's \restrict lines) are not SQL
+            lines = [line for line in out.decode().splitlines() if not line.startswith("\\")]
+            _migrated["postgresql"] = "\n".join(lines).replace(name, _SCHEMA)
+    script: str | None = _migrated["postgresql"]
+    return script
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2id with its lightest cost in the test process: a hash or a check takes about
+    160 ms of CPU at the library's defaults, and most tests make or sign in accounts. Each
+    hash names its cost, so the code under test is the same (servers started as
+    subprocesses hash at the defaults)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8,
+                                                          parallelism=1))  # fmt: skip
+        yield
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
     """A freshly migrated database, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
-        await migrate(database)
+        path = tmp_path / "test.db"
+        shutil.copyfile(await _sqlite_template(tmp_path_factory), path)
+        database = Database(f"sqlite+aiosqlite:///{path}")
         yield database
         await database.close()
         return
@@ -73,14 +137,18 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     if reason:
         pytest.skip(reason)
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(f'CREATE SCHEMA "{schema}"')
+    script = await _postgres_schema_script()
     database = Database(POSTGRES_URL, schema=schema)
     try:
-        await migrate(database)
+        if script is None:
+            await _pg_execute(f'CREATE SCHEMA "{schema}"')
+            await migrate(database)
+        else:
+            await _pg_execute(script.replace(_SCHEMA, schema))
         yield database
     finally:
         await database.close()
-        await _pg_execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await _pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
