@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     Update,
     and_,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -325,7 +327,8 @@ class JobQueue:
 
     def _due(self, now: datetime, kinds: KindFilter = None) -> ColumnElement[bool]:
         # Queued jobs whose time has come, and running ones whose lease expired (a running
-        # job's run_at has passed too): a range of ix_jobs_due, in the order claims take.
+        # job's run_at has passed too): a range of ix_jobs_due, in the order claims take (of
+        # named kinds: a range of ix_jobs_due_by_kind per kind).
         jobs = _JOBS
         due = and_(
             _ACTIVE,
@@ -339,9 +342,9 @@ class JobQueue:
 
     async def has_due(self, kinds: KindFilter = None) -> bool:
         """Whether a job waits to be claimed: a read, so polling an idle queue writes nothing."""
-        due = self._due(utcnow(), kinds)
+        due = self._pick(utcnow(), 1, kinds, lock=False)
         async with self.db.session() as session:
-            found = await session.scalar(select(_JOBS.c.id).where(due).limit(1))
+            found = await session.scalar(due)
         return found is not None
 
     async def claim(
@@ -360,14 +363,10 @@ class JobQueue:
         """
         now = utcnow()
         jobs = _JOBS
-        pick = (
-            select(jobs.c.id).where(self._due(now, kinds)).order_by(jobs.c.run_at).limit(limit)
-            .with_for_update(skip_locked=True)
-        )  # fmt: skip
         # One statement, so that SQLite takes its write lock before choosing rows.
         claim = (
             update(jobs)
-            .where(jobs.c.id.in_(pick.scalar_subquery()))
+            .where(jobs.c.id.in_(self._pick(now, limit, kinds).scalar_subquery()))
             .values(
                 status="running", lease_until=now + self.lease, worker=worker,
                 attempts=jobs.c.attempts + 1,
@@ -383,6 +382,30 @@ class JobQueue:
             # in the order they were queued (PostgreSQL returns updated rows in any order):
             # a batch applies activities in the order they arrived
             return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
+
+    def _pick(
+        self, now: datetime, limit: int, kinds: KindFilter, *, lock: bool = True
+    ) -> Select[tuple[int]]:
+        """The ids of up to ``limit`` due jobs, oldest first; on PostgreSQL locked (unless
+        not ``lock``), skipping the rows other claims hold.
+
+        Of named kinds, each kind's oldest ``limit`` are read from its own range of
+        ix_jobs_due_by_kind and the oldest of those taken: a lane of deliveries finds
+        its few without reading the thousands of other jobs due before them.
+        """
+        jobs = _JOBS
+
+        def oldest(due: ColumnElement[bool]) -> Select[tuple[int, datetime]]:
+            pick = select(jobs.c.id, jobs.c.run_at).where(due).order_by(jobs.c.run_at).limit(limit)
+            return pick.with_for_update(skip_locked=True) if lock else pick
+
+        if kinds is None or not kinds[0] or len(kinds[1]) == 1:
+            return oldest(self._due(now, kinds)).with_only_columns(jobs.c.id)
+        per_kind = [oldest(self._due(now, (True, frozenset({name})))).subquery()
+                    for name in sorted(kinds[1])]  # fmt: skip
+        # each its own subquery: SQLite allows no LIMIT on a member of a compound select
+        merged = union_all(*(select(one.c.id, one.c.run_at) for one in per_kind)).subquery()
+        return select(merged.c.id).order_by(merged.c.run_at).limit(limit)
 
     @staticmethod
     def _done(job_ids: Sequence[int], now: datetime) -> Update:
@@ -581,9 +604,11 @@ class Worker:
     one job at a time, so that one bad job cannot hold the others back.
 
     ``handlers`` maps a job kind to its :class:`JobKind` (or a bare handler, with
-    the default retry policy). Every ``prune_interval`` seconds the loop also
-    prunes finished jobs past their retention (:meth:`JobQueue.prune`) and runs
-    ``housekeeping`` (the app's other rows past their use; it returns counts by table).
+    the default retry policy). A lane claims only its own kinds, so every
+    ``prune_interval`` seconds the loop fails the due jobs of kinds it has no
+    handler for (with that reason), prunes finished jobs past their retention
+    (:meth:`JobQueue.prune`) and runs ``housekeeping`` (the app's other rows past
+    their use; it returns counts by table).
     """
 
     def __init__(
@@ -613,9 +638,9 @@ class Worker:
         self._stopping: asyncio.Future[Any] | None = None
         batched = {name: kind for name, kind in self.kinds.items() if kind.run_batch}
         self._batched = list(batched)
-        others: KindFilter = (False, frozenset(batched)) if batched else None
+        single = frozenset(self.kinds) - frozenset(batched)
         self._lanes = [
-            _Lane(others, concurrency, max(1, concurrency // 4)),
+            *([_Lane((True, single), concurrency, max(1, concurrency // 4))] if single else []),
             *(_Lane((True, frozenset({name})), kind.batch_size * kind.batches_at_once,
                     kind.batch_size, kind)
               for name, kind in batched.items()),
@@ -656,7 +681,7 @@ class Worker:
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
-            await self._prune()
+            await self._maintain()
             for lane in self._lanes:
                 await self._fill(lane)
             await self._idle()
@@ -695,11 +720,15 @@ class Worker:
 
         task.add_done_callback(ended)
 
-    async def _prune(self) -> None:
-        """Prune finished jobs, at most once per ``prune_interval``: a few short transactions."""
+    async def _maintain(self) -> None:
+        """At most once per ``prune_interval``: fail the due jobs no lane claims (their kind
+        has no handler), prune finished jobs and run the housekeeping."""
         if time.monotonic() - self._pruned_at < self.prune_interval:
             return
         self._pruned_at = time.monotonic()
+        unknown: KindFilter = (False, frozenset(self.kinds))
+        while jobs := await self._claim(self.concurrency, unknown):
+            await asyncio.gather(*(self._run_one(job) for job in jobs))
         try:
             pruned = await self.queue.prune()
         except Exception as exc:  # the table only grows until the next try; jobs go on
@@ -760,7 +789,7 @@ class Worker:
 
     async def run_until_idle(self) -> None:
         """Run until no job is due (tests and one-shot commands); batch kinds in batches."""
-        limit = max(self.concurrency, *(lane.slots for lane in self._lanes))
+        limit = max([self.concurrency, *(lane.slots for lane in self._lanes)])
         try:
             async with self._heartbeat():
                 while jobs := await self._claim(limit):

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from fedisocial.jobs import JobQueue, Worker
+from fedisocial.jobs import JobQueue, KindFilter, Worker
 from fedisocial.store.db import Database
 from fedisocial.store.models import Job, utcnow
 from tests.conftest import sql_sent
@@ -101,11 +101,13 @@ async def _analyze(db: Database) -> None:
         await connection.exec_driver_sql("ANALYZE")
 
 
-async def _due_lookups(db: Database, queue: JobQueue) -> list[tuple[str, Any]]:
+async def _due_lookups(
+    db: Database, queue: JobQueue, kinds: KindFilter = None
+) -> list[tuple[str, Any]]:
     """The statements of one has_due() and one claim() of a batch of 10, as sent."""
     with sql_sent(db) as statements:
-        assert await queue.has_due()
-        assert len(await queue.claim("w", 10)) == 10
+        assert await queue.has_due(kinds)
+        assert len(await queue.claim("w", 10, kinds=kinds)) == 10
     looks = [(s, p) for s, p in statements if s.lstrip().upper().startswith(("SELECT", "UPDATE"))]
     assert len(looks) == 2, statements
     return looks
@@ -141,6 +143,47 @@ async def test_claiming_is_an_index_search_among_many_finished_rows(db: Database
     await _assert_index_search(db, await _due_lookups(db, queue), in_order=sqlite)
     await _analyze(db)
     await _assert_index_search(db, await _due_lookups(db, queue))
+
+
+async def test_a_lane_of_some_kinds_reads_only_their_rows(db: Database) -> None:
+    # Given a backlog of 3,000 received activities queued before a few deliveries and fetches
+    # (what a lane of single jobs meets while the batch lane works through an inbox flood)
+    queue = JobQueue(db)
+    now = utcnow()
+    await _add(db, "done", 5_000, finished=now - timedelta(hours=1), run_at=now - DAY)
+    await _add(db, "queued", 3_000, run_at=now - timedelta(hours=1), kind="process_activity")
+    await _add(db, "queued", 8, run_at=now - timedelta(minutes=2), kind="deliver")
+    await _add(db, "queued", 4, run_at=now - timedelta(minutes=3), kind="fetch")
+    lane: KindFilter = (True, frozenset({"deliver", "fetch", "generate"}))
+    # When that lane looks for due jobs and claims 10 of them, as the app leaves the
+    # database and after an ANALYZE
+    # Then each read of the table is a search of its kinds' rows (the kind is a key of the
+    # index it searches), not a walk through the backlog in order of time
+    await _assert_kind_search(db, await _due_lookups(db, queue, lane))
+    await _analyze(db)
+    await _requeue_running(db)
+    await _assert_kind_search(db, await _due_lookups(db, queue, lane))
+    # And the claim takes the oldest due jobs of those kinds first, whatever their kind
+    await _requeue_running(db)
+    claimed = await queue.claim("w", 10, kinds=lane)
+    assert sorted(job.kind for job in claimed) == ["deliver"] * 6 + ["fetch"] * 4
+
+
+async def _requeue_running(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(update(Job).where(Job.status == "running").values(status="queued"))
+
+
+async def _assert_kind_search(db: Database, looks: list[tuple[str, Any]]) -> None:
+    for statement, parameters in looks:
+        plan = await _plan(db, statement, parameters)
+        # (the claim then updates the rows it picked by their primary key)
+        reads = [
+            line for line in plan.splitlines()
+            if ("USING INDEX" in line or "Index Cond" in line) and "(id = " not in line
+        ]  # fmt: skip
+        assert reads and all("kind" in line for line in reads), plan
+        assert "SCAN jobs" not in plan and "Seq Scan on jobs" not in plan, plan
 
 
 async def test_cancelled_and_retried_jobs_keep_their_place(db: Database) -> None:

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, select, text, update
 
 from fedisocial.errors import BadRequest, NotFound
-from fedisocial.jobs import JobQueue, PermanentFailure, Worker
+from fedisocial.jobs import ClaimedJob, JobKind, JobQueue, PermanentFailure, Worker
 from fedisocial.social.accounts import (
     create_user,
     ensure_instance_actor,
@@ -232,6 +232,44 @@ async def test_unknown_job_kind_fails_with_a_message(db: Database) -> None:
     await Worker(queue, {}).run_until_idle()
     async with db.session() as session:
         job = await session.get(Job, job_id)
+    assert job is not None and job.status == "failed"
+    assert job.last_error == "no handler for job kind 'mystery'"
+
+
+async def test_a_running_worker_fails_jobs_of_unknown_kinds_and_runs_the_others(
+    db: Database,
+) -> None:
+    # Given a job of a kind nobody handles among jobs of a single kind and of a batch kind
+    queue = JobQueue(db)
+    ran: list[str] = []
+
+    async def one(payload: dict[str, str]) -> None:
+        ran.append(payload["name"])
+
+    async def batch(jobs: list[ClaimedJob]) -> dict[int, Exception]:
+        ran.extend(job.payload["name"] for job in jobs)
+        return {}
+
+    mystery = await queue.enqueue("mystery", {"name": "mystery"})
+    await queue.enqueue("deliver", {"name": "delivery"})
+    await queue.enqueue("process", {"name": "activity"})
+    kinds = {"deliver": JobKind(one), "process": JobKind(one, run_batch=batch)}
+    # When a worker runs until the queue holds no active job
+    worker = Worker(queue, kinds, poll_interval=0.01)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(500):
+            counts = await queue.counts()
+            if not counts.get("queued") and not counts.get("running"):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        worker.stop()
+        await running
+    # Then the known kinds ran, and the unknown one failed for good with its reason
+    assert sorted(ran) == ["activity", "delivery"]
+    async with db.session() as session:
+        job = await session.get(Job, mystery)
     assert job is not None and job.status == "failed"
     assert job.last_error == "no handler for job kind 'mystery'"
 

@@ -242,11 +242,14 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
     # The due lookup reads only active jobs in run_at order, however many finished rows wait
-    # to be pruned; finished rows are found by age (pruning), and
+    # to be pruned, and a lookup of some kinds reads only theirs (a lane of deliveries does
+    # not walk a backlog of received activities); finished rows are found by age (pruning), and
     # leading with finished_at, that index never tempts a plan for due jobs (and holds only
     # finished rows: a job queued is not written to it until it ends).
     __table_args__ = (
         Index("ix_jobs_due", "run_at", sqlite_where=text(JOB_ACTIVE),
+              postgresql_where=text(JOB_ACTIVE)),
+        Index("ix_jobs_due_by_kind", "kind", "run_at", sqlite_where=text(JOB_ACTIVE),
               postgresql_where=text(JOB_ACTIVE)),
         Index("ix_jobs_finished", "finished_at", sqlite_where=text(_FINISHED_JOB),
               postgresql_where=text(_FINISHED_JOB)),
