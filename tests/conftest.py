@@ -229,3 +229,17 @@ def sql_sent(db: Database) -> Iterator[list[tuple[str, Any]]]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", capture)
+
+
+async def query_plan(db: Database, statement: str, parameters: Any) -> str:
+    """The plan the database picks for ``statement`` (on SQLite: EXPLAIN QUERY PLAN)."""
+    explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+    async with db.engine.connect() as connection:
+        rows = await connection.exec_driver_sql(explain + statement, parameters)
+        return "\n".join(" ".join(str(part) for part in row) for row in rows)
+
+
+async def analyze(db: Database) -> None:
+    """Gather the tables' statistics, as PostgreSQL's autovacuum does."""
+    async with db.engine.begin() as connection:
+        await connection.exec_driver_sql("ANALYZE")

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 from fedisocial.jobs import JobQueue, KindFilter, Worker
 from fedisocial.store.db import Database
 from fedisocial.store.models import Job, utcnow
-from tests.conftest import sql_sent
+from tests.conftest import analyze, query_plan, sql_sent
 
 DAY = timedelta(days=1)
 
@@ -88,19 +88,6 @@ async def test_the_worker_prunes_while_it_polls(db: Database) -> None:
     assert await queue.counts() == {}
 
 
-async def _plan(db: Database, statement: str, parameters: Any) -> str:
-    sqlite = db.engine.dialect.name == "sqlite"
-    explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
-    async with db.engine.connect() as connection:
-        rows = await connection.exec_driver_sql(explain + statement, parameters)
-        return "\n".join(" ".join(str(part) for part in row) for row in rows)
-
-
-async def _analyze(db: Database) -> None:
-    async with db.engine.begin() as connection:
-        await connection.exec_driver_sql("ANALYZE")
-
-
 async def _due_lookups(
     db: Database, queue: JobQueue, kinds: KindFilter = None
 ) -> list[tuple[str, Any]]:
@@ -117,7 +104,7 @@ async def _assert_index_search(
     db: Database, looks: list[tuple[str, Any]], *, in_order: bool = True
 ) -> None:
     for statement, parameters in looks:
-        plan = await _plan(db, statement, parameters)
+        plan = await query_plan(db, statement, parameters)
         assert "ix_jobs_due" in plan, plan
         assert "SCAN jobs\n" not in plan + "\n" and "Seq Scan on jobs" not in plan, plan
         if not in_order:
@@ -141,7 +128,7 @@ async def test_claiming_is_an_index_search_among_many_finished_rows(db: Database
     # backlog is tiny and may sort what it reads from that index)
     sqlite = db.engine.dialect.name == "sqlite"
     await _assert_index_search(db, await _due_lookups(db, queue), in_order=sqlite)
-    await _analyze(db)
+    await analyze(db)
     await _assert_index_search(db, await _due_lookups(db, queue))
 
 
@@ -160,7 +147,7 @@ async def test_a_lane_of_some_kinds_reads_only_their_rows(db: Database) -> None:
     # Then each read of the table is a search of its kinds' rows (the kind is a key of the
     # index it searches), not a walk through the backlog in order of time
     await _assert_kind_search(db, await _due_lookups(db, queue, lane))
-    await _analyze(db)
+    await analyze(db)
     await _requeue_running(db)
     await _assert_kind_search(db, await _due_lookups(db, queue, lane))
     # And the claim takes the oldest due jobs of those kinds first, whatever their kind
@@ -176,7 +163,7 @@ async def _requeue_running(db: Database) -> None:
 
 async def _assert_kind_search(db: Database, looks: list[tuple[str, Any]]) -> None:
     for statement, parameters in looks:
-        plan = await _plan(db, statement, parameters)
+        plan = await query_plan(db, statement, parameters)
         # (the claim then updates the rows it picked by their primary key)
         reads = [
             line for line in plan.splitlines()

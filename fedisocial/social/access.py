@@ -255,10 +255,19 @@ def _audience_query(followed: bool, named: bool) -> Select[int, int]:
     # who might see it, found by index: the local followers of its actor, actors by uri
     candidates: list[Select[int, str]] = []
     if followed:
+        # The posts first, by key, then their authors' followers by index. Left to join
+        # them itself, PostgreSQL read every followed author's posts (``ix_objects_actor_
+        # published``) to find the batch's among them: 64 ms a batch of 100 at a dozen posts
+        # each, and more with every post. A materialized CTE is computed apart, as written.
+        batch = (
+            select(Object.id, Object.actor_uri)
+            .where(Object.id.in_(bindparam("followed", expanding=True)))
+            .cte("batch").prefix_with("MATERIALIZED")
+        )  # fmt: skip
         candidates.append(
-            select(post.id.label("row_id"), Follow.follower_uri.label("uri"))
-            .join(Follow, (Follow.followee_uri == post.actor_uri) & (Follow.state == "accepted"))
-            .where(post.id.in_(bindparam("followed", expanding=True)))
+            select(batch.c.id.label("row_id"), Follow.follower_uri.label("uri")).join(
+                Follow, (Follow.followee_uri == batch.c.actor_uri) & (Follow.state == "accepted")
+            )
         )
     if named:
         candidates.append(
