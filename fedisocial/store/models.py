@@ -320,7 +320,8 @@ class TimelineEntry(Base):
 
     __table_args__ = (
         UniqueConstraint("owner_id", "object_id"),
-        Index("ix_timeline_owner_published", "owner_id", "published"),
+        # in the feeds' order, ties included (SQLite's indexes end with the rowid anyway)
+        Index("ix_timeline_owner_published", "owner_id", "published", "id"),
         # a post's entries: removed with it, looked up when it is boosted
         Index("ix_timeline_object", "object_id"),
     )

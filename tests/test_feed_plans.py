@@ -1,5 +1,6 @@
-"""The feed fan-out of a batch of received posts (``local_audiences``) reads the batch's
-posts by key and their authors' followers by index, however long the authors' histories."""
+"""Feed writes stay index searches however big the feeds grow: the fan-out of a batch of
+received posts (``local_audiences``) reads the batch's posts by key and their authors'
+followers by index, and a boost's fall-off check reads a feed's newest entries in order."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 
 from fedisocial.social.access import Reach, local_audiences
+from fedisocial.social.timeline import add_all_to_feeds
 from fedisocial.store.db import Database
-from fedisocial.store.models import Actor, Follow, Object, utcnow
+from fedisocial.store.models import Actor, Follow, Object, TimelineEntry, utcnow
 from tests.conftest import analyze, query_plan, sql_sent
 
 LOCAL = "https://local.test/users/alice"
@@ -63,3 +65,43 @@ async def test_a_batch_reads_its_posts_not_their_authors_histories(db: Database)
 async def _ids(db: Database, *uris: str) -> list[int]:
     async with db.session() as session:
         return list(await session.scalars(select(Actor.id).where(Actor.uri.in_(uris))))
+
+
+async def test_a_boosts_fall_off_check_reads_the_newest_entries_of_a_feed(db: Database) -> None:
+    # Given a local feed of 3,000 entries published in the same second (a busy relay's posts
+    # render their time to the second) and a boost of its newest post
+    author = "https://remote.test/users/bob"
+    now = utcnow().replace(microsecond=0)
+    async with db.transaction() as session:
+        await session.execute(insert(Actor), [_actor(LOCAL, local=True),
+                                              _actor(author, local=False)])  # fmt: skip
+        await session.execute(insert(Object), [_post(author, n, now) for n in range(3_000)])
+    (owner,) = await _ids(db, LOCAL)
+    async with db.transaction() as session:
+        posts = list(await session.scalars(select(Object).order_by(Object.id)))
+        await session.execute(
+            insert(TimelineEntry),
+            [{"owner_id": owner, "object_id": post.id, "published": now} for post in posts],
+        )
+    await analyze(db)
+    boost_uri = "https://remote.test/users/carol/statuses/boost"
+    async with db.transaction() as session:
+        boost = Object(
+            uri=boost_uri,
+            type="Announce",
+            actor_uri="https://remote.test/users/carol",
+            object_uri=posts[-1].uri,
+            published=now,
+            data={"id": boost_uri},
+        )
+        session.add(boost)
+        # When the boost is added to feeds
+        with sql_sent(db) as sent:
+            await add_all_to_feeds(session, [Reach(boost, boosted=posts[-1])])
+    # Then the feed's fall-off entry (its 40th newest) is read from the feed's index in
+    # order, without sorting the 3,000 entries that share its time
+    (statement, parameters) = next((s, p) for s, p in sent if "OFFSET" in s)
+    assert "FROM timeline_entries" in statement
+    plan = await query_plan(db, statement, parameters)
+    assert "ix_timeline_owner_published" in plan, plan
+    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
