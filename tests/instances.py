@@ -102,6 +102,12 @@ class Instance:
         self.stop()
         raise RuntimeError(f"instance on port {self.port} did not start")
 
+    def log_tail(self, lines: int = 60) -> str:
+        """The last ``lines`` of its server's output (stdout and stderr)."""
+        log = self.root / "serve.log"
+        tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+        return "\n".join([f"--- the last {len(tail)} lines of {log}", *tail])
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -143,9 +149,22 @@ def serving(
     assert created.returncode == 0, created.stderr
     instance.start()
     try:
-        yield instance
+        with _logs_on_failure(instance):
+            yield instance
     finally:
         instance.stop()
+
+
+@contextmanager
+def _logs_on_failure(*instances: Instance) -> Iterator[None]:
+    """Print the instances' server logs when the block fails: pytest shows them beside the
+    failure, after the test's folder (and the logs in it) may be gone."""
+    try:
+        yield
+    except BaseException:
+        for instance in instances:
+            print(instance.log_tail())
+        raise
 
 
 @contextmanager
@@ -163,7 +182,8 @@ def alice_and_bob(
                                    stdin="a good password\n")  # fmt: skip
             assert created.returncode == 0, created.stderr
             instance.start()
-        yield one, two
+        with _logs_on_failure(one, two):
+            yield one, two
     finally:
         one.stop()
         two.stop()
