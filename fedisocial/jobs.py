@@ -630,7 +630,7 @@ class Worker:
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.prune_interval = prune_interval
-        self._pruned_at = -float("inf")
+        self._maintained_at = -float("inf")
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stop = asyncio.Event()
         self._finished: list[int] = []
@@ -723,12 +723,15 @@ class Worker:
     async def _maintain(self) -> None:
         """At most once per ``prune_interval``: fail the due jobs no lane claims (their kind
         has no handler), prune finished jobs and run the housekeeping."""
-        if time.monotonic() - self._pruned_at < self.prune_interval:
+        if time.monotonic() - self._maintained_at < self.prune_interval:
             return
-        self._pruned_at = time.monotonic()
+        self._maintained_at = time.monotonic()
         unknown: KindFilter = (False, frozenset(self.kinds))
-        while jobs := await self._claim(self.concurrency, unknown):
-            await asyncio.gather(*(self._run_one(job) for job in jobs))
+        try:
+            while jobs := await self._claim(self.concurrency, unknown):
+                await asyncio.gather(*(self._run_one(job) for job in jobs))
+        except Exception as exc:  # they wait for the next step; the lanes go on
+            log.warning("could not fail the jobs of unknown kinds: %s", exc)
         try:
             pruned = await self.queue.prune()
         except Exception as exc:  # the table only grows until the next try; jobs go on
