@@ -18,6 +18,7 @@ handlers: the app registers them by kind, each as a :class:`JobKind`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -30,11 +31,13 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     Table,
     Update,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -229,6 +232,50 @@ class ClaimedJob:
     attempts: int
 
 
+#: the time a lookup of due jobs is for: bound when it runs, so that its statement is built
+#: once per shape (:func:`_pick`)
+_DUE_AT = "due_at"
+
+
+def _due(kinds: KindFilter) -> ColumnElement[bool]:
+    # Queued jobs whose time has come, and running ones whose lease expired (a running
+    # job's run_at has passed too): a range of ix_jobs_due, in the order claims take (of
+    # named kinds: a range of ix_jobs_due_by_kind per kind).
+    jobs = _JOBS
+    now: BindParameter[datetime] = bindparam(_DUE_AT)
+    due = and_(
+        _ACTIVE, jobs.c.run_at <= now, or_(jobs.c.status == "queued", jobs.c.lease_until < now)
+    )
+    if kinds is not None:
+        wanted, names = kinds
+        due = and_(due, jobs.c.kind.in_(names) if wanted else jobs.c.kind.not_in(names))
+    return due
+
+
+@functools.lru_cache(maxsize=128)
+def _pick(limit: int, kinds: KindFilter, *, lock: bool) -> Select[tuple[int]]:
+    """The ids of up to ``limit`` jobs due at ``:due_at``, oldest first; on PostgreSQL
+    locked (with ``lock``), skipping the rows other claims hold.
+
+    Of named kinds, each kind's oldest ``limit`` are read from its own range of
+    ix_jobs_due_by_kind and the oldest of those taken: a lane of deliveries finds its
+    few without reading the thousands of other jobs due before them. Built once per
+    shape: building the union of four kinds took 0.8 ms, on every poll of the lane.
+    """
+    jobs = _JOBS
+
+    def oldest(due: ColumnElement[bool]) -> Select[tuple[int, datetime]]:
+        pick = select(jobs.c.id, jobs.c.run_at).where(due).order_by(jobs.c.run_at).limit(limit)
+        return pick.with_for_update(skip_locked=True) if lock else pick
+
+    if kinds is None or not kinds[0] or len(kinds[1]) == 1:
+        return oldest(_due(kinds)).with_only_columns(jobs.c.id)
+    per_kind = [oldest(_due((True, frozenset({name})))).subquery() for name in sorted(kinds[1])]
+    # each its own subquery: SQLite allows no LIMIT on a member of a compound select
+    merged = union_all(*(select(one.c.id, one.c.run_at) for one in per_kind)).subquery()
+    return select(merged.c.id).order_by(merged.c.run_at).limit(limit)
+
+
 class JobQueue:
     """Enqueue, claim, finish and fail jobs in the ``jobs`` table, and prune finished ones.
 
@@ -325,26 +372,10 @@ class JobQueue:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def _due(self, now: datetime, kinds: KindFilter = None) -> ColumnElement[bool]:
-        # Queued jobs whose time has come, and running ones whose lease expired (a running
-        # job's run_at has passed too): a range of ix_jobs_due, in the order claims take (of
-        # named kinds: a range of ix_jobs_due_by_kind per kind).
-        jobs = _JOBS
-        due = and_(
-            _ACTIVE,
-            jobs.c.run_at <= now,
-            or_(jobs.c.status == "queued", jobs.c.lease_until < now),
-        )
-        if kinds is not None:
-            wanted, names = kinds
-            due = and_(due, jobs.c.kind.in_(names) if wanted else jobs.c.kind.not_in(names))
-        return due
-
     async def has_due(self, kinds: KindFilter = None) -> bool:
         """Whether a job waits to be claimed: a read, so polling an idle queue writes nothing."""
-        due = self._pick(utcnow(), 1, kinds, lock=False)
         async with self.db.session() as session:
-            found = await session.scalar(due)
+            found = await session.scalar(_pick(1, kinds, lock=False), {_DUE_AT: utcnow()})
         return found is not None
 
     async def claim(
@@ -366,7 +397,7 @@ class JobQueue:
         # One statement, so that SQLite takes its write lock before choosing rows.
         claim = (
             update(jobs)
-            .where(jobs.c.id.in_(self._pick(now, limit, kinds).scalar_subquery()))
+            .where(jobs.c.id.in_(_pick(limit, kinds, lock=True).scalar_subquery()))
             .values(
                 status="running", lease_until=now + self.lease, worker=worker,
                 attempts=jobs.c.attempts + 1,
@@ -378,34 +409,10 @@ class JobQueue:
                 await session.execute(self._done(finished, now))
             if limit <= 0:
                 return []
-            rows = await session.execute(claim)
+            rows = await session.execute(claim, {_DUE_AT: now})
             # in the order they were queued (PostgreSQL returns updated rows in any order):
             # a batch applies activities in the order they arrived
             return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
-
-    def _pick(
-        self, now: datetime, limit: int, kinds: KindFilter, *, lock: bool = True
-    ) -> Select[tuple[int]]:
-        """The ids of up to ``limit`` due jobs, oldest first; on PostgreSQL locked (unless
-        not ``lock``), skipping the rows other claims hold.
-
-        Of named kinds, each kind's oldest ``limit`` are read from its own range of
-        ix_jobs_due_by_kind and the oldest of those taken: a lane of deliveries finds
-        its few without reading the thousands of other jobs due before them.
-        """
-        jobs = _JOBS
-
-        def oldest(due: ColumnElement[bool]) -> Select[tuple[int, datetime]]:
-            pick = select(jobs.c.id, jobs.c.run_at).where(due).order_by(jobs.c.run_at).limit(limit)
-            return pick.with_for_update(skip_locked=True) if lock else pick
-
-        if kinds is None or not kinds[0] or len(kinds[1]) == 1:
-            return oldest(self._due(now, kinds)).with_only_columns(jobs.c.id)
-        per_kind = [oldest(self._due(now, (True, frozenset({name})))).subquery()
-                    for name in sorted(kinds[1])]  # fmt: skip
-        # each its own subquery: SQLite allows no LIMIT on a member of a compound select
-        merged = union_all(*(select(one.c.id, one.c.run_at) for one in per_kind)).subquery()
-        return select(merged.c.id).order_by(merged.c.run_at).limit(limit)
 
     @staticmethod
     def _done(job_ids: Sequence[int], now: datetime) -> Update:

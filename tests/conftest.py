@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 
 from fedisocial.app import Context, create_app
 from fedisocial.config import Settings, load_settings
+from fedisocial.jobs import Worker
 from fedisocial.social import accounts
 from fedisocial.store.db import Database, migrate
 from tests.c2s_helpers import Person, person
@@ -243,3 +244,19 @@ async def analyze(db: Database) -> None:
     """Gather the tables' statistics, as PostgreSQL's autovacuum does."""
     async with db.engine.begin() as connection:
         await connection.exec_driver_sql("ANALYZE")
+
+
+async def run_worker_until(
+    worker: Worker, done: Callable[[], Awaitable[bool]], *, seconds: float = 10.0
+) -> None:
+    """Run ``worker``'s loop until ``done()`` holds (or ``seconds`` pass), then stop it
+    after its running jobs; the test asserts what it left."""
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(round(seconds / 0.01)):  # the database is polled: no event says so
+            if await done():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        worker.stop()
+        await running

@@ -6,7 +6,6 @@ Ended mutes (every read ignores them already), stream events older than ten minu
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -17,6 +16,7 @@ from fedisocial.social import mutes
 from fedisocial.social.housekeeping import prunable, prune
 from fedisocial.store.models import AssistantRequest, IdempotencyKey, Mute, StreamEvent, utcnow
 from tests.c2s_helpers import Person, person
+from tests.conftest import run_worker_until
 
 
 async def _rows(context: Context, model: type) -> int:
@@ -73,15 +73,11 @@ async def test_the_worker_loop_prunes_them(context: Context, alice: Person) -> N
     await _given_old_and_new_rows(context, alice)
     worker = Worker(context.queue, job_handlers(context), housekeeping=housekeeping(context),
                     poll_interval=0.05)  # fmt: skip
+
     # When its loop runs a moment
-    running = asyncio.create_task(worker.run())
-    try:
-        for _ in range(200):
-            if await _rows(context, StreamEvent) == 1 and await _rows(context, Mute) == 1:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        worker.stop()
-        await running
+    async def pruned() -> bool:
+        return await _rows(context, StreamEvent) == 1 and await _rows(context, Mute) == 1
+
+    await run_worker_until(worker, pruned)
     # Then the ended mute, the old event and the old key are gone
     assert [await _rows(context, m) for m in (Mute, StreamEvent, IdempotencyKey)] == [1, 1, 1]

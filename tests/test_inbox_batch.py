@@ -25,6 +25,7 @@ from fedisocial.federation.remote import store_actor
 from fedisocial.jobs import ClaimedJob, JobKind, JobQueue, Worker
 from fedisocial.store.models import Actor, Engagement, Follow, Job, Object, TimelineEntry
 from tests import test_inbox
+from tests.conftest import run_worker_until
 from tests.test_inbox import REMOTE, activity, actor_doc, deliver, follows, note, remote_key
 
 alice = test_inbox.alice
@@ -282,14 +283,12 @@ async def test_a_worker_runs_two_batches_at_once_and_no_more(context: Context) -
         await context.queue.enqueue("batched", {"n": n})
     kind = JobKind(one, run_batch=slow, batch_size=10, batches_at_once=2)
     worker = Worker(context.queue, {"batched": kind}, poll_interval=0.05)
+
     # When the worker runs until they are done
-    task = asyncio.create_task(worker.run())
-    for _ in range(100):
-        if (await context.queue.counts()).get("done") == 25:
-            break
-        await asyncio.sleep(0.05)
-    worker.stop()
-    await task
+    async def all_done() -> bool:
+        return (await context.queue.counts()).get("done") == 25
+
+    await run_worker_until(worker, all_done, seconds=5)
     # Then the first two batches ran together, a third never joined them, none was too big
     assert await context.queue.counts() == {"done": 25}
     assert most == 2

@@ -30,7 +30,7 @@ from fedisocial.jobs import JobKind, Worker
 from fedisocial.store import db as db_module
 from fedisocial.store.models import Actor, Engagement, Job, Object, TimelineEntry
 from tests import test_inbox
-from tests.conftest import sql_sent
+from tests.conftest import query_plan, sql_sent
 from tests.loopback import serve
 from tests.test_inbox import (
     BOB,
@@ -164,13 +164,8 @@ async def test_a_posts_feed_entries_are_found_by_index(
 
     lookups = [s for s, _ in sent if "timeline_entries" in s and "objects.object_uri IN" in s]
     assert len(lookups) == 1, sent
-    plans = []
-    async with context.db.engine.connect() as connection:
-        for statement in (lookups[0], "DELETE FROM timeline_entries WHERE object_id = ?"):
-            parameters = (1,) * statement.count("?")
-            rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            plans.append(" | ".join(str(row[-1]) for row in rows))
-    for plan in plans:
+    for statement in (lookups[0], "DELETE FROM timeline_entries WHERE object_id = ?"):
+        plan = await query_plan(context.db, statement, (1,) * statement.count("?"))
         assert "ix_timeline_object" in plan, plan
         assert "SCAN timeline_entries" not in plan and "SCAN te" not in plan, plan
 

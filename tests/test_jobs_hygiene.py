@@ -3,7 +3,6 @@ many finished rows the table holds. Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ from sqlalchemy import insert, select, update
 from fedisocial.jobs import JobQueue, KindFilter, Worker
 from fedisocial.store.db import Database
 from fedisocial.store.models import Job, utcnow
-from tests.conftest import analyze, query_plan, sql_sent
+from tests.conftest import analyze, query_plan, run_worker_until, sql_sent
 
 DAY = timedelta(days=1)
 
@@ -74,16 +73,12 @@ async def test_the_worker_prunes_while_it_polls(db: Database) -> None:
     queue = JobQueue(db)
     await _add(db, "done", 3, finished=utcnow() - 2 * DAY)
     worker = Worker(queue, {}, poll_interval=0.01)
+
+    async def pruned() -> bool:
+        return not await queue.counts()
+
     # When it runs
-    task = asyncio.create_task(worker.run())
-    try:
-        for _ in range(500):
-            if not await queue.counts():
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        worker.stop()
-        await task
+    await run_worker_until(worker, pruned, seconds=5)
     # Then it has pruned the old job on its poll path
     assert await queue.counts() == {}
 

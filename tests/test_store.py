@@ -23,6 +23,7 @@ from fedisocial.social.accounts import (
 from fedisocial.store.db import Database, migrate, pending_migrations
 from fedisocial.store.models import Base, Job, Object, utcnow
 from fedisocial.urls import Urls
+from tests.conftest import query_plan, run_worker_until
 
 URLS = Urls("https://social.example")
 
@@ -95,14 +96,10 @@ async def test_the_partial_indexes_serve_the_lookups_by_value(db: Database) -> N
         "SELECT id FROM jobs WHERE finished_at < ? AND status = 'done'": "ix_jobs_finished",
         "UPDATE jobs SET status = 'cancelled' WHERE ref = ? AND status = ?": "ix_jobs_ref",
     }  # fmt: skip
-    async with db.engine.connect() as connection:
-        for statement, index in lookups.items():
-            rows = await connection.exec_driver_sql(
-                f"EXPLAIN QUERY PLAN {statement}", ("x",) * statement.count("?")
-            )
-            plan = " | ".join(str(row[-1]) for row in rows)
-            assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, (
-                statement, plan)  # fmt: skip
+    for statement, index in lookups.items():
+        plan = await query_plan(db, statement, ("x",) * statement.count("?"))
+        assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, (
+            statement, plan)  # fmt: skip
 
 
 async def test_create_user_makes_an_actor_with_keys(db: Database) -> None:
@@ -254,18 +251,13 @@ async def test_a_running_worker_fails_jobs_of_unknown_kinds_and_runs_the_others(
     await queue.enqueue("deliver", {"name": "delivery"})
     await queue.enqueue("process", {"name": "activity"})
     kinds = {"deliver": JobKind(one), "process": JobKind(one, run_batch=batch)}
+
     # When a worker runs until the queue holds no active job
-    worker = Worker(queue, kinds, poll_interval=0.01)
-    running = asyncio.create_task(worker.run())
-    try:
-        for _ in range(500):
-            counts = await queue.counts()
-            if not counts.get("queued") and not counts.get("running"):
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        worker.stop()
-        await running
+    async def idle() -> bool:
+        counts = await queue.counts()
+        return not counts.get("queued") and not counts.get("running")
+
+    await run_worker_until(Worker(queue, kinds, poll_interval=0.01), idle)
     # Then the known kinds ran, and the unknown one failed for good with its reason
     assert sorted(ran) == ["activity", "delivery"]
     async with db.session() as session:
